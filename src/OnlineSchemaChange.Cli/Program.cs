@@ -1,1 +1,3 @@
-return 0;
+using OnlineSchemaChange.Cli;
+
+return await OscApp.RunAsync(args, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected && !Console.IsInputRedirected, CancellationToken.None);

@@ -1,0 +1,70 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using OnlineSchemaChange.Core;
+using Spectre.Console;
+
+namespace OnlineSchemaChange.Cli.Output;
+
+/// <summary>
+/// Where the commands write: human output through Spectre.Console, JSON for scripts on stdout, errors on stderr
+/// (and as JSON on stdout too when --json, so a script always has something to parse).
+/// </summary>
+internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool interactive)
+{
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public IAnsiConsole Ansi { get; } = CreateAnsi(stdout, interactive);
+
+    private static IAnsiConsole CreateAnsi(TextWriter stdout, bool interactive)
+    {
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout),
+            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = interactive ? InteractionSupport.Yes : InteractionSupport.No,
+        });
+
+        // Piped output goes to logs and files, where wrapping SQL at 80 columns only hurts.
+        if (!interactive)
+        {
+            console.Profile.Width = 160;
+        }
+
+        return console;
+    }
+
+    public void WriteJson<T>(T value) => stdout.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+
+    public void WriteError(OscException error, bool asJson)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        stderr.WriteLine($"error: {error.Message}");
+        if (error.Hint is not null)
+        {
+            stderr.WriteLine($"  fix: {error.Hint}");
+        }
+
+        if (asJson)
+        {
+            WriteJson(new { error = error.Message, hint = error.Hint });
+        }
+    }
+
+    public string? PromptSecret(string prompt)
+    {
+        if (!interactive)
+        {
+            throw new OscException("--ask-pass needs a terminal to prompt on.", "Set OSC_PASSWORD (or MYSQL_PWD / PGPASSWORD) instead.");
+        }
+
+        return Ansi.Prompt(new TextPrompt<string>(prompt).Secret().AllowEmpty());
+    }
+}

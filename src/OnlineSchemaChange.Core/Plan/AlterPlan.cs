@@ -1,0 +1,31 @@
+namespace OnlineSchemaChange.Core.Plan;
+
+/// <summary>The planner's answer for one ALTER on one server: what the server does and what we recommend.</summary>
+public sealed record AlterPlan
+{
+    public required string Engine { get; init; }
+
+    public required string ServerVersion { get; init; }
+
+    public required string Table { get; init; }
+
+    public required string Alter { get; init; }
+
+    public required TableSize Size { get; init; }
+
+    public required ServerFindings Findings { get; init; }
+
+    public required IReadOnlyList<ApplicationImpact> Impacts { get; init; }
+
+    public required PlanStrategy Strategy { get; init; }
+
+    public required IReadOnlyList<PlanStep> Steps { get; init; }
+
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
+    public ChangeRisk Risk => Findings.Risk;
+
+    public TimeSpan EstimatedBlockingTime => Size.EstimateBlockingTime(Findings);
+
+    public int ExitCode => PlanExitCodes.For(Strategy);
+}

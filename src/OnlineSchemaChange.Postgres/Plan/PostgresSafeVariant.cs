@@ -1,0 +1,101 @@
+using OnlineSchemaChange.Core.Plan;
+using OnlineSchemaChange.Core.Sql;
+
+namespace OnlineSchemaChange.Postgres.Plan;
+
+/// <summary>
+/// The non-blocking forms PostgreSQL offers for changes that otherwise scan or build under a write-blocking lock:
+/// CREATE INDEX CONCURRENTLY; ADD CONSTRAINT ... NOT VALID then VALIDATE (SHARE UPDATE EXCLUSIVE); SET NOT NULL
+/// after a validated CHECK (col IS NOT NULL), which PostgreSQL 12+ trusts instead of scanning; UNIQUE and PRIMARY KEY
+/// built concurrently and attached USING INDEX. Offered only when every clause of the ALTER has such a form.
+/// </summary>
+public static class PostgresSafeVariant
+{
+    public static IReadOnlyList<PlanStep>? TryBuild(AlterStatement statement, TableName table)
+    {
+        ArgumentNullException.ThrowIfNull(statement);
+        ArgumentNullException.ThrowIfNull(table);
+        string t = PostgresSql.Quote(table);
+        if (statement.Kind == AlterStatementKind.CreateIndex)
+        {
+            if (statement.Concurrently)
+            {
+                return null;
+            }
+
+            string name = statement.IndexName is null ? "" : PostgresSql.Quote(statement.IndexName) + " ";
+            return
+            [
+                new PlanStep("build concurrently", "Build the index without blocking writes (SHARE UPDATE EXCLUSIVE). It cannot run in a transaction block. If it fails it leaves an INVALID index: drop it (DROP INDEX CONCURRENTLY) before retrying; never retry with IF NOT EXISTS, which keeps the invalid one.",
+                    $"SET lock_timeout = '2s';\nCREATE {(statement.Unique ? "UNIQUE " : "")}INDEX CONCURRENTLY {name}ON {t} {statement.CreateIndexTail};"),
+            ];
+        }
+
+        var steps = new List<PlanStep>();
+        var finalBriefClauses = new List<string>();
+        int n = 0;
+        foreach (AlterClause clause in statement.ChangeClauses)
+        {
+            var tokens = SqlLexer.Tokenize(clause.Text, SqlDialect.Postgres);
+            string upper = clause.Text.ToUpperInvariant();
+            n++;
+            if (clause.Kind == AlterClauseKind.AddConstraint && (upper.Contains("FOREIGN KEY", StringComparison.Ordinal) || upper.Contains("CHECK", StringComparison.Ordinal))
+                && !upper.Contains("NOT VALID", StringComparison.Ordinal))
+            {
+                (string name, string body) = NamedConstraint(clause.Text, tokens, $"{table.Name}_osc_{n}");
+                steps.Add(new PlanStep("add NOT VALID", "Add the constraint without checking existing rows: a brief lock, and new writes are checked from now on.",
+                    $"SET lock_timeout = '2s';\nALTER TABLE {t} ADD CONSTRAINT {PostgresSql.Quote(name)} {body} NOT VALID;"));
+                steps.Add(new PlanStep("validate", "Check existing rows under SHARE UPDATE EXCLUSIVE: reads and writes continue.",
+                    $"ALTER TABLE {t} VALIDATE CONSTRAINT {PostgresSql.Quote(name)};"));
+            }
+            else if (clause.Kind == AlterClauseKind.AlterColumn && clause.Column is not null && upper.EndsWith("SET NOT NULL", StringComparison.Ordinal))
+            {
+                string check = PostgresSql.Quote($"{table.Name}_{clause.Column}_not_null");
+                string column = PostgresSql.Quote(clause.Column);
+                steps.Add(new PlanStep("add NOT VALID", $"Add CHECK ({clause.Column} IS NOT NULL) without scanning.",
+                    $"SET lock_timeout = '2s';\nALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID;"));
+                steps.Add(new PlanStep("validate", "Check existing rows while reads and writes continue.", $"ALTER TABLE {t} VALIDATE CONSTRAINT {check};"));
+                steps.Add(new PlanStep("set not null", "SET NOT NULL now trusts the validated CHECK instead of scanning (PostgreSQL 12+), so the lock is brief; then the CHECK is redundant.",
+                    $"SET lock_timeout = '2s';\nALTER TABLE {t} ALTER COLUMN {column} SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {check};"));
+            }
+            else if (clause.Kind == AlterClauseKind.AddConstraint && (upper.Contains("UNIQUE", StringComparison.Ordinal) || upper.Contains("PRIMARY KEY", StringComparison.Ordinal))
+                     && clause.Text.Contains('(', StringComparison.Ordinal))
+            {
+                bool primary = upper.Contains("PRIMARY KEY", StringComparison.Ordinal);
+                (string name, _) = NamedConstraint(clause.Text, tokens, primary ? $"{table.Name}_pkey_new" : $"{table.Name}_osc_{n}_key");
+                string columns = clause.Text[clause.Text.IndexOf('(', StringComparison.Ordinal)..(clause.Text.LastIndexOf(')') + 1)];
+                steps.Add(new PlanStep("build concurrently", "Build the unique index without blocking writes. If it fails (duplicates), drop the INVALID index it leaves before retrying.",
+                    $"SET lock_timeout = '2s';\nCREATE UNIQUE INDEX CONCURRENTLY {PostgresSql.Quote(name)} ON {t} {columns};"));
+                finalBriefClauses.Add($"ADD CONSTRAINT {PostgresSql.Quote(name)} {(primary ? "PRIMARY KEY" : "UNIQUE")} USING INDEX {PostgresSql.Quote(name)}");
+            }
+            else if (clause.Kind == AlterClauseKind.DropIndexOrConstraint)
+            {
+                finalBriefClauses.Insert(0, clause.Text);
+            }
+            else
+            {
+                return null;
+            }
+        }
+
+        if (finalBriefClauses.Count > 0)
+        {
+            steps.Add(new PlanStep("attach", "Swap in the prebuilt index as the constraint: a catalog change under a brief ACCESS EXCLUSIVE lock (primary key columns must already be NOT NULL, or this scans).",
+                $"SET lock_timeout = '2s';\nALTER TABLE {t} {string.Join(", ", finalBriefClauses)};"));
+        }
+
+        return steps.Count == 0 ? null : steps;
+    }
+
+    /// <summary>The constraint's name (given or made up) and its body after the name.</summary>
+    private static (string Name, string Body) NamedConstraint(string text, IReadOnlyList<SqlToken> tokens, string fallbackName)
+    {
+        // "ADD CONSTRAINT name body..." or "ADD body...".
+        if (tokens.Count > 3 && tokens[1].IsWord("CONSTRAINT"))
+        {
+            return (tokens[2].IdentifierValue, text[tokens[3].Start..]);
+        }
+
+        return (fallbackName, text[tokens[1].Start..]);
+    }
+}
