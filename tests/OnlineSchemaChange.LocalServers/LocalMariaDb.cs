@@ -135,27 +135,15 @@ public sealed class LocalMariaDb : IAsyncDisposable
             $"--tmpdir={directory}",
             "--bind-address=127.0.0.1",
             $"--port={port}",
-            "--skip-name-resolve",
-            $"--server-id={serverId}",
-            "--log-bin=binlog",
-            "--relay-log=relay-bin",
-            "--binlog-format=ROW",
-            "--binlog-row-image=FULL",
-            "--gtid-strict-mode=ON",
-            "--log-slave-updates=ON",
-            $"--innodb-buffer-pool-size={options.BufferPoolSize}",
             $"--innodb-log-file-size={MariaDbTemplate.RedoLogSize}",
-            $"--innodb-flush-log-at-trx-commit={(options.Durable ? 1 : 2)}",
-            $"--sync-binlog={(options.Durable ? 1 : 0)}",
-            "--max-allowed-packet=64M",
-            "--performance-schema=OFF",
         ];
         if (DatabaseUser.WeAreRoot)
         {
             arguments.Add("--user=root");
         }
 
-        arguments.AddRange(options.ExtraArguments);
+        // Last, so that the caller's extra arguments override ours.
+        arguments.AddRange(MariaDbArguments.Common(options, serverId));
         return arguments;
     }
 

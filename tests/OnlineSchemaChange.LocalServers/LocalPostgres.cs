@@ -164,38 +164,16 @@ public sealed class LocalPostgres : IAsyncDisposable
         }
     }
 
-    private static List<string> Arguments(PostgresOptions options, string directory, int port)
-    {
-        var settings = new Dictionary<string, string>
+    private static List<string> Arguments(PostgresOptions options, string directory, int port) =>
+    [
+        "-D", Path.Combine(directory, "data"),
+        .. PostgresSettings.Arguments(options, new Dictionary<string, string>
         {
             ["listen_addresses"] = "127.0.0.1",
             ["port"] = port.ToString(CultureInfo.InvariantCulture),
             ["unix_socket_directories"] = directory,
-            ["wal_level"] = "logical",
-            ["max_replication_slots"] = "10",
-            ["max_wal_senders"] = "10",
-            ["max_connections"] = "200",
-            ["shared_buffers"] = "64MB",
-            ["hot_standby"] = "on",
-            ["hot_standby_feedback"] = "on",
-            ["fsync"] = options.Durable ? "on" : "off",
-            ["synchronous_commit"] = options.Durable ? "on" : "off",
-            ["full_page_writes"] = options.Durable ? "on" : "off",
-        };
-        foreach (var (name, value) in options.Settings)
-        {
-            settings[name] = value;
-        }
-
-        List<string> arguments = ["-D", Path.Combine(directory, "data")];
-        foreach (var (name, value) in settings)
-        {
-            arguments.Add("-c");
-            arguments.Add($"{name}={value}");
-        }
-
-        return arguments;
-    }
+        }),
+    ];
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
