@@ -36,7 +36,7 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
 
         IReadOnlyList<string> key = await catalog.PrimaryKeyAsync(relation.Oid, cancellationToken);
         (ServerFindings findings, IReadOnlyList<PostgresColumn> before, IReadOnlyList<PostgresColumn> after) =
-            await TryOnCopyAsync(connection, catalog, statement, qualified, cancellationToken);
+            await TryOnCopyAsync(connection, catalog, statement, qualified, relation.Oid, cancellationToken);
 
         IReadOnlyList<ApplicationImpact> impacts = Impacts(statement, before, after);
         IReadOnlyList<PlanStep>? safeVariant = findings.Risk == ChangeRisk.Blocking && !findings.RewritesTable
@@ -106,9 +106,11 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
                 : statement.RenderFor(PostgresSql.Quote(table));
 
     private static async Task<(ServerFindings, IReadOnlyList<PostgresColumn>, IReadOnlyList<PostgresColumn>)> TryOnCopyAsync(
-        NpgsqlConnection connection, PostgresCatalog catalog, AlterStatement statement, TableName original, CancellationToken cancellationToken)
+        NpgsqlConnection connection, PostgresCatalog catalog, AlterStatement statement, TableName original, uint originalOid, CancellationToken cancellationToken)
     {
-        bool referencesOtherTable = SqlLexer.Tokenize(statement.Source, SqlDialect.Postgres).Any(t => t.IsWord("REFERENCES"));
+        // Temp tables cannot reference permanent ones nor change their logged status: those need a permanent copy.
+        var tokens = SqlLexer.Tokenize(statement.Source, SqlDialect.Postgres);
+        bool referencesOtherTable = tokens.Any(t => t.IsWord("REFERENCES") || t.IsWord("LOGGED") || t.IsWord("UNLOGGED"));
         string copyName = PlanCopyName(original.Name);
         string copy = referencesOtherTable
             ? PostgresSql.Quote(original with { Name = copyName })
@@ -117,7 +119,9 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
 
         if (!referencesOtherTable)
         {
+            // Before the measured transaction: the copy's creation and renames must not hold locks inside it.
             await catalog.ExecuteAsync($"SET lock_timeout = '5s'; DROP TABLE IF EXISTS {copy}; {create}", cancellationToken);
+            await catalog.AlignIndexNamesAsync(originalOid, await CopyOidAsync(catalog, copy, cancellationToken), copy, cancellationToken);
         }
 
         await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -130,7 +134,8 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
                 await catalog.ExecuteAsync(create, cancellationToken);
             }
 
-            uint copyOid = await catalog.ScalarAsync<uint>($"SELECT '{copy.Replace("'", "''", StringComparison.Ordinal)}'::regclass::oid", cancellationToken);
+            uint copyOid = await CopyOidAsync(catalog, copy, cancellationToken);
+
             IReadOnlyList<PostgresColumn> before = await catalog.ColumnsAsync(copyOid, cancellationToken);
             PostgresCatalog.StorageState storageBefore = await catalog.StorageAsync(copyOid, cancellationToken);
             var locksBefore = await catalog.HeldLocksAsync(cancellationToken);
@@ -201,6 +206,9 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
             }
         }
     }
+
+    private static Task<uint> CopyOidAsync(PostgresCatalog catalog, string copy, CancellationToken cancellationToken) =>
+        catalog.ScalarAsync<uint>($"SELECT '{copy.Replace("'", "''", StringComparison.Ordinal)}'::regclass::oid", cancellationToken);
 
     private static List<ApplicationImpact> Impacts(AlterStatement statement, IReadOnlyList<PostgresColumn> before, IReadOnlyList<PostgresColumn> after)
     {

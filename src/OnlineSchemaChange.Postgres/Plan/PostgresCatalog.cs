@@ -115,5 +115,51 @@ internal sealed class PostgresCatalog(NpgsqlConnection connection)
         return locks;
     }
 
+    /// <summary>
+    /// Gives the copy's indexes and index-backed constraints the names they have on the original (LIKE makes up new
+    /// ones), so an ALTER that names them ("DROP CONSTRAINT orders_pkey") works on the copy. Only for a temp copy,
+    /// whose schema is its own: in the original's schema the names would collide.
+    /// </summary>
+    public async Task AlignIndexNamesAsync(uint original, uint copy, string quotedCopy, CancellationToken cancellationToken)
+    {
+        // An index's definition after "USING" names no table and no index, so it matches between the two tables.
+        await using var command = new NpgsqlCommand(
+            """
+            WITH defs AS (
+              SELECT i.indrelid AS rel, c.relname AS name, i.indisunique AS uniq, split_part(pg_get_indexdef(i.indexrelid), ' USING ', 2) AS def,
+                     con.conname AS constraint_name
+              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+              WHERE i.indrelid IN ($1, $2))
+            SELECT o.name, c.name, c.constraint_name IS NOT NULL, o.constraint_name
+            FROM defs o JOIN defs c ON c.rel = $2 AND o.rel = $1 AND c.def = o.def AND c.uniq = o.uniq
+            WHERE o.name <> c.name
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = original, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+        command.Parameters.Add(new NpgsqlParameter { Value = copy, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+        var renames = new List<(string Original, string Copy, bool IsConstraint, string? OriginalConstraint)>();
+        await using (NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                renames.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
+            }
+        }
+
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        foreach ((string originalName, string copyName, bool isConstraint, string? originalConstraint) in renames)
+        {
+            if (!used.Add(copyName) || !used.Add("=" + originalName))
+            {
+                continue;
+            }
+
+            string sql = isConstraint
+                ? $"ALTER TABLE {quotedCopy} RENAME CONSTRAINT {PostgresSql.Quote(copyName)} TO {PostgresSql.Quote(originalConstraint ?? originalName)}"
+                : $"ALTER INDEX pg_temp.{PostgresSql.Quote(copyName)} RENAME TO {PostgresSql.Quote(originalName)}";
+            await ExecuteAsync(sql, cancellationToken);
+        }
+    }
+
     public sealed record StorageState(long FileNode, long Scans, string Indexes);
 }
