@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Globalization;
+using MySqlConnector;
+using Npgsql;
+using OnlineSchemaChange.LocalServers;
+
+// Starts a throwaway MariaDB and PostgreSQL on loopback, fills a table of --rows rows in each, and runs the real
+// `osc plan` binary on ALTERs of every kind, printing what a DBA would see. Everything is removed at the end.
+int rows = args.Length > 1 && args[0] == "--rows" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000_000;
+string osc = OscBinary.Locate();
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+
+var clock = Stopwatch.StartNew();
+Console.WriteLine("Starting a throwaway MariaDB and PostgreSQL on loopback...");
+Task<LocalMariaDb> mariaTask = LocalMariaDb.StartAsync(new MariaDbOptions { BufferPoolSize = "512M" }, cancel.Token);
+Task<LocalPostgres> postgresTask = LocalPostgres.StartAsync(new PostgresOptions
+{
+    Settings = new Dictionary<string, string> { ["shared_buffers"] = "256MB", ["maintenance_work_mem"] = "256MB" },
+}, cancel.Token);
+await using LocalMariaDb maria = await mariaTask;
+await using LocalPostgres postgres = await postgresTask;
+Console.WriteLine($"  {maria} and {postgres} ready in {clock.Elapsed.TotalSeconds:0.0} s");
+
+clock.Restart();
+await Task.WhenAll(DemoTables.FillMariaDbAsync(maria.ConnectionString, rows, cancel.Token), DemoTables.FillPostgresAsync(postgres.ConnectionString, rows, cancel.Token));
+Console.WriteLine($"  demo.sbtest1 (MariaDB) and public.pgbench_accounts (PostgreSQL) filled with {rows:N0} rows each in {clock.Elapsed.TotalSeconds:0.0} s");
+
+string mariaUri = $"mysql://osc@127.0.0.1:{maria.Port}/demo";
+string postgresUri = $"postgres://osc@127.0.0.1:{postgres.Port}/postgres";
+string[][] plans =
+[
+    [mariaUri, "sbtest1", "ADD COLUMN note VARCHAR(100)"],
+    [mariaUri, "sbtest1", "ADD INDEX c_prefix (c(16))"],
+    [mariaUri, "sbtest1", "MODIFY k BIGINT NOT NULL DEFAULT 0"],
+    [mariaUri, "sbtest1", "RENAME COLUMN pad TO padding"],
+    [postgresUri, "pgbench_accounts", "ADD COLUMN note text"],
+    [postgresUri, "pgbench_accounts", "ALTER COLUMN bid TYPE bigint"],
+    [postgresUri, "pgbench_accounts", "CREATE INDEX accounts_bid ON pgbench_accounts (bid)"],
+    [postgresUri, "pgbench_accounts", "ALTER COLUMN abalance SET NOT NULL"],
+];
+
+int failures = 0;
+foreach (string[] plan in plans)
+{
+    Console.WriteLine();
+    Console.WriteLine(new string('=', 100));
+    Console.WriteLine($"$ osc plan {plan[0]} --table {plan[1]} --alter \"{plan[2]}\"");
+    Console.WriteLine();
+    int code = await OscBinary.RunAsync(osc, ["plan", plan[0], "--table", plan[1], "--alter", plan[2]], password: "osc", cancel.Token);
+    Console.WriteLine($"(exit code {code})");
+    failures += code == 1 ? 1 : 0;
+}
+
+Console.WriteLine();
+Console.WriteLine(failures == 0 ? "Demo finished; the servers and their files are being removed." : $"{failures} plan(s) failed.");
+return failures == 0 ? 0 : 1;
+
+internal static class DemoTables
+{
+    // sysbench's table shape, filled from MariaDB's sequence engine: seconds instead of sysbench's minutes.
+    public static async Task FillMariaDbAsync(string connectionString, int rows, CancellationToken cancellationToken)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        foreach (string sql in new[]
+        {
+            "CREATE DATABASE demo",
+            "CREATE TABLE demo.sbtest1 (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE=InnoDB",
+            $"INSERT INTO demo.sbtest1 (id, k, c, pad) SELECT seq, FLOOR(1 + RAND() * {rows}), CONCAT(LPAD(seq, 11, '0'), REPEAT('-abcdefghi', 10)), REPEAT('x', 59) FROM demo.seq_1_to_{rows}",
+            "ANALYZE TABLE demo.sbtest1",
+        })
+        {
+            await using var command = new MySqlCommand(sql, connection) { CommandTimeout = 600 };
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    // pgbench's accounts table shape.
+    public static async Task FillPostgresAsync(string connectionString, int rows, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        foreach (string sql in new[]
+        {
+            "CREATE TABLE pgbench_accounts (aid int NOT NULL PRIMARY KEY, bid int, abalance int, filler char(84))",
+            $"INSERT INTO pgbench_accounts SELECT a, (a - 1) / 100000 + 1, 0, '' FROM generate_series(1, {rows}) a",
+            "ANALYZE pgbench_accounts",
+        })
+        {
+            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 600 };
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+}
+
+internal static class OscBinary
+{
+    private static readonly string[] Configurations = ["Release", "Debug"];
+
+    /// <summary>The osc the solution build produced, found from the repository root.</summary>
+    public static string Locate()
+    {
+        string? dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "OnlineSchemaChange.sln")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        string root = dir ?? throw new InvalidOperationException("Run the demo from inside the repository (tools/demo).");
+        string? osc = Configurations
+            .Select(c => Path.Combine(root, "src", "OnlineSchemaChange.Cli", "bin", c, "net10.0", "osc.dll"))
+            .Where(File.Exists).OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault();
+        return osc ?? throw new InvalidOperationException("osc is not built: run tools/demo, which builds it first.");
+    }
+
+    public static async Task<int> RunAsync(string osc, IEnumerable<string> arguments, string password, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false };
+        start.ArgumentList.Add(osc);
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        // The convention osc teaches: the password in the environment, never on the command line.
+        start.Environment["OSC_PASSWORD"] = password;
+        using Process process = Process.Start(start)!;
+        await process.WaitForExitAsync(cancellationToken);
+        return process.ExitCode;
+    }
+}
