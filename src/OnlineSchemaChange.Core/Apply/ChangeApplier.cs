@@ -1,0 +1,149 @@
+using System.Threading.Channels;
+using OnlineSchemaChange.Core.Changes;
+
+namespace OnlineSchemaChange.Core.Apply;
+
+/// <summary>
+/// Reads the table's changes from a channel, de-duplicates them by key and writes them in batches. It flushes when
+/// the channel runs dry (so an idle stream is applied at once), when too many keys are pending, or when the oldest
+/// pending change has waited too long. After each flush it publishes the position of the last transaction whose
+/// changes are all written: checkpoints resume from there, and the cut-over waits for it.
+/// </summary>
+public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, TimeProvider time)
+{
+    private readonly PendingChanges _pending = new();
+    private readonly object _waitersLock = new();
+    private readonly List<(ReplicationPosition Target, TaskCompletionSource Done)> _waiters = [];
+    private ReplicationPosition? _seen;
+    private long _pendingSince;
+
+    public ChangeApplier(IChangeWriter writer) : this(writer, new ApplierOptions(), TimeProvider.System)
+    {
+    }
+
+    /// <summary>The last position whose transaction, and everything before it, is written to the shadow table.</summary>
+    public ReplicationPosition? Applied { get; private set; }
+
+    public long ChangesReceived { get; private set; }
+
+    public long RowsWritten { get; private set; }
+
+    public async Task RunAsync(ChannelReader<ReplicationMessage> reader, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        try
+        {
+            while (await reader.WaitToReadAsync(cancellationToken))
+            {
+                while (reader.TryRead(out ReplicationMessage? message))
+                {
+                    Accept(message);
+                    if (_pending.Count >= options.MaxPendingKeys || (_pending.Count > 0 && time.GetElapsedTime(_pendingSince) >= options.MaxDelay))
+                    {
+                        await FlushAsync(cancellationToken);
+                    }
+                }
+
+                // The channel is dry: write what we have, so an idle stream is applied without waiting for a timer.
+                await FlushAsync(cancellationToken);
+            }
+        }
+        catch (Exception e)
+        {
+            FailWaiters(e);
+            throw;
+        }
+
+        FailWaiters(new InvalidOperationException("The change stream ended before the awaited position was applied."));
+    }
+
+    /// <summary>Completes once everything up to <paramref name="target"/> is written to the shadow table.</summary>
+    public Task WaitForAsync(ReplicationPosition target, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        lock (_waitersLock)
+        {
+            if (Applied is not null && Applied >= target)
+            {
+                return Task.CompletedTask;
+            }
+
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiters.Add((target, done));
+            return done.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    private void Accept(ReplicationMessage message)
+    {
+        switch (message)
+        {
+            case RowChangeMessage change:
+                if (_pending.Count == 0)
+                {
+                    _pendingSince = time.GetTimestamp();
+                }
+
+                _pending.Add(change.Change);
+                ChangesReceived++;
+                break;
+            case PositionMessage position:
+                _seen = position.Position;
+                if (_pending.Count == 0)
+                {
+                    Publish();
+                }
+
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(message), message, "unknown replication message");
+        }
+    }
+
+    private async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (_pending.Count > 0)
+        {
+            PendingBatch batch = _pending.Drain();
+            await writer.WriteAsync(batch, cancellationToken);
+            RowsWritten += batch.Deletes.Count + batch.Upserts.Count;
+        }
+
+        // Every change read so far is written; the last transaction end read is therefore complete.
+        Publish();
+    }
+
+    private void Publish()
+    {
+        if (_seen is null || (Applied is not null && _seen <= Applied))
+        {
+            return;
+        }
+
+        lock (_waitersLock)
+        {
+            Applied = _seen;
+            for (int i = _waiters.Count - 1; i >= 0; i--)
+            {
+                if (Applied >= _waiters[i].Target)
+                {
+                    _waiters[i].Done.TrySetResult();
+                    _waiters.RemoveAt(i);
+                }
+            }
+        }
+    }
+
+    private void FailWaiters(Exception error)
+    {
+        lock (_waitersLock)
+        {
+            foreach (var (_, done) in _waiters)
+            {
+                done.TrySetException(error);
+            }
+
+            _waiters.Clear();
+        }
+    }
+}

@@ -1,0 +1,43 @@
+namespace OnlineSchemaChange.Core.Throttle;
+
+/// <summary>
+/// One reason to pause the copy: replica lag, server load, an operator's flag file. Returns why it asks for a pause,
+/// or null when it does not. A signal that cannot be checked (a replica went away) should say so as a reason:
+/// copying blind is what a throttler exists to prevent.
+/// </summary>
+public interface IThrottleSignal
+{
+    string Name { get; }
+
+    ValueTask<string?> CheckAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>Pauses while a file exists (gh-ost's --throttle-flag-file): an operator's manual brake.</summary>
+public sealed class FlagFileSignal(string path) : IThrottleSignal
+{
+    public string Name => "flag file";
+
+    public ValueTask<string?> CheckAsync(CancellationToken cancellationToken) =>
+        ValueTask.FromResult(File.Exists(path) ? $"flag file {path} exists" : null);
+}
+
+/// <summary>Pauses while a measured value is above its limit: replica lag in milliseconds, Threads_running, ...</summary>
+public sealed class ThresholdSignal(string name, double limit, Func<CancellationToken, ValueTask<double>> measure, string unit = "") : IThrottleSignal
+{
+    public string Name => name;
+
+    public async ValueTask<string?> CheckAsync(CancellationToken cancellationToken)
+    {
+        double value;
+        try
+        {
+            value = await measure(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return $"{name} cannot be measured: {e.Message}";
+        }
+
+        return value > limit ? $"{name} is {value:0.##}{unit}, above {limit:0.##}{unit}" : null;
+    }
+}
