@@ -1,6 +1,5 @@
 using System.CommandLine;
 using OnlineSchemaChange.Cli.Output;
-using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
@@ -29,10 +28,10 @@ internal static class PlanCommand
         command.Options.Add(table);
         command.Options.Add(alter);
         command.Options.Add(json);
-        command.SetAction(async (result, cancellationToken) =>
+        command.SetAction((result, cancellationToken) =>
         {
             bool asJson = result.GetValue(json);
-            try
+            return CommandGuard.RunAsync(console, asJson, async () =>
             {
                 TableName tableName = TableName.Parse(result.GetValue(table)!);
                 ConnectionTarget target = connection.Resolve(result, tableName, console.PromptSecret);
@@ -48,12 +47,7 @@ internal static class PlanCommand
                 }
 
                 return plan.ExitCode;
-            }
-            catch (OscException e)
-            {
-                console.WriteError(e, asJson);
-                return PlanExitCodes.Error;
-            }
+            }, cancellationToken);
         });
         return command;
     }

@@ -1,0 +1,39 @@
+using OnlineSchemaChange.Cli.Output;
+using OnlineSchemaChange.Core;
+
+namespace OnlineSchemaChange.Cli.Commands;
+
+/// <summary>
+/// Runs a command's body so that every way it can end is an exit code a script can rely on: known failures print
+/// their message and fix (1), Ctrl-C exits 130 once cleanup in the body's finally blocks has run, and anything
+/// unexpected still ends in one readable line (1) with the details on stderr.
+/// </summary>
+internal static class CommandGuard
+{
+    public const int Cancelled = 130;
+
+    public static async Task<int> RunAsync(OscConsole console, bool asJson, Func<Task<int>> body, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(console);
+        ArgumentNullException.ThrowIfNull(body);
+        try
+        {
+            return await body();
+        }
+        catch (OscException e)
+        {
+            console.WriteError(e, asJson);
+            return Core.Plan.PlanExitCodes.Error;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            console.WriteError(new OscException("Cancelled; everything this command created was removed."), asJson);
+            return Cancelled;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            console.WriteError(new OscException($"Unexpected failure: {e.Message}", $"This is a bug; please report it with these details:{Environment.NewLine}{e}"), asJson);
+            return Core.Plan.PlanExitCodes.Error;
+        }
+    }
+}
