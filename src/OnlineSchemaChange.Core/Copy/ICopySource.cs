@@ -1,0 +1,16 @@
+using OnlineSchemaChange.Core.Changes;
+
+namespace OnlineSchemaChange.Core.Copy;
+
+/// <summary>The engine's side of the copy: finding chunk boundaries by primary key and copying one range.</summary>
+public interface ICopySource
+{
+    /// <summary>
+    /// The key <paramref name="rows"/> rows after <paramref name="afterKey"/> in key order (from the start when null),
+    /// or null when fewer rows than that remain.
+    /// </summary>
+    Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken);
+
+    /// <summary>Copies the range into the shadow table (skipping rows already there) and returns the rows copied.</summary>
+    Task<long> CopyRangeAsync(KeyRange range, CancellationToken cancellationToken);
+}

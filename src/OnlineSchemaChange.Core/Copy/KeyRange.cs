@@ -1,0 +1,13 @@
+using OnlineSchemaChange.Core.Changes;
+
+namespace OnlineSchemaChange.Core.Copy;
+
+/// <summary>
+/// One chunk of the copy: keys after <see cref="LowerExclusive"/> (from the start when null) up to and including
+/// <see cref="UpperInclusive"/> (to the end of the table when null: the last chunk is open so that rows inserted
+/// beyond the old maximum key while the copy ran are copied too).
+/// </summary>
+public sealed record KeyRange(long Sequence, RowKey? LowerExclusive, RowKey? UpperInclusive)
+{
+    public bool IsLast => UpperInclusive is null;
+}
