@@ -33,19 +33,35 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         Watermark = resumeAfter;
         var ranges = Channel.CreateBounded<KeyRange>(new BoundedChannelOptions(workers) { SingleWriter = true });
-        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task producer = ProduceAsync(ranges.Writer, resumeAfter, failed.Token);
-        Task[] copiers = Enumerable.Range(0, workers).Select(_ => CopyAsync(ranges.Reader, failed.Token)).ToArray();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        // The first failure cancels everyone else at once: a producer blocked on a full channel, or workers waiting
+        // on the throttler, must not keep the copy alive after a chunk failed. Its chunks are copied again on resume.
+        async Task Guard(Func<CancellationToken, Task> work)
+        {
+            try
+            {
+                await work(stop.Token);
+            }
+            catch
+            {
+                await stop.CancelAsync();
+                throw;
+            }
+        }
+
+        Task[] tasks = Enumerable.Range(0, workers).Select(_ => Guard(token => CopyAsync(ranges.Reader, token)))
+            .Append(Guard(token => ProduceAsync(ranges.Writer, resumeAfter, token))).ToArray();
         try
         {
-            await Task.WhenAll(copiers.Append(producer));
+            await Task.WhenAll(tasks);
         }
-        catch
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            // One failure stops the others: their chunks are simply copied again after a resume.
-            await failed.CancelAsync();
-            await Task.WhenAll(copiers.Append(producer)).ContinueWith(_ => { }, TaskScheduler.Default);
-            throw;
+            // A sibling's cancellation surfaced first; report the failure that caused it.
+            Exception cause = tasks.Where(t => t.IsFaulted).SelectMany(t => t.Exception!.InnerExceptions)
+                .First(e => e is not OperationCanceledException);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(cause).Throw();
         }
     }
 

@@ -3,6 +3,7 @@ using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Schema;
 using OnlineSchemaChange.MySql.Connection;
 
 namespace OnlineSchemaChange.MySql.Plan;

@@ -1,5 +1,6 @@
 using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Plan;
 

@@ -173,4 +173,15 @@ public sealed class KeysetCopierTests
         Assert.Equal("lock wait timeout", e.Message);
         Assert.False(copier.Finished);
     }
+
+    [Fact]
+    public async Task A_failure_in_the_only_worker_does_not_leave_the_producer_blocked()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 10_000));
+        table.BeforeCopy = _ => throw new InvalidOperationException("shadow table dropped");
+        var copier = new KeysetCopier(table, new ChunkSizer(TimeSpan.FromSeconds(1), initialRows: 100, minRows: 100, maxRows: 100), null, workers: 1);
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => copier.RunAsync(null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("shadow table dropped", e.Message);
+    }
 }

@@ -2,7 +2,7 @@ using MySqlConnector;
 using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
 
-namespace OnlineSchemaChange.MySql.Plan;
+namespace OnlineSchemaChange.MySql.Schema;
 
 /// <summary>The catalog questions the planner asks, over one open connection.</summary>
 internal sealed class MySqlCatalog(MySqlConnection connection)

@@ -1,6 +1,6 @@
 using OnlineSchemaChange.Core.Sql;
 
-namespace OnlineSchemaChange.MySql.Plan;
+namespace OnlineSchemaChange.MySql.Schema;
 
 /// <summary>Identifier quoting for MySQL/MariaDB.</summary>
 public static class MySqlSql

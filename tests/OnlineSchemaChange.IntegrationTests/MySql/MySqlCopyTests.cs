@@ -1,0 +1,156 @@
+using MySqlConnector;
+using OnlineSchemaChange.Core.Apply;
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using OnlineSchemaChange.MySql.Apply;
+using OnlineSchemaChange.MySql.Copy;
+using OnlineSchemaChange.MySql.Schema;
+
+namespace OnlineSchemaChange.IntegrationTests.MySql;
+
+/// <summary>The chunked copy and the change writer against a real MariaDB.</summary>
+[Collection("servers")]
+public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
+{
+    private string _connectionString = "";
+    private string _database = "";
+
+    public async Task InitializeAsync()
+    {
+        _connectionString = await servers.NewMySqlDatabaseAsync("copy");
+        _database = new MySqlConnectionStringBuilder(_connectionString).Database;
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task Copies_every_row_in_parallel_chunks_into_the_new_schema()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40) NOT NULL, dropme INT, g INT AS (k * 2) VIRTUAL);
+            INSERT INTO t (id, k, c, dropme) SELECT seq * 3, seq % 1000, CONCAT('row-', seq), seq FROM seq_1_to_20000;
+            CREATE TABLE _t_osc_new LIKE t;
+            ALTER TABLE _t_osc_new MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT DEFAULT 7, DROP COLUMN dropme, RENAME COLUMN c TO c2;
+            """);
+        var (copier, _) = await CopierAsync("t", "_t_osc_new", ["id"], new Dictionary<string, string> { ["c"] = "c2" }, workers: 4);
+
+        await copier.RunAsync(null, CancellationToken.None);
+
+        Assert.True(copier.Finished);
+        Assert.Equal(20000, copier.RowsCopied);
+        Assert.True(copier.ChunksCopied > 4, $"{copier.ChunksCopied} chunks");
+        Assert.Equal(await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c, g)))) FROM t"),
+            await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c2, g)))) FROM _t_osc_new"));
+        Assert.Equal("20000", await ScalarAsync("SELECT COUNT(*) FROM _t_osc_new WHERE extra = 7"));
+    }
+
+    [Fact]
+    public async Task Copies_a_table_with_a_composite_key()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE c (tenant VARCHAR(8) NOT NULL, id INT NOT NULL, v INT, PRIMARY KEY (tenant, id));
+            INSERT INTO c SELECT CONCAT('t', seq % 7), seq, seq * 10 FROM seq_1_to_5000;
+            CREATE TABLE _c_osc_new LIKE c;
+            ALTER TABLE _c_osc_new MODIFY v BIGINT;
+            """);
+        var (copier, _) = await CopierAsync("c", "_c_osc_new", ["tenant", "id"], new Dictionary<string, string>(), workers: 3, maxRows: 300);
+
+        await copier.RunAsync(null, CancellationToken.None);
+
+        Assert.Equal(await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', tenant, id, v)))) FROM c"),
+            await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', tenant, id, v)))) FROM _c_osc_new"));
+    }
+
+    [Fact]
+    public async Task A_value_that_does_not_fit_the_new_type_fails_the_copy_instead_of_being_clipped()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE n (id INT PRIMARY KEY, v INT);
+            INSERT INTO n VALUES (1, 5), (2, 100000);
+            CREATE TABLE _n_osc_new LIKE n;
+            ALTER TABLE _n_osc_new MODIFY v SMALLINT;
+            """);
+        var (copier, _) = await CopierAsync("n", "_n_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
+
+        var e = await Assert.ThrowsAsync<MySqlException>(() => copier.RunAsync(null, CancellationToken.None));
+        Assert.Contains("Out of range", e.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Rows_the_applier_wrote_first_are_not_overwritten_by_the_copy()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE r (id INT PRIMARY KEY, v VARCHAR(10));
+            INSERT INTO r VALUES (1, 'old'), (2, 'old');
+            CREATE TABLE _r_osc_new LIKE r;
+            INSERT INTO _r_osc_new VALUES (2, 'newer');
+            """);
+        var (copier, _) = await CopierAsync("r", "_r_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
+
+        await copier.RunAsync(null, CancellationToken.None);
+
+        Assert.Equal("1=old,2=newer", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', v) ORDER BY id) FROM _r_osc_new"));
+        Assert.Equal(1, copier.RowsCopied);
+    }
+
+    [Fact]
+    public async Task The_change_writer_applies_deletes_and_whole_row_upserts_atomically_and_idempotently()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE w (id INT PRIMARY KEY, name VARCHAR(20), gone INT);
+            CREATE TABLE _w_osc_new (id INT PRIMARY KEY, label VARCHAR(20), extra INT DEFAULT 1);
+            INSERT INTO _w_osc_new (id, label) VALUES (1, 'a'), (2, 'b'), (3, 'c');
+            """);
+        var mapping = ColumnMapping.Build(
+            [new TableColumn("id", false), new TableColumn("name", false), new TableColumn("gone", false)],
+            [new TableColumn("id", false), new TableColumn("label", false), new TableColumn("extra", false)],
+            new Dictionary<string, string> { ["name"] = "label" });
+        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "_w_osc_new"), new MySqlKeyPredicate(["id"]), mapping);
+        var pending = new PendingChanges();
+        pending.Add(RowChange.Delete(new RowKey(1)));
+        pending.Add(RowChange.Update(new RowKey(2), new RowKey(2), [2, "b2", 9]));
+        pending.Add(RowChange.Insert(new RowKey(4), [4, "d", 9]));
+        pending.Add(RowChange.Update(new RowKey(3), new RowKey(30), [30, "c moved", 9]));
+        PendingBatch batch = pending.Drain();
+
+        await writer.WriteAsync(batch, CancellationToken.None);
+        await writer.WriteAsync(batch, CancellationToken.None);
+
+        Assert.Equal("2=b2,4=d,30=c moved", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', label) ORDER BY id) FROM _w_osc_new"));
+    }
+
+    private async Task<(KeysetCopier, MySqlCopySource)> CopierAsync(string table, string shadow, string[] key, IReadOnlyDictionary<string, string> renames,
+        int workers, int maxRows = 2000)
+    {
+        var source = new MySqlCopySource(_connectionString, new TableName(_database, table), new TableName(_database, shadow), new MySqlKeyPredicate(key),
+            ColumnMapping.Build(await ColumnsAsync(table), await ColumnsAsync(shadow), renames));
+        var copier = new KeysetCopier(source, new ChunkSizer(TimeSpan.FromMilliseconds(50), initialRows: 500, minRows: 100, maxRows: maxRows), null, workers);
+        return (copier, source);
+    }
+
+    private async Task<IReadOnlyList<TableColumn>> ColumnsAsync(string table)
+    {
+        await using var connection = new MySqlConnection(_connectionString);
+        await connection.OpenAsync();
+        var columns = await new MySqlCatalog(connection).ColumnsAsync(new TableName(_database, table), CancellationToken.None);
+        return columns.Select(c => new TableColumn(c.Name, c.Generated)).ToList();
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new MySqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private async Task<string> ScalarAsync(string sql)
+    {
+        await using var connection = new MySqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        return Convert.ToString(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture)!;
+    }
+}
