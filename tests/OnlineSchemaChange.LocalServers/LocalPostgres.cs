@@ -74,7 +74,7 @@ public sealed class LocalPostgres : IAsyncDisposable
 
     private static async Task<LocalPostgres> StartInstanceAsync(PostgresOptions options, LocalPostgres? primary, CancellationToken cancellationToken)
     {
-        var postgres = Binaries.Find("postgres", options.BinDirectory);
+        var postgres = Binaries.FindIn("postgres", options.BinDirectory);
         var role = primary is null ? "primary" : "replica";
         for (var attempt = 1; ; attempt++)
         {
@@ -125,7 +125,7 @@ public sealed class LocalPostgres : IAsyncDisposable
         var data = Path.Combine(directory, "data");
         if (primary is null)
         {
-            var initdb = Binaries.Find("initdb", options.BinDirectory);
+            var initdb = Binaries.FindIn("initdb", options.BinDirectory);
             var passwordFile = Path.Combine(directory, "password");
             await File.WriteAllTextAsync(passwordFile, options.Password, cancellationToken);
             await DatabaseUser.TakeOverAsync(directory, cancellationToken);
@@ -147,7 +147,7 @@ public sealed class LocalPostgres : IAsyncDisposable
         }
         else
         {
-            var basebackup = Binaries.Find("pg_basebackup", options.BinDirectory);
+            var basebackup = Binaries.FindIn("pg_basebackup", options.BinDirectory);
             await DatabaseUser.TakeOverAsync(directory, cancellationToken);
             var name = string.Create(CultureInfo.InvariantCulture, $"replica_{port}");
 
