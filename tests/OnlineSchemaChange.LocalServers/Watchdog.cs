@@ -15,6 +15,7 @@ internal sealed class Watchdog : IAsyncDisposable
     // Arguments: owner pid, directory, log file, stop signal, then the server command (optional).
     // Stdout protocol: "started <pid>" once the server runs, "exited <code>" if it ends by itself.
     private const string Script = """
+        unset OSC_WATCHDOG_SCRIPT
         set -u
         owner=$1 dir=$2 log=$3 signal=$4; shift 4
         server=
@@ -85,7 +86,8 @@ internal sealed class Watchdog : IAsyncDisposable
         bool asDatabaseUser,
         IReadOnlyList<string> server)
     {
-        IReadOnlyList<string> bash = ["bash", "-c", Script, "osc-watchdog", ownerProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), directory, logPath, stopSignal, .. server];
+        // The script travels in the environment so that ps shows the server's command line, not forty lines of bash.
+        IReadOnlyList<string> bash = ["bash", "-c", "eval \"$OSC_WATCHDOG_SCRIPT\"", "osc-watchdog", ownerProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), directory, logPath, stopSignal, .. server];
         IReadOnlyList<string> command = ["setsid", .. asDatabaseUser ? DatabaseUser.Wrap(bash) : bash];
         var info = new ProcessStartInfo(command[0])
         {
@@ -99,6 +101,7 @@ internal sealed class Watchdog : IAsyncDisposable
             info.ArgumentList.Add(argument);
         }
 
+        info.Environment["OSC_WATCHDOG_SCRIPT"] = Script;
         var process = Process.Start(info) ?? throw new LocalServerException($"Could not start the watchdog for {directory}.");
         return new Watchdog(process, directory);
     }
