@@ -60,6 +60,7 @@ internal sealed class Watchdog : IAsyncDisposable
     private readonly Task reader;
     private readonly string directory;
     private int stopped;
+    private int disposed;
 
     private Watchdog(Process process, string directory)
     {
@@ -145,8 +146,11 @@ internal sealed class Watchdog : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await StopAsync();
-        process.Dispose();
+        if (Interlocked.Exchange(ref disposed, 1) == 0)
+        {
+            await StopAsync();
+            process.Dispose();
+        }
     }
 
     private async Task ReadStatusAsync()
