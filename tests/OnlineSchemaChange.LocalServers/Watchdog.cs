@@ -4,8 +4,8 @@ namespace OnlineSchemaChange.LocalServers;
 
 /// <summary>
 /// A small bash process that owns one server and its directory, so that a crashed or killed test run leaves nothing
-/// behind. It starts the server in the background, then once a second checks that the owner process is alive and
-/// not a zombie. It stops the server (the given signal, then SIGKILL after a minute) and deletes the directory when
+/// behind. It starts the server in the background, then once a second checks that the owner process is alive, not
+/// a zombie, and not another process that reused its pid. It stops the server (the given signal, then SIGKILL after a minute) and deletes the directory when
 /// the owner is gone, when its stdin reaches end of file (the owner's end of the pipe closes when the owner dies,
 /// however it dies), or when it reads "stop" (our own disposal). Without a server command it only guards the directory.
 /// It runs in its own session so a Ctrl-C aimed at the test runner does not kill it before it has cleaned up.
@@ -20,6 +20,10 @@ internal sealed class Watchdog : IAsyncDisposable
         owner=$1 dir=$2 log=$3 signal=$4; shift 4
         server=
         alive() { local s; s=$(< "/proc/$1/stat") || return 1; s=${s##*) }; [[ ${s%% *} != Z ]]; } 2>/dev/null
+        # Field 22 of /proc/<pid>/stat, the start time: tells the owner from a later process that reuses its pid.
+        started() { local s; s=$(< "/proc/$1/stat") || return 1; s=${s##*) }; set -- $s; echo "${20}"; } 2>/dev/null
+        owner_start=$(started "$owner")
+        owner_alive() { alive "$owner" && [[ $(started "$owner") == "$owner_start" ]]; }
         finish() {
           trap '' TERM INT HUP
           if [[ -n $server ]] && alive "$server"; then
@@ -45,7 +49,7 @@ internal sealed class Watchdog : IAsyncDisposable
           elif (($? <= 128)); then
             finish
           fi
-          alive "$owner" || finish
+          owner_alive || finish
           if [[ -n $server ]] && ! alive "$server"; then
             wait "$server"; echo "exited $?"; server=
           fi
