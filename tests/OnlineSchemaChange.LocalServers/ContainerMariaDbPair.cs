@@ -80,7 +80,7 @@ internal sealed class ContainerMariaDbPair : IServerPair
                 await using var connection = new MySqlConnection(new MySqlConnectionStringBuilder(root) { Pooling = false }.ConnectionString);
                 await connection.OpenAsync(token);
                 return true;
-            }, options.StartTimeout, serverExited: null, cancellationToken);
+            }, options.StartTimeout, serverEnded: null, cancellationToken);
             await MariaDbSetup.CreateAccountAsync(root, options.User, options.Password, cancellationToken);
             if (replicateFrom is not null)
             {

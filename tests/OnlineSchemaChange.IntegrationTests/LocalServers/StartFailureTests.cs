@@ -45,6 +45,22 @@ public sealed partial class StartFailureTests(ITestOutputHelper output)
         Assert.Contains("tools/setup", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_start_whose_owner_is_already_gone_fails_at_once_and_says_so()
+    {
+        using var owner = System.Diagnostics.Process.Start("true")!;
+        await owner.WaitForExitAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<LocalServerException>(async () =>
+            await (await LocalPostgres.StartAsync(new PostgresOptions { OwnerProcessId = owner.Id })).DisposeAsync());
+        output.WriteLine(error.Message);
+
+        Assert.Contains($"owner process {owner.Id} is gone", error.Message, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+        Assert.False(Directory.Exists(DirectoryIn(error)));
+    }
+
     // Runs in a collection of its own, without parallel neighbours, since it can only count directories.
     [Fact]
     public async Task Cancelling_a_start_leaves_no_server_behind()
