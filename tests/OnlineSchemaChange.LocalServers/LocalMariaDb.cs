@@ -74,14 +74,14 @@ public sealed class LocalMariaDb : IAsyncDisposable
     public Task<LocalMariaDb> StartReplicaAsync(CancellationToken cancellationToken = default) =>
         StartInstanceAsync(Options, this, cancellationToken);
 
+    public async ValueTask DisposeAsync() => await watchdog.DisposeAsync();
+
     /// <summary>Ends a server that never became ready: killed, not asked to stop.</summary>
     private async Task AbandonAsync()
     {
         await watchdog.KillAsync();
         await DisposeAsync();
     }
-
-    public async ValueTask DisposeAsync() => await watchdog.DisposeAsync();
 
     private static async Task<LocalMariaDb> StartInstanceAsync(MariaDbOptions options, LocalMariaDb? primary, CancellationToken cancellationToken)
     {

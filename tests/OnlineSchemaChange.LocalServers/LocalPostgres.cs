@@ -63,13 +63,6 @@ public sealed class LocalPostgres : IAsyncDisposable
     public Task<LocalPostgres> StartReplicaAsync(CancellationToken cancellationToken = default) =>
         StartInstanceAsync(Options, this, cancellationToken);
 
-    /// <summary>Ends a server that never became ready: killed, not asked to stop.</summary>
-    private async Task AbandonAsync()
-    {
-        await watchdog.KillAsync();
-        await DisposeAsync();
-    }
-
     public async ValueTask DisposeAsync()
     {
         await watchdog.DisposeAsync();
@@ -77,6 +70,13 @@ public sealed class LocalPostgres : IAsyncDisposable
         {
             await DropSlotAsync(Primary);
         }
+    }
+
+    /// <summary>Ends a server that never became ready: killed, not asked to stop.</summary>
+    private async Task AbandonAsync()
+    {
+        await watchdog.KillAsync();
+        await DisposeAsync();
     }
 
     private static async Task<LocalPostgres> StartInstanceAsync(PostgresOptions options, LocalPostgres? primary, CancellationToken cancellationToken)
