@@ -14,14 +14,17 @@ internal sealed class ContainerMariaDbPair : IServerPair
     private const string RootPassword = "osc-root";
 
     private readonly MariaDbOptions options;
+    private readonly ContainerEngine engine;
     private readonly CancellationTokenSource lifetime = new();
-    private readonly INetwork network = new NetworkBuilder().WithName($"osc-mariadb-{Guid.NewGuid():N}").Build();
+    private readonly INetwork network;
     private readonly OnceAsync<(IContainer Container, string ConnectionString)> primary;
     private readonly OnceAsync<(IContainer Container, string ConnectionString)> replica;
 
-    public ContainerMariaDbPair(MariaDbOptions options)
+    public ContainerMariaDbPair(MariaDbOptions options, ContainerEngine engine)
     {
         this.options = options;
+        this.engine = engine;
+        network = engine.Use(new NetworkBuilder()).WithName($"osc-mariadb-{Guid.NewGuid():N}").Build();
         primary = new(token => StartServerAsync(PrimaryAlias, replicateFrom: null, token), lifetime.Token);
         replica = new(async token =>
         {
@@ -53,13 +56,18 @@ internal sealed class ContainerMariaDbPair : IServerPair
 
     private async Task<(IContainer, string)> StartServerAsync(string alias, string? replicateFrom, CancellationToken cancellationToken)
     {
-        await network.CreateAsync(cancellationToken);
-        var container = new ContainerBuilder(Image)
+        if (replicateFrom is null)
+        {
+            // The replica starts after its primary, on the network the primary created.
+            await network.CreateAsync(cancellationToken);
+        }
+
+        var container = engine.Use(new ContainerBuilder(Image))
             .WithNetwork(network)
             .WithNetworkAliases(alias)
             .WithEnvironment("MARIADB_ROOT_PASSWORD", RootPassword)
             .WithPortBinding(ServerPort, assignRandomHostPort: true)
-            .WithCreateParameterModifier(ContainerPorts.LoopbackOnly)
+            .WithCreateParameterModifier(engine.Publishing)
             .WithCommand([.. MariaDbArguments.Common(options, ServerIds.Next())])
             .WithWaitStrategy(Wait.ForUnixContainer().UntilInternalTcpPortIsAvailable(ServerPort))
             .Build();
@@ -72,7 +80,7 @@ internal sealed class ContainerMariaDbPair : IServerPair
                 await using var connection = new MySqlConnection(new MySqlConnectionStringBuilder(root) { Pooling = false }.ConnectionString);
                 await connection.OpenAsync(token);
                 return true;
-            }, options.StartTimeout, serverExited: null, cancellationToken);
+            }, options.StartTimeout, serverEnded: null, cancellationToken);
             await MariaDbSetup.CreateAccountAsync(root, options.User, options.Password, cancellationToken);
             if (replicateFrom is not null)
             {
@@ -98,7 +106,7 @@ internal sealed class ContainerMariaDbPair : IServerPair
 
     private static string ConnectionString(IContainer container, string user, string password) => new MySqlConnectionStringBuilder
     {
-        Server = container.Hostname,
+        Server = ContainerEngine.Host(container),
         Port = container.GetMappedPublicPort(ServerPort),
         UserID = user,
         Password = password,

@@ -31,14 +31,17 @@ internal sealed class ContainerPostgresPair : IServerPair
         """;
 
     private readonly PostgresOptions options;
+    private readonly ContainerEngine engine;
     private readonly CancellationTokenSource lifetime = new();
-    private readonly INetwork network = new NetworkBuilder().WithName($"osc-postgres-{Guid.NewGuid():N}").Build();
+    private readonly INetwork network;
     private readonly OnceAsync<(IContainer Container, string ConnectionString)> primary;
     private readonly OnceAsync<(IContainer Container, string ConnectionString)> replica;
 
-    public ContainerPostgresPair(PostgresOptions options)
+    public ContainerPostgresPair(PostgresOptions options, ContainerEngine engine)
     {
         this.options = options;
+        this.engine = engine;
+        network = engine.Use(new NetworkBuilder()).WithName($"osc-postgres-{Guid.NewGuid():N}").Build();
         primary = new(StartPrimaryAsync, lifetime.Token);
         replica = new(StartReplicaAsync, lifetime.Token);
     }
@@ -67,7 +70,7 @@ internal sealed class ContainerPostgresPair : IServerPair
     private async Task<(IContainer, string)> StartPrimaryAsync(CancellationToken cancellationToken)
     {
         await network.CreateAsync(cancellationToken);
-        var container = new ContainerBuilder(Image)
+        var container = engine.Use(new ContainerBuilder(Image))
             .WithNetwork(network)
             .WithNetworkAliases(PrimaryAlias)
             .WithEnvironment("POSTGRES_USER", options.User)
@@ -76,7 +79,7 @@ internal sealed class ContainerPostgresPair : IServerPair
             .WithEnvironment("POSTGRES_INITDB_ARGS", "--auth=scram-sha-256")
             .WithResourceMapping(Encoding.UTF8.GetBytes(AllowReplication), "/docker-entrypoint-initdb.d/allow-replication.sh")
             .WithPortBinding(ServerPort, assignRandomHostPort: true)
-            .WithCreateParameterModifier(ContainerPorts.LoopbackOnly)
+            .WithCreateParameterModifier(engine.Publishing)
             .WithCommand(["postgres", .. Settings()])
             .WithWaitStrategy(Wait.ForUnixContainer().UntilInternalTcpPortIsAvailable(ServerPort))
             .Build();
@@ -86,7 +89,7 @@ internal sealed class ContainerPostgresPair : IServerPair
     private async Task<(IContainer, string)> StartReplicaAsync(CancellationToken cancellationToken)
     {
         var (_, primaryConnectionString) = await primary.GetAsync(cancellationToken);
-        var container = new ContainerBuilder(Image)
+        var container = engine.Use(new ContainerBuilder(Image))
             .WithNetwork(network)
             .WithNetworkAliases("osc-postgres-replica")
             .WithEnvironment("PGPASSWORD", options.Password)
@@ -94,7 +97,7 @@ internal sealed class ContainerPostgresPair : IServerPair
             .WithEnvironment("OSC_USER", options.User)
             .WithEnvironment("OSC_NAME", ReplicaName)
             .WithPortBinding(ServerPort, assignRandomHostPort: true)
-            .WithCreateParameterModifier(ContainerPorts.LoopbackOnly)
+            .WithCreateParameterModifier(engine.Publishing)
             .WithEntrypoint("bash", "-c", CloneThenServe, "clone-then-serve")
             .WithCommand([.. Settings()])
             .WithWaitStrategy(Wait.ForUnixContainer().UntilInternalTcpPortIsAvailable(ServerPort))
@@ -112,7 +115,7 @@ internal sealed class ContainerPostgresPair : IServerPair
             await container.StartAsync(cancellationToken);
             var connectionString = new NpgsqlConnectionStringBuilder
             {
-                Host = container.Hostname,
+                Host = ContainerEngine.Host(container),
                 Port = container.GetMappedPublicPort(ServerPort),
                 Username = options.User,
                 Password = options.Password,

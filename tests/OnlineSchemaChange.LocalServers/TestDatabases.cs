@@ -163,9 +163,11 @@ public sealed class TestDatabases : IAsyncDisposable
             throw new LocalServerException($"OSC_TEST_SERVERS is '{mode}': expected auto, containers or local.");
         }
 
-        if (mode != "local" && await docker.GetAsync(cancellationToken) is not null)
+        if (mode != "local" && await docker.GetAsync(cancellationToken) is { } dockerEngine)
         {
-            return engine == MySql ? new ContainerMariaDbPair(mariaDbOptions) : new ContainerPostgresPair(postgresOptions);
+            return engine == MySql
+                ? new ContainerMariaDbPair(mariaDbOptions, new ContainerEngine(dockerEngine))
+                : new ContainerPostgresPair(postgresOptions, new ContainerEngine(dockerEngine));
         }
 
         if (mode == "containers")
