@@ -11,6 +11,6 @@ public interface ICopySource
     /// </summary>
     Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken);
 
-    /// <summary>Copies the range into the shadow table (skipping rows already there) and returns the rows copied.</summary>
+    /// <summary>Copies the range into the shadow table (leaving rows already there alone) and returns the rows it covered.</summary>
     Task<long> CopyRangeAsync(KeyRange range, CancellationToken cancellationToken);
 }
