@@ -37,7 +37,7 @@ public sealed class PendingChanges
     public PendingBatch Drain()
     {
         var deletes = new List<RowKey>();
-        var upserts = new List<IReadOnlyList<object?>>();
+        var upserts = new List<(RowKey, IReadOnlyList<object?>)>();
         foreach (Entry entry in _order)
         {
             if (entry.Row is null)
@@ -46,7 +46,7 @@ public sealed class PendingChanges
             }
             else
             {
-                upserts.Add(entry.Row);
+                upserts.Add((entry.Key, entry.Row));
             }
         }
 
@@ -70,8 +70,11 @@ public sealed class PendingChanges
     private sealed record Entry(RowKey Key, IReadOnlyList<object?>? Row);
 }
 
-/// <summary>What one flush writes: deletes first (a row that goes cannot block one that arrives), then upserts.</summary>
-public sealed record PendingBatch(IReadOnlyList<RowKey> Deletes, IReadOnlyList<IReadOnlyList<object?>> Upserts, long ChangesReceived)
+/// <summary>
+/// What one flush writes: deletes first (a row that goes cannot block one that arrives), then upserts, each with its
+/// key in the original table.
+/// </summary>
+public sealed record PendingBatch(IReadOnlyList<RowKey> Deletes, IReadOnlyList<(RowKey Key, IReadOnlyList<object?> Row)> Upserts, long ChangesReceived)
 {
     public bool IsEmpty => Deletes.Count == 0 && Upserts.Count == 0;
 }

@@ -7,10 +7,13 @@ using OnlineSchemaChange.MySql.Schema;
 namespace OnlineSchemaChange.MySql.Apply;
 
 /// <summary>
-/// Writes a de-duplicated batch of replicated changes to the shadow table in one transaction: DELETE by key, then
-/// REPLACE of whole rows, so replaying a batch twice (after a crash) leaves the same rows.
+/// Writes a de-duplicated batch of replicated changes to the shadow table in one transaction: every key of the batch
+/// is deleted, then the upserted rows are inserted whole. Keys are the original table's, so this stays right when the
+/// ALTER changes the primary key (a REPLACE keyed on the shadow's new key would keep a row's old version), and
+/// replaying a batch twice after a crash leaves the same rows. <c>originalKeyInShadow</c> is the original's key
+/// columns under the names the shadow gives them.
 /// </summary>
-public sealed class MySqlChangeWriter(string connectionString, TableName shadow, MySqlKeyPredicate shadowKey, ColumnMapping mapping) : IChangeWriter
+public sealed class MySqlChangeWriter(string connectionString, TableName shadow, MySqlKeyPredicate originalKeyInShadow, ColumnMapping mapping) : IChangeWriter
 {
     // Stay well below the protocol's 65,535 placeholders per statement.
     private const int MaxParameters = 30_000;
@@ -21,11 +24,11 @@ public sealed class MySqlChangeWriter(string connectionString, TableName shadow,
         await using var connection = new MySqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
         await using MySqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
-        int keysPerStatement = Math.Max(1, MaxParameters / Math.Max(1, shadowKey.Columns.Count));
-        foreach (var keys in batch.Deletes.Chunk(keysPerStatement))
+        int keysPerStatement = Math.Max(1, MaxParameters / Math.Max(1, originalKeyInShadow.Columns.Count));
+        foreach (var keys in batch.Deletes.Concat(batch.Upserts.Select(u => u.Key)).Chunk(keysPerStatement))
         {
             await using var command = new MySqlCommand { Connection = connection, Transaction = transaction };
-            command.CommandText = $"DELETE FROM {MySqlSql.Quote(shadow)} WHERE {shadowKey.In(keys, command, "k")}";
+            command.CommandText = $"DELETE FROM {MySqlSql.Quote(shadow)} WHERE {originalKeyInShadow.In(keys, command, "k")}";
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
 
@@ -37,7 +40,7 @@ public sealed class MySqlChangeWriter(string connectionString, TableName shadow,
             var tuples = new List<string>(rows.Length);
             for (int r = 0; r < rows.Length; r++)
             {
-                object?[] values = mapping.Project(rows[r]);
+                object?[] values = mapping.Project(rows[r].Row);
                 var names = new string[values.Length];
                 for (int c = 0; c < values.Length; c++)
                 {
@@ -48,7 +51,7 @@ public sealed class MySqlChangeWriter(string connectionString, TableName shadow,
                 tuples.Add("(" + string.Join(", ", names) + ")");
             }
 
-            command.CommandText = $"REPLACE INTO {MySqlSql.Quote(shadow)} ({columns}) VALUES {string.Join(", ", tuples)}";
+            command.CommandText = $"INSERT INTO {MySqlSql.Quote(shadow)} ({columns}) VALUES {string.Join(", ", tuples)}";
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
 

@@ -121,6 +121,25 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
         Assert.Equal("2=b2,4=d,30=c moved", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', label) ORDER BY id) FROM _w_osc_new"));
     }
 
+    [Fact]
+    public async Task Replaying_onto_a_shadow_with_a_new_primary_key_leaves_no_stale_row_versions()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE p (id INT PRIMARY KEY, a INT NOT NULL);
+            CREATE TABLE _p_osc_new (id INT NOT NULL, a INT NOT NULL, PRIMARY KEY (id, a));
+            INSERT INTO _p_osc_new VALUES (1, 10), (2, 20);
+            """);
+        var columns = new[] { new TableColumn("id", false), new TableColumn("a", false) };
+        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "_p_osc_new"), new MySqlKeyPredicate(["id"]),
+            ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
+        var pending = new PendingChanges();
+        pending.Add(RowChange.Update(new RowKey(2), new RowKey(2), [2, 21]));
+
+        await writer.WriteAsync(pending.Drain(), CancellationToken.None);
+
+        Assert.Equal("1=10,2=21", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', a) ORDER BY id) FROM _p_osc_new"));
+    }
+
     private async Task<(KeysetCopier, MySqlCopySource)> CopierAsync(string table, string shadow, string[] key, IReadOnlyDictionary<string, string> renames,
         int workers, int maxRows = 2000)
     {

@@ -28,9 +28,9 @@ public sealed class ChangeApplierTests
                 Rows.Remove(key);
             }
 
-            foreach (var row in batch.Upserts)
+            foreach (var (key, row) in batch.Upserts)
             {
-                Rows[new RowKey(row[0])] = row;
+                Rows[key] = row;
             }
         }
     }

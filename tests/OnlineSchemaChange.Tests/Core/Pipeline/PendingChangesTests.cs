@@ -20,7 +20,7 @@ public sealed class PendingChangesTests
         PendingBatch batch = pending.Drain();
 
         Assert.Empty(batch.Deletes);
-        Assert.Equal("c", Assert.Single(batch.Upserts)[1]);
+        Assert.Equal("c", Assert.Single(batch.Upserts).Row[1]);
         Assert.Equal(3, batch.ChangesReceived);
     }
 
@@ -47,7 +47,7 @@ public sealed class PendingChangesTests
         PendingBatch batch = pending.Drain();
 
         Assert.Empty(batch.Deletes);
-        Assert.Equal("again", Assert.Single(batch.Upserts)[1]);
+        Assert.Equal("again", Assert.Single(batch.Upserts).Row[1]);
     }
 
     [Fact]
@@ -59,7 +59,7 @@ public sealed class PendingChangesTests
         PendingBatch batch = pending.Drain();
 
         Assert.Equal(K(1), Assert.Single(batch.Deletes));
-        Assert.Equal(2, Assert.Single(batch.Upserts)[0]);
+        Assert.Equal(2, Assert.Single(batch.Upserts).Row[0]);
     }
 
     [Fact]
@@ -72,7 +72,8 @@ public sealed class PendingChangesTests
         PendingBatch batch = pending.Drain();
 
         Assert.Equal(K(2), Assert.Single(batch.Deletes));
-        Assert.Equal(Row(1, "y"), Assert.Single(batch.Upserts));
+        Assert.Equal(Row(1, "y"), Assert.Single(batch.Upserts).Row);
+        Assert.Equal(K(1), Assert.Single(batch.Upserts).Key);
     }
 
     [Fact]
@@ -83,7 +84,7 @@ public sealed class PendingChangesTests
         pending.Add(RowChange.Insert(K(2), Row(2, "b")));
         pending.Add(RowChange.Update(K(1), K(1), Row(1, "a2")));
 
-        Assert.Equal([2, 1], pending.Drain().Upserts.Select(r => (int)r[0]!));
+        Assert.Equal([2, 1], pending.Drain().Upserts.Select(u => (int)u.Row[0]!));
     }
 
     [Fact]
