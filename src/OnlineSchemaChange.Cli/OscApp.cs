@@ -11,6 +11,8 @@ internal static class OscApp
     {
         var root = new RootCommand("osc: online schema changes for MySQL, MariaDB and PostgreSQL, without locking the table.");
         root.Subcommands.Add(PlanCommand.Create(console));
+        root.Subcommands.Add(AlterCommand.Create(console));
+        root.Subcommands.Add(CleanupCommand.Create(console));
         return root;
     }
 

@@ -1,0 +1,57 @@
+using System.CommandLine;
+using OnlineSchemaChange.Cli.Output;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Migration;
+using Spectre.Console;
+
+namespace OnlineSchemaChange.Cli.Commands;
+
+/// <summary>`osc cleanup`: remove every leftover of ours for a table, after an interrupted migration.</summary>
+internal static class CleanupCommand
+{
+    public static Command Create(OscConsole console)
+    {
+        var connection = new ConnectionOptions();
+        var table = new Option<string>("--table", "-t") { Description = "The table whose leftovers to remove", Required = true };
+        var dropOld = new Option<bool>("--drop-old-table") { Description = "Also drop the original kept after a finished swap (_<table>_osc_old)" };
+        var json = new Option<bool>("--json") { Description = "Print what was removed as JSON" };
+        var command = new Command("cleanup", "Remove the shadow, bookkeeping, sentry and plan tables an interrupted run left for a table.");
+        connection.AddTo(command);
+        command.Options.Add(table);
+        command.Options.Add(dropOld);
+        command.Options.Add(json);
+        command.SetAction((result, cancellationToken) =>
+        {
+            bool asJson = result.GetValue(json);
+            return CommandGuard.RunAsync(console, asJson, async () =>
+            {
+                TableName tableName = TableName.Parse(result.GetValue(table)!);
+                ConnectionTarget target = connection.Resolve(result, tableName, console.PromptSecret);
+                if (target.Engine != DatabaseEngine.MySql)
+                {
+                    throw new OscException("osc cleanup supports MySQL and MariaDB in this version.",
+                        "On PostgreSQL osc plan leaves nothing behind: its copy is a temp table the server drops itself.");
+                }
+
+                CleanupReport report = await new MySqlCleanup(target).RunAsync(tableName, result.GetValue(dropOld), cancellationToken);
+                if (asJson)
+                {
+                    console.WriteJson(report);
+                }
+                else
+                {
+                    console.Ansi.WriteLine(report.Dropped.Count == 0 ? "Nothing to remove." : "Dropped: " + string.Join(", ", report.Dropped));
+                    foreach (string kept in report.Kept)
+                    {
+                        console.Ansi.WriteLine($"Kept {kept}: the original from before a finished swap; drop it with --drop-old-table once you no longer need it.");
+                    }
+                }
+
+                return 0;
+            }, cancellationToken);
+        });
+        return command;
+    }
+}

@@ -1,0 +1,52 @@
+using MySqlConnector;
+using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Connection;
+using OnlineSchemaChange.MySql.Plan;
+using OnlineSchemaChange.MySql.Schema;
+
+namespace OnlineSchemaChange.MySql.Migration;
+
+/// <summary>What `osc cleanup` did: the tables it dropped and those it left for the operator (the swapped-out original).</summary>
+public sealed record CleanupReport(IReadOnlyList<string> Dropped, IReadOnlyList<string> Kept);
+
+/// <summary>
+/// Removes every leftover of ours for one table: the shadow, the bookkeeping table, the cut-over sentry and the
+/// planner's copy. The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and
+/// dropped only when asked.
+/// </summary>
+public sealed class MySqlCleanup(ConnectionTarget target)
+{
+    public async Task<CleanupReport> RunAsync(TableName table, bool dropOldTable, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        string schema = table.Schema ?? target.Database ?? throw new Core.OscException(
+            $"No database given for table {table.Name}.", "Name it in the URI (mysql://host/db), with --database, or as --table db.table.");
+        await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
+        var catalog = new MySqlCatalog(connection);
+        await catalog.ExecuteAsync("SET SESSION lock_wait_timeout = 10", cancellationToken);
+        var names = new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength);
+        var dropped = new List<string>();
+        var kept = new List<string>();
+        foreach (string name in names.Created.Append(MySqlAlterPlanner.PlanCopyName(table.Name)).Append(names.Old))
+        {
+            var candidate = new TableName(schema, name);
+            if (await catalog.TableSizeAsync(candidate, cancellationToken) is null)
+            {
+                continue;
+            }
+
+            if (name == names.Old && !dropOldTable)
+            {
+                kept.Add(candidate.ToString());
+                continue;
+            }
+
+            await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(candidate)}", cancellationToken);
+            dropped.Add(candidate.ToString());
+        }
+
+        return new CleanupReport(dropped, kept);
+    }
+}
