@@ -4,8 +4,10 @@ namespace OnlineSchemaChange.Core.Throttle;
 /// Checks its signals on an interval in the background and holds the copy while any asks for a pause. Copy workers
 /// call <see cref="WaitUntilOpenAsync"/> before each chunk; the progress display reads <see cref="Reason"/>. Only the
 /// copy is held: the applier keeps replaying, since falling behind the stream only makes the lag worse later.
+/// Abort signals (gh-ost's --critical-load) do not pause: they fail every waiter, so the migration stops cleanly.
 /// </summary>
-public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan interval, TimeProvider time) : IAsyncDisposable
+public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan interval, TimeProvider time, IReadOnlyList<IThrottleSignal>? abortSignals = null)
+    : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private TaskCompletionSource _open = NewOpen(completed: true);
@@ -21,6 +23,15 @@ public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan i
     /// <summary>Checks every signal once, now. The background loop calls it; tests and the first chunk may too.</summary>
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
+        foreach (IThrottleSignal signal in abortSignals ?? [])
+        {
+            if (await signal.CheckAsync(cancellationToken) is { } critical)
+            {
+                Abort(critical);
+                return;
+            }
+        }
+
         string? reason = null;
         foreach (IThrottleSignal signal in signals)
         {
@@ -64,8 +75,30 @@ public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan i
         }
     }
 
+    /// <summary>Why the migration was aborted, once an abort signal fired.</summary>
+    public string? AbortReason { get; private set; }
+
+    private void Abort(string reason)
+    {
+        AbortReason = reason;
+        Reason = "aborting: " + reason;
+        var error = new OscException($"Aborted: {reason}.", "The original table is untouched; find the cause, then run again (or --resume).");
+        TaskCompletionSource open = Volatile.Read(ref _open);
+        if (!open.TrySetException(error))
+        {
+            var failed = NewOpen(completed: false);
+            failed.SetException(error);
+            Volatile.Write(ref _open, failed);
+        }
+    }
+
     private void SetReason(string? reason)
     {
+        if (AbortReason is not null)
+        {
+            return;
+        }
+
         Reason = reason;
         TaskCompletionSource open = Volatile.Read(ref _open);
         if (reason is null)

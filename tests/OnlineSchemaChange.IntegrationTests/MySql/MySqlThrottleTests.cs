@@ -1,0 +1,114 @@
+using MySqlConnector;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.Core.Throttle;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using OnlineSchemaChange.MySql.Copy;
+using OnlineSchemaChange.MySql.Schema;
+using OnlineSchemaChange.MySql.Throttle;
+
+namespace OnlineSchemaChange.IntegrationTests.MySql;
+
+/// <summary>Throttling on a real MariaDB primary and replica.</summary>
+[Collection("servers")]
+public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
+{
+    private string _primary = "";
+    private string _replica = "";
+    private TableName _log = new(null, "");
+
+    public async Task InitializeAsync()
+    {
+        _primary = await servers.NewMySqlDatabaseAsync("throttle");
+        string database = new MySqlConnectionStringBuilder(_primary).Database;
+        _replica = new MySqlConnectionStringBuilder(await servers.MySqlReplicaAsync()) { Database = database }.ConnectionString;
+        _log = new TableName(database, "_t_osc_log");
+        await MySqlHeartbeat.CreateLogTableAsync(_primary, _log, CancellationToken.None);
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task The_copy_pauses_while_a_replica_lags_and_resumes_when_it_catches_up()
+    {
+        await ExecuteAsync(_primary, """
+            CREATE TABLE t (id INT PRIMARY KEY, v INT);
+            INSERT INTO t SELECT seq, seq FROM seq_1_to_3000;
+            CREATE TABLE _t_osc_new LIKE t;
+            """);
+        await using var heartbeat = new MySqlHeartbeat(_primary, _log, TimeSpan.FromMilliseconds(100));
+        heartbeat.Start();
+        await using var throttler = new Throttler([MySqlThrottleSignals.ReplicaLag(_replica, _log, TimeSpan.FromMilliseconds(1500))],
+            TimeSpan.FromMilliseconds(100), TimeProvider.System);
+        throttler.Start();
+        await WaitUntilAsync(() => !throttler.IsThrottled, "the replica to show a fresh heartbeat");
+
+        await ExecuteAsync(_replica, "STOP SLAVE SQL_THREAD");
+        try
+        {
+            await WaitUntilAsync(() => throttler.IsThrottled, "the lag to exceed 1500 ms");
+            Assert.StartsWith("replica lag on 127.0.0.1:", throttler.Reason, StringComparison.Ordinal);
+
+            var columns = new[] { new TableColumn("id", false), new TableColumn("v", false) };
+            var copier = new KeysetCopier(
+                new MySqlCopySource(_primary, _log with { Name = "t" }, _log with { Name = "_t_osc_new" }, new MySqlKeyPredicate(["id"]),
+                    ColumnMapping.Build(columns, columns, new Dictionary<string, string>())),
+                new ChunkSizer(TimeSpan.FromMilliseconds(50), initialRows: 500, minRows: 500, maxRows: 500), throttler, workers: 2);
+            Task copy = copier.RunAsync(null, CancellationToken.None);
+            await Task.Delay(1000);
+            Assert.Equal(0, copier.RowsCopied);
+
+            await ExecuteAsync(_replica, "START SLAVE SQL_THREAD");
+            await copy.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(3000, copier.RowsCopied);
+            Assert.False(throttler.IsThrottled);
+        }
+        finally
+        {
+            await ExecuteAsync(_replica, "START SLAVE SQL_THREAD");
+        }
+    }
+
+    [Fact]
+    public async Task Max_load_throttles_on_a_status_variable_and_critical_load_aborts()
+    {
+        // Threads_connected is at least 1 (our own probe): a limit of 0 is always exceeded.
+        await using var throttled = new Throttler(MySqlThrottleSignals.Load(_primary, "Threads_connected=0", "--max-load"), TimeSpan.FromSeconds(1), TimeProvider.System);
+        await throttled.CheckAsync(CancellationToken.None);
+        Assert.StartsWith("Threads_connected is ", throttled.Reason, StringComparison.Ordinal);
+
+        await using var aborting = new Throttler([], TimeSpan.FromSeconds(1), TimeProvider.System,
+            MySqlThrottleSignals.Load(_primary, "Threads_connected=0", "--critical-load"));
+        await aborting.CheckAsync(CancellationToken.None);
+        var e = await Assert.ThrowsAsync<OscException>(() => aborting.WaitUntilOpenAsync(CancellationToken.None));
+        Assert.Contains("Threads_connected", e.Message, StringComparison.Ordinal);
+
+        await using var relaxed = new Throttler(MySqlThrottleSignals.Load(_primary, "Threads_connected=100000", "--max-load"), TimeSpan.FromSeconds(1), TimeProvider.System);
+        await relaxed.CheckAsync(CancellationToken.None);
+        Assert.False(relaxed.IsThrottled);
+    }
+
+    [Fact]
+    public void A_malformed_load_limit_is_refused_with_its_syntax() =>
+        Assert.Contains("Variable=number", Assert.Throws<OscException>(() => MySqlThrottleSignals.Load(_primary, "Threads_running>50", "--max-load")).Message,
+            StringComparison.Ordinal);
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(50);
+        }
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
