@@ -43,7 +43,6 @@ public sealed record HandshakeV10(string ServerVersion, uint ConnectionId, Clien
         reader.Skip(1);
         var capabilities = (uint)reader.ReadUInt16();
         reader.Skip(3); // character set, status flags
-        reader.Skip(2);
         capabilities |= (uint)reader.ReadUInt16() << 16;
         var authDataLength = reader.ReadByte();
         reader.Skip(10);
