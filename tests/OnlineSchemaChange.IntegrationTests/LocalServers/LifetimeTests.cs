@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using MySqlConnector;
+using Npgsql;
+using OnlineSchemaChange.LocalServers;
+
+namespace OnlineSchemaChange.IntegrationTests.LocalServers;
+
+/// <summary>Servers go away, files and all, when disposed and when their owner process dies.</summary>
+public sealed class LifetimeTests
+{
+    private static readonly TimeSpan GoneWithin = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Disposing_a_MariaDb_stops_its_process_and_deletes_its_directory()
+    {
+        var server = await LocalMariaDb.StartAsync();
+        var (pid, directory) = (server.ProcessId, server.Directory);
+        await using (var connection = new MySqlConnection(server.ConnectionString))
+        {
+            await connection.OpenAsync();
+        }
+
+        Assert.True(ProcessIsRunning(pid));
+        await server.DisposeAsync();
+
+        Assert.False(ProcessIsRunning(pid), $"mariadbd {pid} still runs");
+        Assert.False(Directory.Exists(directory), $"{directory} still exists");
+    }
+
+    [Fact]
+    public async Task Disposing_a_Postgres_stops_its_process_and_deletes_its_directory()
+    {
+        var server = await LocalPostgres.StartAsync();
+        var (pid, directory) = (server.ProcessId, server.Directory);
+        await using (var connection = new NpgsqlConnection(server.ConnectionString))
+        {
+            // An open session: disposal must not wait for clients to leave (smart shutdown would).
+            await connection.OpenAsync();
+            Assert.True(ProcessIsRunning(pid));
+            await server.DisposeAsync();
+        }
+
+        Assert.False(ProcessIsRunning(pid), $"postgres {pid} still runs");
+        Assert.False(Directory.Exists(directory), $"{directory} still exists");
+    }
+
+    [Fact]
+    public async Task The_watchdog_removes_a_MariaDb_whose_owner_died()
+    {
+        using var owner = ShortLivedProcess();
+        await using var server = await LocalMariaDb.StartAsync(new MariaDbOptions { OwnerProcessId = owner.Id });
+        await AssertGoneAfterOwnerDiesAsync(owner, server.ProcessId, server.Directory);
+    }
+
+    [Fact]
+    public async Task The_watchdog_removes_a_Postgres_whose_owner_died()
+    {
+        using var owner = ShortLivedProcess();
+        await using var server = await LocalPostgres.StartAsync(new PostgresOptions { OwnerProcessId = owner.Id });
+        await AssertGoneAfterOwnerDiesAsync(owner, server.ProcessId, server.Directory);
+    }
+
+    private static async Task AssertGoneAfterOwnerDiesAsync(Process owner, int serverPid, string directory)
+    {
+        Assert.True(ProcessIsRunning(serverPid));
+        await owner.WaitForExitAsync();
+        var clock = Stopwatch.StartNew();
+        while ((ProcessIsRunning(serverPid) || Directory.Exists(directory)) && clock.Elapsed < GoneWithin)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.False(ProcessIsRunning(serverPid), $"server {serverPid} still runs {GoneWithin} after its owner died");
+        Assert.False(Directory.Exists(directory), $"{directory} still exists {GoneWithin} after its owner died");
+    }
+
+    /// <summary>Stands in for a test run that dies: lives long enough for a server to start, then ends.</summary>
+    private static Process ShortLivedProcess() =>
+        Process.Start(new ProcessStartInfo("sleep", "4") { UseShellExecute = false })!;
+
+    /// <summary>Alive and not a zombie: a killed server may linger unreaped for a moment.</summary>
+    private static bool ProcessIsRunning(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+            return state != "Z";
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+}

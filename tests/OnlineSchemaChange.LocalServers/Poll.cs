@@ -1,0 +1,52 @@
+using System.Diagnostics;
+
+namespace OnlineSchemaChange.LocalServers;
+
+/// <summary>Retries a readiness check until it holds, the server dies, or time runs out.</summary>
+internal static class Poll
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(50);
+
+    /// <param name="condition">Returns true when ready; an exception counts as "not yet" and is reported if time runs out.</param>
+    /// <param name="serverExited">Completes with the exit code if the server dies: no point waiting any longer.</param>
+    public static async Task UntilAsync(
+        string what,
+        Func<CancellationToken, Task<bool>> condition,
+        TimeSpan timeout,
+        Task<int>? serverExited,
+        CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        Exception? lastError = null;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (serverExited is { IsCompleted: true })
+            {
+                throw new LocalServerException($"the server exited with code {await serverExited} while waiting until {what}.");
+            }
+
+            try
+            {
+                if (await condition(cancellationToken))
+                {
+                    return;
+                }
+
+                lastError = null;
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                lastError = e;
+            }
+
+            if (clock.Elapsed > timeout)
+            {
+                var detail = lastError is null ? "" : $" Last error: {lastError.Message}";
+                throw new LocalServerException($"timed out after {timeout.TotalSeconds:0}s waiting until {what}.{detail}");
+            }
+
+            await Task.Delay(Interval, cancellationToken);
+        }
+    }
+}
