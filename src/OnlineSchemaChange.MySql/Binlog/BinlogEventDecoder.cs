@@ -84,7 +84,7 @@ public sealed class BinlogEventDecoder
 
             return decoded with { Coordinates = coordinates };
         }
-        catch (Exception e) when (e is MySqlProtocolException or ArgumentException or InvalidDataException or OverflowException or IndexOutOfRangeException or FormatException or DecoderFallbackException)
+        catch (Exception e) when (e is MySqlProtocolException or ArgumentException or InvalidDataException or OverflowException or IndexOutOfRangeException or FormatException or DecoderFallbackException or EndOfStreamException)
         {
             throw new BinlogDecodeException($"Cannot decode {header.EventType} event at {CurrentFile}:{StartOf(header, data.Length)}: {e.Message}", e);
         }
@@ -272,6 +272,11 @@ public sealed class BinlogEventDecoder
         var table = Encoding.UTF8.GetString(reader.ReadBytes(reader.ReadByte()));
         reader.Skip(1);
         var columnCount = reader.ReadLengthEncodedLength();
+        if (columnCount > reader.Remaining)
+        {
+            throw new MySqlProtocolException($"TABLE_MAP claims {columnCount} columns in {reader.Remaining} bytes.");
+        }
+
         var types = new ColumnType[columnCount];
         reader.ReadBytes(columnCount).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(types.AsSpan()));
         var metadataReader = new PacketReader(reader.ReadLengthEncodedBytes());
@@ -357,7 +362,8 @@ public sealed class BinlogEventDecoder
             length = (length << 8) | b;
         }
 
-        if (length is < 0 or > 1 << 30)
+        // zlib cannot expand more than about 1032:1; a larger claim is corruption, not a reason to allocate.
+        if (length < 0 || length > ((long)reader.Remaining * 1032) + 64)
         {
             throw new MySqlProtocolException($"Implausible uncompressed length {length}.");
         }

@@ -180,7 +180,16 @@ public static class ColumnValueDecoder
             default:
                 {
                     var size = length < 256 ? reader.ReadByte() : reader.ReadUInt16();
-                    return Text(reader.ReadBytes(size), encoding);
+                    var bytes = reader.ReadBytes(size);
+                    if (encoding is null && column?.DataType == "binary" && size < length)
+                    {
+                        // BINARY(n) is logged without its trailing zero bytes; the column value has them.
+                        var padded = new byte[length];
+                        bytes.CopyTo(padded);
+                        return padded;
+                    }
+
+                    return Text(bytes, encoding);
                 }
         }
     }

@@ -19,23 +19,25 @@ public static class JsonBinary
         }
 
         var text = new StringBuilder();
-        WriteValue(text, data[0], data[1..], 0);
+        // Entries may point at shared values; a budget keeps a crafted document from taking exponential time.
+        var budget = (data.Length * 4) + 16;
+        WriteValue(text, data[0], data[1..], 0, ref budget);
         return text.ToString();
     }
 
-    private static void WriteValue(StringBuilder text, byte type, ReadOnlySpan<byte> data, int depth)
+    private static void WriteValue(StringBuilder text, byte type, ReadOnlySpan<byte> data, int depth, ref int budget)
     {
-        if (depth > MaxDepth)
+        if (depth > MaxDepth || --budget < 0)
         {
-            throw new MySqlProtocolException("JSON document nested too deeply.");
+            throw new MySqlProtocolException("JSON document nested too deeply or with too many values for its size.");
         }
 
         switch (type)
         {
-            case 0x00: WriteContainer(text, data, isObject: true, large: false, depth); break;
-            case 0x01: WriteContainer(text, data, isObject: true, large: true, depth); break;
-            case 0x02: WriteContainer(text, data, isObject: false, large: false, depth); break;
-            case 0x03: WriteContainer(text, data, isObject: false, large: true, depth); break;
+            case 0x00: WriteContainer(text, data, isObject: true, large: false, depth, ref budget); break;
+            case 0x01: WriteContainer(text, data, isObject: true, large: true, depth, ref budget); break;
+            case 0x02: WriteContainer(text, data, isObject: false, large: false, depth, ref budget); break;
+            case 0x03: WriteContainer(text, data, isObject: false, large: true, depth, ref budget); break;
             case 0x04:
                 text.Append(Need(data, 1)[0] switch
                 {
@@ -72,7 +74,7 @@ public static class JsonBinary
         }
     }
 
-    private static void WriteContainer(StringBuilder text, ReadOnlySpan<byte> data, bool isObject, bool large, int depth)
+    private static void WriteContainer(StringBuilder text, ReadOnlySpan<byte> data, bool isObject, bool large, int depth, ref int budget)
     {
         var offsetSize = large ? 4 : 2;
         var count = ReadOffset(data, 0, large);
@@ -108,7 +110,7 @@ public static class JsonBinary
             var inline = valueType is 0x04 or 0x05 or 0x06 || (large && valueType is 0x07 or 0x08);
             if (inline)
             {
-                WriteValue(text, valueType, data[(entry + 1)..], depth + 1);
+                WriteValue(text, valueType, data[(entry + 1)..], depth + 1, ref budget);
             }
             else
             {
@@ -118,7 +120,7 @@ public static class JsonBinary
                     throw new MySqlProtocolException($"JSON value offset {valueOffset} beyond its container.");
                 }
 
-                WriteValue(text, valueType, data[valueOffset..], depth + 1);
+                WriteValue(text, valueType, data[valueOffset..], depth + 1, ref budget);
             }
         }
 

@@ -26,6 +26,7 @@ public static class RowsDecoder
         var rows = new List<RowChange>(Math.Max(1, reader.Remaining / Math.Max(1, columnCount * 4)));
         while (!reader.IsAtEnd)
         {
+            var before = reader.Offset;
             var first = ReadImage(ref reader, columnCount, present, map, schema, encodings);
             rows.Add(kind switch
             {
@@ -33,6 +34,11 @@ public static class RowsDecoder
                 RowsEventKind.Delete => new RowChange(first, null),
                 _ => new RowChange(first, ReadImage(ref reader, columnCount, presentAfter, map, schema, encodings)),
             });
+            if (reader.Offset == before)
+            {
+                // No column present: a row image of zero bytes would repeat forever.
+                throw new MySqlProtocolException("Rows event whose row images are empty.");
+            }
         }
 
         return [.. rows];
