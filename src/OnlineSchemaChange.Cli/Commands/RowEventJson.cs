@@ -72,7 +72,7 @@ internal static class RowEventJson
             case float v: json.WriteNumberValue(v); break;
             case double v: json.WriteNumberValue(v); break;
             case decimal v: json.WriteNumberValue(v); break;
-            case MySqlDecimal v: json.WriteRawValue(v.ToString()); break;
+            case ExactDecimal v: json.WriteRawValue(v.ToString()); break;
             case BigInteger v: json.WriteRawValue(v.ToString(CultureInfo.InvariantCulture)); break;
             case string v: json.WriteStringValue(v); break;
             case byte[] v: json.WriteStringValue(BytesText(v)); break;

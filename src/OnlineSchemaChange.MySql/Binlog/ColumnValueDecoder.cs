@@ -243,7 +243,7 @@ public static class ColumnValueDecoder
             }
 
             var big = (BigInteger)unscaled;
-            return new MySqlDecimal(positive ? big : -big, scale);
+            return new ExactDecimal(positive ? big : -big, scale);
         }
 
         BigInteger value = 0;
@@ -254,7 +254,7 @@ public static class ColumnValueDecoder
         }
 
         AccumulateBig(ref value, bytes, ref offset, DigitsToBytes[fracRest], fracRest);
-        return new MySqlDecimal(positive ? value : -value, scale);
+        return new ExactDecimal(positive ? value : -value, scale);
     }
 
     private static uint ReadGroup(ReadOnlySpan<byte> bytes, ref int offset, int width, int digits)

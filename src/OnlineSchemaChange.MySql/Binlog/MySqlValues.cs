@@ -4,7 +4,7 @@ using System.Numerics;
 namespace OnlineSchemaChange.MySql.Binlog;
 
 /// <summary>A DECIMAL too wide for <see cref="decimal"/> (more than 28 digits): exact unscaled integer and scale.</summary>
-public readonly record struct MySqlDecimal(BigInteger Unscaled, int Scale)
+public readonly record struct ExactDecimal(BigInteger Unscaled, int Scale)
 {
     public override string ToString()
     {

@@ -75,7 +75,7 @@ public sealed class CapturedBinlogTests
         Assert.Equal(1.5f, first[6]);
         Assert.Equal(-2.5e100, first[7]);
         Assert.Equal(-1234567.891m, first[8]);
-        Assert.Equal(new MySqlDecimal(BigInteger.Parse("-1234567890123456789012345678900123456789", System.Globalization.CultureInfo.InvariantCulture), 10), first[9]);
+        Assert.Equal(new ExactDecimal(BigInteger.Parse("-1234567890123456789012345678900123456789", System.Globalization.CultureInfo.InvariantCulture), 10), first[9]);
         Assert.Equal(new DateTime(2024, 2, 29, 13, 14, 15).AddTicks(1234560), first[10]);
         Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(2147483647).AddMilliseconds(999), first[11]);
         Assert.Equal(-new TimeSpan(0, 838, 59, 58, 990), first[12]);

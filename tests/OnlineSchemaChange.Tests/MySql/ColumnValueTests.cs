@@ -80,7 +80,7 @@ public sealed class ColumnValueTests
             var scale = random.Next(0, Math.Min(30, precision) + 1);
             var digits = string.Concat(Enumerable.Range(0, precision).Select(_ => (char)('0' + random.Next(10))));
             var text = (random.Next(2) == 0 ? "-" : "") + (scale == 0 ? digits : digits[..^scale] + "." + digits[^scale..]);
-            var value = Assert.IsType<MySqlDecimal>(Decode(Decimal(text, precision, scale), ColumnType.NewDecimal, (ushort)((precision << 8) | scale)));
+            var value = Assert.IsType<ExactDecimal>(Decode(Decimal(text, precision, scale), ColumnType.NewDecimal, (ushort)((precision << 8) | scale)));
             var expected = BigInteger.Parse(text.Replace(".", "", StringComparison.Ordinal), CultureInfo.InvariantCulture);
             Assert.Equal(expected, value.Unscaled);
             Assert.Equal(scale, value.Scale);
