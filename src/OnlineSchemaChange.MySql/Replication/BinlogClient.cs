@@ -283,8 +283,9 @@ public sealed class BinlogClient : IAsyncDisposable
                     break;
             }
         }
-        catch (MySqlServerException e) when (e.ErrorCode == ErrorSpecificAccessDenied)
+        catch (MySqlServerException e) when (e.ErrorCode is ErrorSpecificAccessDenied or ErrorAccessDenied)
         {
+            // Logged in already, so an access error here is about the replication privilege (MariaDB answers 1045).
             throw new ReplicationSetupException(
                 $"User '{_options.Endpoint.User}' lacks the REPLICATION SLAVE privilege: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ... ({e.ServerMessage})", e);
         }
