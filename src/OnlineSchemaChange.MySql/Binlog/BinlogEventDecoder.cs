@@ -15,6 +15,7 @@ public sealed class BinlogEventDecoder
     private readonly ITableSchemaProvider? _schemas;
     private FormatDescriptionEvent? _format;
     private bool _inTransaction;
+    private readonly List<RowChange> _rowScratch = [];
 
     public BinlogEventDecoder(ITableSchemaProvider? schemas = null, string currentFile = "")
     {
@@ -82,7 +83,8 @@ public sealed class BinlogEventDecoder
                 AfterDecode(decoded);
             }
 
-            return decoded with { Coordinates = coordinates };
+            decoded.Coordinates = coordinates;
+            return decoded;
         }
         catch (Exception e) when (e is MySqlProtocolException or ArgumentException or InvalidDataException or OverflowException or IndexOutOfRangeException or FormatException or DecoderFallbackException or EndOfStreamException)
         {
@@ -334,11 +336,11 @@ public sealed class BinlogEventDecoder
         {
             var inflated = Decompress(reader.ReadToEnd());
             var inner = new PacketReader(inflated);
-            rows = RowsDecoder.DecodeRows(ref inner, kind, map, schema);
+            rows = RowsDecoder.DecodeRows(ref inner, kind, map, schema, _rowScratch);
         }
         else
         {
-            rows = RowsDecoder.DecodeRows(ref reader, kind, map, schema);
+            rows = RowsDecoder.DecodeRows(ref reader, kind, map, schema, _rowScratch);
         }
 
         return new RowsEvent(header, kind, map, schema, rows);

@@ -18,7 +18,8 @@ public readonly record struct BinlogCoordinates(string File, long Position, stri
 
 public abstract record BinlogEvent(BinlogEventHeader Header)
 {
-    public BinlogCoordinates Coordinates { get; init; }
+    /// <summary>Set by the decoder once the event is whole (a clone per event would cost an allocation).</summary>
+    public BinlogCoordinates Coordinates { get; internal set; }
 }
 
 public sealed record FormatDescriptionEvent(BinlogEventHeader Header, ushort BinlogVersion, string ServerVersion, byte CommonHeaderLength,

@@ -11,7 +11,8 @@ public static class RowsDecoder
 {
     private static readonly ConditionalWeakTable<TableSchema, Encoding?[]> Encodings = [];
 
-    public static RowChange[] DecodeRows(ref PacketReader reader, RowsEventKind kind, TableMapEvent map, TableSchema? schema)
+    /// <param name="scratch">Reused between events so collecting rows costs one exact-size array per event.</param>
+    public static RowChange[] DecodeRows(ref PacketReader reader, RowsEventKind kind, TableMapEvent map, TableSchema? schema, List<RowChange>? scratch = null)
     {
         var columnCount = reader.ReadLengthEncodedLength();
         if (columnCount > map.ColumnCount)
@@ -23,7 +24,8 @@ public static class RowsDecoder
         var present = reader.ReadBytes(bitmapLength);
         var presentAfter = kind == RowsEventKind.Update ? reader.ReadBytes(bitmapLength) : present;
         var encodings = schema is null ? null : Encodings.GetValue(schema, ResolveEncodings);
-        var rows = new List<RowChange>(Math.Max(1, reader.Remaining / Math.Max(1, columnCount * 4)));
+        var rows = scratch ?? [];
+        rows.Clear();
         while (!reader.IsAtEnd)
         {
             var before = reader.Offset;
