@@ -9,7 +9,10 @@ namespace OnlineSchemaChange.Cli.Commands;
 /// <summary>osc binlog: streams decoded row events from a server as a replica, or decodes a binlog file.</summary>
 internal static class BinlogCommand
 {
-    public static Command Create()
+    public static Command Create() => Create(Console.OpenStandardOutput);
+
+    /// <summary>With the output stream given, so tests can read what the command prints.</summary>
+    internal static Command Create(Func<Stream> openOutput)
     {
         var connection = new Argument<string?>("connection")
         {
@@ -50,7 +53,7 @@ internal static class BinlogCommand
             var tableSet = parse.GetValue(tables) is { } list
                 ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal)
                 : null;
-            using var output = new BinlogOutput(Console.OpenStandardOutput(), parse.GetValue(json), tableSet);
+            using var output = new BinlogOutput(openOutput(), parse.GetValue(json), tableSet);
             try
             {
                 var endpoint = parse.GetValue(connection) is { } uri ? MySqlEndpoint.Parse(uri) : null;
