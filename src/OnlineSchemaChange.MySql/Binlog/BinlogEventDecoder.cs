@@ -326,7 +326,7 @@ public sealed class BinlogEventDecoder
 
         var isCompressed = type is >= BinlogEventType.MariaDbWriteRowsCompressedV1 and <= BinlogEventType.MariaDbDeleteRowsCompressed;
         var schema = _schemas?.Find(map.Database, map.Table);
-        if (schema is not null && schema.Columns.Count != map.ColumnCount)
+        if (schema is not null && !schema.Describes(map))
         {
             schema = null; // information_schema has moved on (a later DDL): decode without names rather than mislabel.
         }

@@ -209,3 +209,19 @@ public sealed class BinlogEventDecoderTests
         Assert.IsType<SkippedEvent>(decoder.Decode(Rows(BinlogEventType.WriteRowsV1, 42, 3, [0b111], null, ItemRow(1, "x", "1.00"))));
     }
 }
+
+public sealed class TableSchemaTests
+{
+    private static TableMapEvent Map(params ColumnType[] types) =>
+        new(default, 1, "d", "t", types, new ushort[types.Length], new byte[(types.Length + 7) / 8]);
+
+    [Fact]
+    public void A_schema_from_after_a_ddl_is_not_applied_to_older_events()
+    {
+        var now = new TableSchema("d", "t", [new("b", "varchar", false, "utf8mb4"), new("id", "int", false, null)]);
+        Assert.True(now.Describes(Map(ColumnType.VarChar, ColumnType.Long)));
+        Assert.False(now.Describes(Map(ColumnType.Long, ColumnType.VarChar))); // same count, columns moved
+        Assert.False(now.Describes(Map(ColumnType.Long))); // a column added since
+        Assert.True(new TableSchema("d", "t", [new("j", "json", false, "utf8mb4")]).Describes(Map(ColumnType.Blob))); // MariaDB JSON
+    }
+}

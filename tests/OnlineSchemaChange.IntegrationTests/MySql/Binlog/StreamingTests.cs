@@ -1,0 +1,117 @@
+using MySqlConnector;
+using OnlineSchemaChange.MySql.Binlog;
+using OnlineSchemaChange.MySql.Replication;
+
+namespace OnlineSchemaChange.IntegrationTests.MySql.Binlog;
+
+[Collection(BinlogServerGroup.Name)]
+public sealed class StreamingTests(BinlogServerFixture fixture)
+{
+    private async Task<string> GtidBinlogPositionAsync()
+    {
+        await using var connection = await fixture.OpenAsync();
+        await using var command = new MySqlCommand("SELECT @@gtid_binlog_pos", connection);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    [Fact]
+    public async Task Mariadb_gtid_start_streams_only_later_transactions()
+    {
+        var db = await fixture.NewDatabaseAsync("gtid");
+        await fixture.ExecuteAsync("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (0)", db);
+        var position = await GtidBinlogPositionAsync();
+        await fixture.ExecuteAsync("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2), (3)", db);
+
+        await using var client = new BinlogClient(new BinlogClientOptions(fixture.Endpoint) { Start = BinlogStart.FromGtid(position) });
+        var events = await BinlogServerFixture.ReadRowsAsync(client, db, 3, TimeSpan.FromSeconds(30));
+        Assert.Equal([1, 2, 3], events.SelectMany(e => e.Rows).Select(r => (int)r.After![0]!));
+        Assert.All(events, e => Assert.Matches(@"^\d+-\d+-\d+$", e.Coordinates.Gtid!));
+        Assert.NotEqual(events[0].Coordinates.Gtid, events[1].Coordinates.Gtid);
+    }
+
+    /// <summary>A consumer that stops after a commit and starts a new client at <see cref="BinlogClient.LastCommitted"/>
+    /// continues with the next transaction.</summary>
+    [Fact]
+    public async Task Restart_from_last_committed_continues_with_the_next_transaction()
+    {
+        var db = await fixture.NewDatabaseAsync("resume");
+        await fixture.ExecuteAsync("CREATE TABLE t (id INT PRIMARY KEY)", db);
+        var start = await fixture.CurrentPositionAsync();
+        await fixture.ExecuteAsync("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); INSERT INTO t VALUES (3)", db);
+        var tables = new HashSet<string> { db + ".t" };
+
+        BinlogCoordinates checkpoint;
+        await using (var first = new BinlogClient(new BinlogClientOptions(fixture.Endpoint) { Start = start, Tables = tables }))
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var seen = 0;
+            await foreach (var e in first.ReadEventsAsync(cts.Token))
+            {
+                seen += e is RowsEvent r ? r.Rows.Length : 0;
+                if (seen == 2 && e is XidEvent)
+                {
+                    break;
+                }
+            }
+
+            checkpoint = first.LastCommitted!.Value;
+        }
+
+        await using var second = new BinlogClient(new BinlogClientOptions(fixture.Endpoint)
+        {
+            Start = new BinlogStart.FilePosition(checkpoint.File, (uint)checkpoint.Position),
+            Tables = tables,
+        });
+        var rest = await BinlogServerFixture.ReadRowsAsync(second, db, 1, TimeSpan.FromSeconds(30));
+        Assert.Equal(3, rest[0].Rows[0].After![0]);
+    }
+
+    [Fact]
+    public async Task Idle_stream_receives_heartbeats_and_survives_ddl()
+    {
+        var db = await fixture.NewDatabaseAsync("idle");
+        await fixture.ExecuteAsync("CREATE TABLE t (id INT PRIMARY KEY, a INT)", db);
+        var start = await fixture.CurrentPositionAsync();
+        await using var client = new BinlogClient(new BinlogClientOptions(fixture.Endpoint)
+        {
+            Start = start,
+            HeartbeatPeriod = TimeSpan.FromMilliseconds(300),
+            ReadTimeout = TimeSpan.FromSeconds(5),
+        });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var heartbeats = 0;
+        var rows = new List<RowsEvent>();
+        var wrote = false;
+        await foreach (var e in client.ReadEventsAsync(cts.Token))
+        {
+            if (e is HeartbeatEvent)
+            {
+                heartbeats++;
+            }
+
+            if (heartbeats >= 2 && !wrote)
+            {
+                wrote = true;
+                await fixture.ExecuteAsync("INSERT INTO t VALUES (1, 10)", db);
+            }
+
+            if (e is RowsEvent r && r.Table.Database == db)
+            {
+                rows.Add(r);
+                if (rows.Count == 1)
+                {
+                    await fixture.ExecuteAsync("ALTER TABLE t ADD COLUMN b VARCHAR(5) FIRST; INSERT INTO t VALUES ('x', 2, 20)", db);
+                }
+                else
+                {
+                    break;
+                }
+            }
+        }
+
+        Assert.True(heartbeats >= 2);
+        Assert.Equal(["id", "a"], [rows[0].ColumnName(0), rows[0].ColumnName(1)]);
+        Assert.Equal(new object?[] { "x", 2, 20 }, rows[1].Rows[0].After);
+        Assert.Equal("b", rows[1].ColumnName(0)); // names reloaded from information_schema after the ALTER
+    }
+}
