@@ -114,4 +114,26 @@ public sealed class StreamingTests(BinlogServerFixture fixture)
         Assert.Equal(new object?[] { "x", 2, 20 }, rows[1].Rows[0].After);
         Assert.Equal("b", rows[1].ColumnName(0)); // names reloaded from information_schema after the ALTER
     }
+
+    /// <summary>With binlog_checksum=NONE events carry no CRC trailer; the negotiated setting must be followed.</summary>
+    [Fact]
+    public async Task Stream_without_checksums()
+    {
+        var db = await fixture.NewDatabaseAsync("nocrc");
+        await fixture.ExecuteAsync("CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20))", db);
+        await fixture.ExecuteAsync("SET GLOBAL binlog_checksum = 'NONE'");
+        try
+        {
+            var start = await fixture.CurrentPositionAsync();
+            await fixture.ExecuteAsync("INSERT INTO t VALUES (1, 'no crc'), (2, NULL)", db);
+            await using var client = new BinlogClient(new BinlogClientOptions(fixture.Endpoint) { Start = start });
+            var rows = await BinlogServerFixture.ReadRowsAsync(client, db, 2, TimeSpan.FromSeconds(30));
+            Assert.Equal(new object?[] { 1, "no crc" }, rows[0].Rows[0].After);
+            Assert.Equal(new object?[] { 2, null }, rows[0].Rows[1].After);
+        }
+        finally
+        {
+            await fixture.ExecuteAsync("SET GLOBAL binlog_checksum = 'CRC32'");
+        }
+    }
 }
