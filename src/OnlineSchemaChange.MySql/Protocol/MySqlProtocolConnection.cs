@@ -256,10 +256,7 @@ public sealed class MySqlProtocolConnection : IAsyncDisposable
     /// <summary>COM_REGISTER_SLAVE: announces us as a replica with this server id.</summary>
     public async Task RegisterReplicaAsync(uint serverId, CancellationToken cancellationToken)
     {
-        var command = new PacketWriter().WriteByte(0x15).WriteUInt32(serverId)
-            .WriteByte(0).WriteByte(0).WriteByte(0) // hostname, user, password: empty
-            .WriteUInt16(0).WriteUInt32(0).WriteUInt32(0); // port, rank, master id
-        await SendCommandAsync(command, cancellationToken);
+        await SendCommandAsync(ReplicationCommands.RegisterReplica(serverId), cancellationToken);
         await ExpectOkAsync(cancellationToken);
     }
 
@@ -267,18 +264,13 @@ public sealed class MySqlProtocolConnection : IAsyncDisposable
     /// starts from a GTID position). Events follow as packets; read them with <see cref="ReadPayloadAsync"/>.</summary>
     public Task StartBinlogDumpAsync(string fileName, uint position, uint serverId, CancellationToken cancellationToken)
     {
-        var command = new PacketWriter().WriteByte(0x12).WriteUInt32(position).WriteUInt16(0).WriteUInt32(serverId).WriteString(fileName);
-        return SendCommandAsync(command, cancellationToken);
+        return SendCommandAsync(ReplicationCommands.BinlogDump(fileName, position, serverId), cancellationToken);
     }
 
     /// <summary>COM_BINLOG_DUMP_GTID (MySQL): streams everything not in <paramref name="executed"/>.</summary>
     public Task StartBinlogDumpGtidAsync(MySqlGtidSet executed, uint serverId, CancellationToken cancellationToken)
     {
-        const ushort ThroughGtid = 0x04;
-        var data = executed.Encode();
-        var command = new PacketWriter().WriteByte(0x1E).WriteUInt16(ThroughGtid).WriteUInt32(serverId)
-            .WriteUInt32(0).WriteUInt64(4).WriteUInt32((uint)data.Length).WriteBytes(data);
-        return SendCommandAsync(command, cancellationToken);
+        return SendCommandAsync(ReplicationCommands.BinlogDumpGtid(executed, serverId), cancellationToken);
     }
 
     public ValueTask<ReadOnlyMemory<byte>> ReadPayloadAsync(CancellationToken cancellationToken) => _packets.ReadPayloadAsync(cancellationToken);

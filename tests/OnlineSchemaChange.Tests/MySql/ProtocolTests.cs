@@ -196,3 +196,52 @@ public sealed class ProtocolTests
         }
     }
 }
+
+// Layouts: MySQL protocol documentation pages for COM_REGISTER_SLAVE, COM_BINLOG_DUMP and COM_BINLOG_DUMP_GTID.
+public sealed class ReplicationCommandTests
+{
+    [Fact]
+    public void Register_replica()
+    {
+        var reader = new PacketReader(ReplicationCommands.RegisterReplica(4001).Payload.Span);
+        Assert.Equal(0x15, reader.ReadByte());
+        Assert.Equal(4001u, reader.ReadUInt32());
+        Assert.Equal(0, reader.ReadByte());
+        Assert.Equal(0, reader.ReadByte());
+        Assert.Equal(0, reader.ReadByte());
+        Assert.Equal(0, reader.ReadUInt16());
+        Assert.Equal(0u, reader.ReadUInt32());
+        Assert.Equal(0u, reader.ReadUInt32());
+        Assert.True(reader.IsAtEnd);
+    }
+
+    [Fact]
+    public void Binlog_dump_by_file_and_position()
+    {
+        var reader = new PacketReader(ReplicationCommands.BinlogDump("binlog.000042", 1234, 4001).Payload.Span);
+        Assert.Equal(0x12, reader.ReadByte());
+        Assert.Equal(1234u, reader.ReadUInt32());
+        Assert.Equal(0, reader.ReadUInt16());
+        Assert.Equal(4001u, reader.ReadUInt32());
+        Assert.Equal("binlog.000042", reader.ReadStringToEnd());
+    }
+
+    [Fact]
+    public void Binlog_dump_by_mysql_gtid_set()
+    {
+        var set = MySqlGtidSet.Parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-10");
+        var reader = new PacketReader(ReplicationCommands.BinlogDumpGtid(set, 4001).Payload.Span);
+        Assert.Equal(0x1E, reader.ReadByte());
+        Assert.Equal(0x04, reader.ReadUInt16());
+        Assert.Equal(4001u, reader.ReadUInt32());
+        Assert.Equal(0u, reader.ReadUInt32());
+        Assert.Equal(4UL, reader.ReadUInt64());
+        var length = reader.ReadUInt32();
+        Assert.Equal((uint)reader.Remaining, length);
+        Assert.Equal(1UL, reader.ReadUInt64());
+        reader.Skip(16);
+        Assert.Equal(1UL, reader.ReadUInt64());
+        Assert.Equal(1UL, reader.ReadUInt64());
+        Assert.Equal(11UL, reader.ReadUInt64());
+    }
+}
