@@ -50,7 +50,9 @@ internal static class CommandRunner
         }
         catch (OperationCanceledException)
         {
+            // Waited for, so the caller can delete the directory the command was writing.
             process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None);
             throw;
         }
 

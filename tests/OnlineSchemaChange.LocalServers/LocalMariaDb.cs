@@ -76,6 +76,13 @@ public sealed class LocalMariaDb : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await watchdog.DisposeAsync();
 
+    /// <summary>Ends a server that never became ready: killed, not asked to stop.</summary>
+    private async Task AbandonAsync()
+    {
+        await watchdog.KillAsync();
+        await DisposeAsync();
+    }
+
     private static async Task<LocalMariaDb> StartInstanceAsync(MariaDbOptions options, LocalMariaDb? primary, CancellationToken cancellationToken)
     {
         var mariadbd = Binaries.Find("mariadbd", "/usr/sbin", "/usr/bin", "/usr/local/mysql/bin");
@@ -108,7 +115,7 @@ public sealed class LocalMariaDb : IAsyncDisposable
             {
                 // Read before disposal deletes the log.
                 var failure = LocalServerException.WithLog($"MariaDB {role} on 127.0.0.1:{port} ({directory}) did not start: {e.Message}", logPath);
-                await server.DisposeAsync();
+                await server.AbandonAsync();
                 if (attempt < PortAttempts && failure.Message.Contains("Address already in use", StringComparison.Ordinal))
                 {
                     continue; // Someone took the port between our probe and the bind.
@@ -118,7 +125,7 @@ public sealed class LocalMariaDb : IAsyncDisposable
             }
             catch
             {
-                await server.DisposeAsync();
+                await server.AbandonAsync();
                 throw;
             }
         }
@@ -155,14 +162,14 @@ public sealed class LocalMariaDb : IAsyncDisposable
             await using var connection = new MySqlConnection(RootConnectionString);
             await connection.OpenAsync(token);
             return true;
-        }, Options.StartTimeout, watchdog.ServerExited, cancellationToken);
+        }, Options.StartTimeout, watchdog.ServerEnded, cancellationToken);
 
         await MariaDbSetup.CreateAccountAsync(RootConnectionString, Options.User, Options.Password, cancellationToken);
         if (Primary is not null)
         {
             await MariaDbSetup.ReplicateAsync(
                 RootConnectionString, Primary.ConnectionString, "127.0.0.1", Primary.Port, Options.User, Options.Password,
-                Options.StartTimeout, watchdog.ServerExited, cancellationToken);
+                Options.StartTimeout, watchdog.ServerEnded, cancellationToken);
         }
     }
 

@@ -72,9 +72,16 @@ public sealed class LocalPostgres : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends a server that never became ready: killed, not asked to stop.</summary>
+    private async Task AbandonAsync()
+    {
+        await watchdog.KillAsync();
+        await DisposeAsync();
+    }
+
     private static async Task<LocalPostgres> StartInstanceAsync(PostgresOptions options, LocalPostgres? primary, CancellationToken cancellationToken)
     {
-        var postgres = Binaries.Find("postgres", options.BinDirectory);
+        var postgres = Binaries.FindIn("postgres", options.BinDirectory);
         var role = primary is null ? "primary" : "replica";
         for (var attempt = 1; ; attempt++)
         {
@@ -103,7 +110,7 @@ public sealed class LocalPostgres : IAsyncDisposable
             {
                 // Read before disposal deletes the log.
                 var failure = LocalServerException.WithLog($"PostgreSQL {role} on 127.0.0.1:{port} ({directory}) did not start: {e.Message}", logPath);
-                await server.DisposeAsync();
+                await server.AbandonAsync();
                 if (attempt < PortAttempts && failure.Message.Contains("Address already in use", StringComparison.Ordinal))
                 {
                     continue; // Someone took the port between our probe and the bind.
@@ -113,7 +120,7 @@ public sealed class LocalPostgres : IAsyncDisposable
             }
             catch
             {
-                await server.DisposeAsync();
+                await server.AbandonAsync();
                 throw;
             }
         }
@@ -125,29 +132,12 @@ public sealed class LocalPostgres : IAsyncDisposable
         var data = Path.Combine(directory, "data");
         if (primary is null)
         {
-            var initdb = Binaries.Find("initdb", options.BinDirectory);
-            var passwordFile = Path.Combine(directory, "password");
-            await File.WriteAllTextAsync(passwordFile, options.Password, cancellationToken);
+            await PostgresTemplate.CopyToAsync(options, data, cancellationToken);
             await DatabaseUser.TakeOverAsync(directory, cancellationToken);
-            await CommandRunner.RunAsync(
-                DatabaseUser.Wrap([
-                    initdb, "-D", data, "-U", options.User, "--auth=scram-sha-256", $"--pwfile={passwordFile}",
-                    "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
-                ]),
-                cancellationToken: cancellationToken);
-            File.Delete(passwordFile);
-
-            // Replicas copy this with the rest of the data directory.
-            await File.WriteAllTextAsync(Path.Combine(data, "pg_hba.conf"), """
-                local all all scram-sha-256
-                host all all 127.0.0.1/32 scram-sha-256
-                host replication all 127.0.0.1/32 scram-sha-256
-
-                """, cancellationToken);
         }
         else
         {
-            var basebackup = Binaries.Find("pg_basebackup", options.BinDirectory);
+            var basebackup = Binaries.FindIn("pg_basebackup", options.BinDirectory);
             await DatabaseUser.TakeOverAsync(directory, cancellationToken);
             var name = string.Create(CultureInfo.InvariantCulture, $"replica_{port}");
 
@@ -178,11 +168,11 @@ public sealed class LocalPostgres : IAsyncDisposable
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
         ProcessId = await watchdog.ServerStarted.WaitAsync(cancellationToken);
-        await PostgresSetup.WaitAcceptingAsync(PostgresSetup.Unpooled(ConnectionString), Options.StartTimeout, watchdog.ServerExited, cancellationToken);
+        await PostgresSetup.WaitAcceptingAsync(PostgresSetup.Unpooled(ConnectionString), Options.StartTimeout, watchdog.ServerEnded, cancellationToken);
         if (Primary is not null)
         {
             await PostgresSetup.WaitStreamingAsync(
-                PostgresSetup.Unpooled(Primary.ConnectionString), ReplicationName, Options.StartTimeout, watchdog.ServerExited, cancellationToken);
+                PostgresSetup.Unpooled(Primary.ConnectionString), ReplicationName, Options.StartTimeout, watchdog.ServerEnded, cancellationToken);
         }
     }
 

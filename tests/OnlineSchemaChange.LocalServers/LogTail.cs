@@ -17,9 +17,7 @@ internal static class LogTail
             }
 
             // Server logs of a throwaway instance are small; reading it whole is simpler than seeking.
-            var lines = File.ReadAllLines(path, Encoding.UTF8);
-            var tail = lines.Skip(Math.Max(0, lines.Length - Lines));
-            return $"Last lines of {path}:{Environment.NewLine}{string.Join(Environment.NewLine, tail)}";
+            return $"Last lines of {path}:{Environment.NewLine}{LastLines(File.ReadAllText(path, Encoding.UTF8))}";
         }
         catch (IOException e)
         {
@@ -30,4 +28,7 @@ internal static class LogTail
             return $"(could not read {path}: {e.Message})";
         }
     }
+
+    public static string LastLines(string text) =>
+        string.Join(Environment.NewLine, text.TrimEnd().Split('\n').TakeLast(Lines).Select(line => line.TrimEnd('\r')));
 }

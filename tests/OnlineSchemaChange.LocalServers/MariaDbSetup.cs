@@ -54,7 +54,7 @@ internal static partial class MariaDbSetup
         string user,
         string password,
         TimeSpan timeout,
-        Task<int>? replicaExited,
+        Task<string>? replicaEnded,
         CancellationToken cancellationToken)
     {
         await using var replica = new MySqlConnection(replicaConnectionString);
@@ -84,7 +84,7 @@ internal static partial class MariaDbSetup
                 lastStatus = $"Slave_IO_Running={io}, Slave_SQL_Running={sql}, Last_IO_Error={reader.GetString("Last_IO_Error")}, " +
                              $"Last_SQL_Error={reader.GetString("Last_SQL_Error")}";
                 return io == "Yes" && sql == "Yes";
-            }, timeout, replicaExited, cancellationToken);
+            }, timeout, replicaEnded, cancellationToken);
         }
         catch (LocalServerException e)
         {

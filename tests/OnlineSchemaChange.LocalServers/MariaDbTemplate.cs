@@ -10,6 +10,9 @@ internal static class MariaDbTemplate
 
     private static readonly Lazy<Task<string>> Template = new(CreateAsync);
 
+    // Held for the life of the process: were it collected, its stdin pipe would close and it would delete the template.
+    private static Watchdog? guard;
+
     /// <summary>Copies the template's data into <paramref name="dataDirectory"/> (which must not exist).</summary>
     public static async Task CopyToAsync(string dataDirectory, CancellationToken cancellationToken)
     {
@@ -22,7 +25,7 @@ internal static class MariaDbTemplate
     {
         var installDb = Binaries.Find("mariadb-install-db", "/usr/bin", "/usr/local/mysql/scripts");
         var directory = Directory.CreateTempSubdirectory("osc-mariadb-template-").FullName;
-        _ = Watchdog.Start(Environment.ProcessId, directory, "/dev/null", "TERM", asDatabaseUser: false, server: []);
+        guard = Watchdog.Start(Environment.ProcessId, directory, "/dev/null", "TERM", asDatabaseUser: false, server: []);
         var data = Path.Combine(directory, "data");
         List<string> command =
         [

@@ -8,12 +8,12 @@ internal static class Poll
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(50);
 
     /// <param name="condition">Returns true when ready; an exception counts as "not yet" and is reported if time runs out.</param>
-    /// <param name="serverExited">Completes with the exit code if the server dies: no point waiting any longer.</param>
+    /// <param name="serverEnded">Completes, saying how, if the server ends or is being stopped: no point waiting any longer.</param>
     public static async Task UntilAsync(
         string what,
         Func<CancellationToken, Task<bool>> condition,
         TimeSpan timeout,
-        Task<int>? serverExited,
+        Task<string>? serverEnded,
         CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
@@ -21,9 +21,9 @@ internal static class Poll
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (serverExited is { IsCompleted: true })
+            if (serverEnded is { IsCompleted: true })
             {
-                throw new LocalServerException($"the server exited with code {await serverExited} while waiting until {what}.");
+                throw new LocalServerException($"the server {await serverEnded} while waiting until {what}.");
             }
 
             try

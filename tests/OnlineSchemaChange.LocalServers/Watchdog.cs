@@ -4,8 +4,8 @@ namespace OnlineSchemaChange.LocalServers;
 
 /// <summary>
 /// A small bash process that owns one server and its directory, so that a crashed or killed test run leaves nothing
-/// behind. It starts the server in the background, then once a second checks that the owner process is alive and
-/// not a zombie. It stops the server (the given signal, then SIGKILL after a minute) and deletes the directory when
+/// behind. It starts the server in the background, then once a second checks that the owner process is alive, not
+/// a zombie, and not another process that reused its pid. It stops the server (the given signal, then SIGKILL after a minute) and deletes the directory when
 /// the owner is gone, when its stdin reaches end of file (the owner's end of the pipe closes when the owner dies,
 /// however it dies), or when it reads "stop" (our own disposal). Without a server command it only guards the directory.
 /// It runs in its own session so a Ctrl-C aimed at the test runner does not kill it before it has cleaned up.
@@ -13,14 +13,22 @@ namespace OnlineSchemaChange.LocalServers;
 internal sealed class Watchdog : IAsyncDisposable
 {
     // Arguments: owner pid, directory, log file, stop signal, then the server command (optional).
-    // Stdout protocol: "started <pid>" once the server runs, "exited <code>" if it ends by itself.
+    // Stdout protocol: "started <pid>" once the server runs, "exited <code>" if it ends by itself, "stopping <why>" when
+    // the watchdog stops it.
     private const string Script = """
+        unset OSC_WATCHDOG_SCRIPT
         set -u
+        exec 2>/dev/null
         owner=$1 dir=$2 log=$3 signal=$4; shift 4
         server=
         alive() { local s; s=$(< "/proc/$1/stat") || return 1; s=${s##*) }; [[ ${s%% *} != Z ]]; } 2>/dev/null
+        # Field 22 of /proc/<pid>/stat, the start time: tells the owner from a later process that reuses its pid.
+        started() { local s; s=$(< "/proc/$1/stat") || return 1; s=${s##*) }; set -- $s; echo "${20}"; } 2>/dev/null
+        owner_start=$(started "$owner")
+        owner_alive() { alive "$owner" && [[ $(started "$owner") == "$owner_start" ]]; }
         finish() {
           trap '' TERM INT HUP
+          echo "stopping $1"
           if [[ -n $server ]] && alive "$server"; then
             kill -s "$signal" "$server" 2>/dev/null
             for ((i = 0; i < 600; i++)); do alive "$server" || break; sleep 0.1; done
@@ -30,7 +38,8 @@ internal sealed class Watchdog : IAsyncDisposable
           rm -rf -- "$dir"
           exit 0
         }
-        trap finish TERM INT HUP
+        trap 'finish "on a signal"' TERM INT HUP
+        owner_alive || finish "since its owner process $owner is gone"
         if (($#)); then
           "$@" </dev/null >>"$log" 2>&1 &
           server=$!
@@ -40,11 +49,12 @@ internal sealed class Watchdog : IAsyncDisposable
         [[ -n $server ]] && echo "started $server"
         while :; do
           if read -r -t 1 line; then
-            [[ $line == stop ]] && finish
+            [[ $line == stop ]] && finish "as asked"
+            [[ $line == kill ]] && signal=KILL && finish "at once, as asked"
           elif (($? <= 128)); then
-            finish
+            finish "since its owner closed the pipe"
           fi
-          alive "$owner" || finish
+          owner_alive || finish "since its owner process $owner is gone"
           if [[ -n $server ]] && ! alive "$server"; then
             wait "$server"; echo "exited $?"; server=
           fi
@@ -55,10 +65,12 @@ internal sealed class Watchdog : IAsyncDisposable
 
     private readonly Process process;
     private readonly TaskCompletionSource<int> started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource<int> exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<string> ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task reader;
     private readonly string directory;
+    private string? stopReason;
     private int stopped;
+    private int disposed;
 
     private Watchdog(Process process, string directory)
     {
@@ -70,8 +82,8 @@ internal sealed class Watchdog : IAsyncDisposable
     /// <summary>The server's pid once it runs.</summary>
     public Task<int> ServerStarted => started.Task;
 
-    /// <summary>Completes with the exit code if the server ends on its own (e.g. a failed start).</summary>
-    public Task<int> ServerExited => exited.Task;
+    /// <summary>Completes, saying how, when the server ends on its own (e.g. a failed start) or the watchdog stops it.</summary>
+    public Task<string> ServerEnded => ended.Task;
 
     /// <summary>The watchdog's own pid (the outermost process of its command line).</summary>
     public int ProcessId => process.Id;
@@ -85,7 +97,8 @@ internal sealed class Watchdog : IAsyncDisposable
         bool asDatabaseUser,
         IReadOnlyList<string> server)
     {
-        IReadOnlyList<string> bash = ["bash", "-c", Script, "osc-watchdog", ownerProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), directory, logPath, stopSignal, .. server];
+        // The script travels in the environment so that ps shows the server's command line, not forty lines of bash.
+        IReadOnlyList<string> bash = ["bash", "-c", "eval \"$OSC_WATCHDOG_SCRIPT\"", "osc-watchdog", ownerProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), directory, logPath, stopSignal, .. server];
         IReadOnlyList<string> command = ["setsid", .. asDatabaseUser ? DatabaseUser.Wrap(bash) : bash];
         var info = new ProcessStartInfo(command[0])
         {
@@ -99,18 +112,27 @@ internal sealed class Watchdog : IAsyncDisposable
             info.ArgumentList.Add(argument);
         }
 
+        info.Environment["OSC_WATCHDOG_SCRIPT"] = Script;
         var process = Process.Start(info) ?? throw new LocalServerException($"Could not start the watchdog for {directory}.");
         return new Watchdog(process, directory);
     }
 
     /// <summary>Stops the server and deletes the directory; safe to call more than once.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken = default)
+    public Task StopAsync(CancellationToken cancellationToken = default) => EndAsync("stop", cancellationToken);
+
+    /// <summary>
+    /// Kills the server outright and deletes the directory: for a server that failed to start, since mariadbd asked to
+    /// shut down while still starting can hang until killed.
+    /// </summary>
+    public Task KillAsync(CancellationToken cancellationToken = default) => EndAsync("kill", cancellationToken);
+
+    private async Task EndAsync(string command, CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref stopped, 1) == 0)
         {
             try
             {
-                await process.StandardInput.WriteLineAsync("stop".AsMemory(), cancellationToken);
+                await process.StandardInput.WriteLineAsync(command.AsMemory(), cancellationToken);
                 await process.StandardInput.FlushAsync(cancellationToken);
                 process.StandardInput.Close();
             }
@@ -142,30 +164,36 @@ internal sealed class Watchdog : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await StopAsync();
-        process.Dispose();
+        if (Interlocked.Exchange(ref disposed, 1) == 0)
+        {
+            await StopAsync();
+            process.Dispose();
+        }
     }
 
     private async Task ReadStatusAsync()
     {
         while (await process.StandardOutput.ReadLineAsync() is { } line)
         {
-            var parts = line.Split(' ', 2);
-            if (parts.Length == 2 && int.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out var value))
+            var (kind, detail) = line.Split(' ', 2) is [var k, var d] ? (k, d) : (line, "");
+            switch (kind)
             {
-                if (parts[0] == "started")
-                {
-                    started.TrySetResult(value);
-                }
-                else if (parts[0] == "exited")
-                {
-                    exited.TrySetResult(value);
-                }
+                case "started" when int.TryParse(detail, System.Globalization.CultureInfo.InvariantCulture, out var pid):
+                    started.TrySetResult(pid);
+                    break;
+                case "exited":
+                    ended.TrySetResult($"exited with code {detail}");
+                    break;
+                case "stopping":
+                    stopReason = $"is being stopped by its watchdog {detail}";
+                    ended.TrySetResult(stopReason);
+                    break;
             }
         }
 
         // End of output: the watchdog itself has gone, so the server has too.
-        started.TrySetException(new LocalServerException($"The watchdog for {directory} ended before the server started."));
-        exited.TrySetResult(-1);
+        started.TrySetException(new LocalServerException(
+            $"the watchdog for {directory} ended before it started the server{(stopReason is null ? "" : $": the server {stopReason}")}."));
+        ended.TrySetResult("is gone with its watchdog");
     }
 }

@@ -47,7 +47,7 @@ public sealed class LifetimeTests
     [Fact]
     public async Task The_watchdog_removes_a_MariaDb_whose_owner_died()
     {
-        using var owner = ShortLivedProcess();
+        using var owner = StandInOwner();
         await using var server = await LocalMariaDb.StartAsync(new MariaDbOptions { OwnerProcessId = owner.Id });
         await AssertGoneAfterOwnerDiesAsync(owner, server.ProcessId, server.Directory);
     }
@@ -55,7 +55,7 @@ public sealed class LifetimeTests
     [Fact]
     public async Task The_watchdog_removes_a_Postgres_whose_owner_died()
     {
-        using var owner = ShortLivedProcess();
+        using var owner = StandInOwner();
         await using var server = await LocalPostgres.StartAsync(new PostgresOptions { OwnerProcessId = owner.Id });
         await AssertGoneAfterOwnerDiesAsync(owner, server.ProcessId, server.Directory);
     }
@@ -63,6 +63,7 @@ public sealed class LifetimeTests
     private static async Task AssertGoneAfterOwnerDiesAsync(Process owner, int serverPid, string directory)
     {
         Assert.True(ProcessIsRunning(serverPid));
+        owner.Kill();
         await owner.WaitForExitAsync();
         var clock = Stopwatch.StartNew();
         while ((ProcessIsRunning(serverPid) || Directory.Exists(directory)) && clock.Elapsed < GoneWithin)
@@ -74,9 +75,12 @@ public sealed class LifetimeTests
         Assert.False(Directory.Exists(directory), $"{directory} still exists {GoneWithin} after its owner died");
     }
 
-    /// <summary>Stands in for a test run that dies: lives long enough for a server to start, then ends.</summary>
-    private static Process ShortLivedProcess() =>
-        Process.Start(new ProcessStartInfo("sleep", "4") { UseShellExecute = false })!;
+    /// <summary>
+    /// Stands in for a test run that dies: killed once the server is up (a fixed lifetime would race a slow start on a
+    /// busy machine, and the server would be stopped before it was ever seen running).
+    /// </summary>
+    private static Process StandInOwner() =>
+        Process.Start(new ProcessStartInfo("sleep", "600") { UseShellExecute = false })!;
 
     /// <summary>Alive and not a zombie: a killed server may linger unreaped for a moment.</summary>
     private static bool ProcessIsRunning(int pid)
