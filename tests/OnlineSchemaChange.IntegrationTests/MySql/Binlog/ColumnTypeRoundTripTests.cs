@@ -3,13 +3,17 @@ using MySqlConnector;
 using OnlineSchemaChange.MySql.Binlog;
 using OnlineSchemaChange.MySql.Replication;
 
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+
 namespace OnlineSchemaChange.IntegrationTests.MySql.Binlog;
 
 /// <summary>For every column type: edge values written by SQL, streamed back as a replica, must equal what SELECT
 /// returns for the same rows.</summary>
-[Collection(BinlogServerGroup.Name)]
-public sealed class ColumnTypeRoundTripTests(BinlogServerFixture fixture)
+[Collection("servers")]
+public sealed class ColumnTypeRoundTripTests(ServersFixture servers)
 {
+    private readonly BinlogTestServer fixture = new(servers);
+
     public static TheoryData<string, string[]> Types => new()
     {
         { "TINYINT", ["-128", "127", "0"] },
@@ -75,8 +79,8 @@ public sealed class ColumnTypeRoundTripTests(BinlogServerFixture fixture)
         var inserts = string.Join(", ", values.Select((v, i) => $"({i + 1}, {v})").Append($"({values.Length + 1}, NULL)"));
         await fixture.ExecuteAsync($"SET SESSION sql_mode = ''; SET time_zone = '+00:00'; INSERT INTO t VALUES {inserts}", db);
 
-        await using var client = new BinlogClient(new BinlogClientOptions(fixture.Endpoint) { Start = start, Tables = new HashSet<string> { db + ".t" } });
-        var events = await BinlogServerFixture.ReadRowsAsync(client, db, values.Length + 1, TimeSpan.FromSeconds(30));
+        await using var client = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync()) { Start = start, Tables = new HashSet<string> { db + ".t" } });
+        var events = await BinlogTestServer.ReadRowsAsync(client, db, values.Length + 1, TimeSpan.FromSeconds(30));
         var decoded = events.SelectMany(e => e.Rows).Select(r => r.After!).ToList();
         Assert.All(events, e => Assert.Equal("v", e.ColumnName(1)));
 

@@ -2,11 +2,15 @@ using MySqlConnector;
 using OnlineSchemaChange.MySql.Binlog;
 using OnlineSchemaChange.MySql.Replication;
 
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+
 namespace OnlineSchemaChange.IntegrationTests.MySql.Binlog;
 
-[Collection(BinlogServerGroup.Name)]
-public sealed class ReconnectTests(BinlogServerFixture fixture)
+[Collection("servers")]
+public sealed class ReconnectTests(ServersFixture servers)
 {
+    private readonly BinlogTestServer fixture = new(servers);
+
     /// <summary>The server KILLs our dump connection twice while transactions of several rows stream in: every
     /// transaction must arrive exactly once and whole.</summary>
     [Fact]
@@ -16,7 +20,7 @@ public sealed class ReconnectTests(BinlogServerFixture fixture)
         var db = await fixture.NewDatabaseAsync("kill");
         await fixture.ExecuteAsync("CREATE TABLE k (id INT PRIMARY KEY, tx INT NOT NULL, n INT NOT NULL)", db);
         var start = await fixture.CurrentPositionAsync();
-        var options = new BinlogClientOptions(fixture.Endpoint)
+        var options = new BinlogClientOptions(await fixture.EndpointAsync())
         {
             Start = start,
             Tables = new HashSet<string> { db + ".k" },

@@ -2,12 +2,16 @@ using OnlineSchemaChange.LocalServers;
 using OnlineSchemaChange.MySql.Protocol;
 using OnlineSchemaChange.MySql.Replication;
 
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+
 namespace OnlineSchemaChange.IntegrationTests.MySql.Binlog;
 
 /// <summary>Misconfigurations fail at once with a message that says what to fix; none is retried.</summary>
-[Collection(BinlogServerGroup.Name)]
-public sealed class SetupErrorTests(BinlogServerFixture fixture)
+[Collection("servers")]
+public sealed class SetupErrorTests(ServersFixture servers)
 {
+    private readonly BinlogTestServer fixture = new(servers);
+
     private static async Task<ReplicationSetupException> FirstEventFailsAsync(BinlogClientOptions options)
     {
         await using var client = new BinlogClient(options with { MaxReconnectAttempts = 0 });
@@ -23,7 +27,7 @@ public sealed class SetupErrorTests(BinlogServerFixture fixture)
     [Fact]
     public async Task Wrong_password()
     {
-        var ex = await FirstEventFailsAsync(new BinlogClientOptions(fixture.Endpoint with { Password = "not-it" }));
+        var ex = await FirstEventFailsAsync(new BinlogClientOptions((await fixture.EndpointAsync()) with { Password = "not-it" }));
         Assert.Contains("wrong user or password", ex.Message, StringComparison.Ordinal);
     }
 
@@ -33,9 +37,9 @@ public sealed class SetupErrorTests(BinlogServerFixture fixture)
         var user = "norepl" + Environment.TickCount64 % 100000;
         await fixture.ExecuteAsync($"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON *.* TO '{user}'@'%'");
         var start = await fixture.CurrentPositionAsync();
-        var ex = await FirstEventFailsAsync(new BinlogClientOptions(fixture.Endpoint with { User = user, Password = "pw" }) { Start = start });
+        var ex = await FirstEventFailsAsync(new BinlogClientOptions((await fixture.EndpointAsync()) with { User = user, Password = "pw" }) { Start = start });
         Assert.Contains("REPLICATION SLAVE", ex.Message, StringComparison.Ordinal);
-        var noStart = await FirstEventFailsAsync(new BinlogClientOptions(fixture.Endpoint with { User = user, Password = "pw" }));
+        var noStart = await FirstEventFailsAsync(new BinlogClientOptions((await fixture.EndpointAsync()) with { User = user, Password = "pw" }));
         Assert.Contains("REPLICATION CLIENT", noStart.Message, StringComparison.Ordinal);
     }
 
@@ -47,7 +51,7 @@ public sealed class SetupErrorTests(BinlogServerFixture fixture)
         await fixture.ExecuteAsync($"SET GLOBAL {variable} = '{wrong}'");
         try
         {
-            var ex = await FirstEventFailsAsync(new BinlogClientOptions(fixture.Endpoint));
+            var ex = await FirstEventFailsAsync(new BinlogClientOptions(await fixture.EndpointAsync()));
             Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
         }
         finally

@@ -2,11 +2,15 @@ using MySqlConnector;
 using OnlineSchemaChange.MySql.Binlog;
 using OnlineSchemaChange.MySql.Replication;
 
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+
 namespace OnlineSchemaChange.IntegrationTests.MySql.Binlog;
 
-[Collection(BinlogServerGroup.Name)]
-public sealed class StreamingTests(BinlogServerFixture fixture)
+[Collection("servers")]
+public sealed class StreamingTests(ServersFixture servers)
 {
+    private readonly BinlogTestServer fixture = new(servers);
+
     private async Task<string> GtidBinlogPositionAsync()
     {
         await using var connection = await fixture.OpenAsync();
@@ -22,8 +26,8 @@ public sealed class StreamingTests(BinlogServerFixture fixture)
         var position = await GtidBinlogPositionAsync();
         await fixture.ExecuteAsync("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2), (3)", db);
 
-        await using var client = new BinlogClient(new BinlogClientOptions(fixture.Endpoint) { Start = BinlogStart.FromGtid(position) });
-        var events = await BinlogServerFixture.ReadRowsAsync(client, db, 3, TimeSpan.FromSeconds(30));
+        await using var client = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync()) { Start = BinlogStart.FromGtid(position) });
+        var events = await BinlogTestServer.ReadRowsAsync(client, db, 3, TimeSpan.FromSeconds(30));
         Assert.Equal([1, 2, 3], events.SelectMany(e => e.Rows).Select(r => (int)r.After![0]!));
         Assert.All(events, e => Assert.Matches(@"^\d+-\d+-\d+$", e.Coordinates.Gtid!));
         Assert.NotEqual(events[0].Coordinates.Gtid, events[1].Coordinates.Gtid);
@@ -41,7 +45,7 @@ public sealed class StreamingTests(BinlogServerFixture fixture)
         var tables = new HashSet<string> { db + ".t" };
 
         BinlogCoordinates checkpoint;
-        await using (var first = new BinlogClient(new BinlogClientOptions(fixture.Endpoint) { Start = start, Tables = tables }))
+        await using (var first = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync()) { Start = start, Tables = tables }))
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             var seen = 0;
@@ -57,12 +61,12 @@ public sealed class StreamingTests(BinlogServerFixture fixture)
             checkpoint = first.LastCommitted!.Value;
         }
 
-        await using var second = new BinlogClient(new BinlogClientOptions(fixture.Endpoint)
+        await using var second = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync())
         {
             Start = new BinlogStart.FilePosition(checkpoint.File, (uint)checkpoint.Position),
             Tables = tables,
         });
-        var rest = await BinlogServerFixture.ReadRowsAsync(second, db, 1, TimeSpan.FromSeconds(30));
+        var rest = await BinlogTestServer.ReadRowsAsync(second, db, 1, TimeSpan.FromSeconds(30));
         Assert.Equal(3, rest[0].Rows[0].After![0]);
     }
 
@@ -72,7 +76,7 @@ public sealed class StreamingTests(BinlogServerFixture fixture)
         var db = await fixture.NewDatabaseAsync("idle");
         await fixture.ExecuteAsync("CREATE TABLE t (id INT PRIMARY KEY, a INT)", db);
         var start = await fixture.CurrentPositionAsync();
-        await using var client = new BinlogClient(new BinlogClientOptions(fixture.Endpoint)
+        await using var client = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync())
         {
             Start = start,
             HeartbeatPeriod = TimeSpan.FromMilliseconds(300),
@@ -126,8 +130,8 @@ public sealed class StreamingTests(BinlogServerFixture fixture)
         {
             var start = await fixture.CurrentPositionAsync();
             await fixture.ExecuteAsync("INSERT INTO t VALUES (1, 'no crc'), (2, NULL)", db);
-            await using var client = new BinlogClient(new BinlogClientOptions(fixture.Endpoint) { Start = start });
-            var rows = await BinlogServerFixture.ReadRowsAsync(client, db, 2, TimeSpan.FromSeconds(30));
+            await using var client = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync()) { Start = start });
+            var rows = await BinlogTestServer.ReadRowsAsync(client, db, 2, TimeSpan.FromSeconds(30));
             Assert.Equal(new object?[] { 1, "no crc" }, rows[0].Rows[0].After);
             Assert.Equal(new object?[] { 2, null }, rows[0].Rows[1].After);
         }

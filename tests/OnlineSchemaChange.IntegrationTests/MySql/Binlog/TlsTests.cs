@@ -5,12 +5,16 @@ using OnlineSchemaChange.MySql.Binlog;
 using OnlineSchemaChange.MySql.Protocol;
 using OnlineSchemaChange.MySql.Replication;
 
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+
 namespace OnlineSchemaChange.IntegrationTests.MySql.Binlog;
 
 /// <summary>TLS through SslStream against a MariaDB started with a self-signed certificate made here.</summary>
-[Collection(BinlogServerGroup.Name)]
-public sealed class TlsTests(BinlogServerFixture fixture)
+[Collection("servers")]
+public sealed class TlsTests(ServersFixture servers)
 {
+    private readonly BinlogTestServer fixture = new(servers);
+
     private static async Task<(string Cert, string Key, string Directory)> SelfSignedCertificateAsync()
     {
         var directory = Directory.CreateTempSubdirectory("osc-tls-").FullName;
@@ -56,7 +60,7 @@ public sealed class TlsTests(BinlogServerFixture fixture)
             }
 
             await using var client = new BinlogClient(new BinlogClientOptions(endpoint) { Start = start });
-            var rows = await BinlogServerFixture.ReadRowsAsync(client, "tls", 1, TimeSpan.FromSeconds(30));
+            var rows = await BinlogTestServer.ReadRowsAsync(client, "tls", 1, TimeSpan.FromSeconds(30));
             Assert.Equal(new object?[] { 1, "secure" }, rows[0].Rows[0].After);
 
             // The certificate is self-signed: without opting in, it is refused.
@@ -72,8 +76,9 @@ public sealed class TlsTests(BinlogServerFixture fixture)
     [Fact]
     public async Task Required_tls_against_a_server_without_it_fails_clearly()
     {
+        var endpoint = await fixture.EndpointAsync();
         var ex = await Assert.ThrowsAsync<MySqlProtocolException>(() =>
-            MySqlProtocolConnection.ConnectAsync(fixture.Endpoint with { Tls = TlsMode.Required }, CancellationToken.None));
+            MySqlProtocolConnection.ConnectAsync(endpoint with { Tls = TlsMode.Required }, CancellationToken.None));
         Assert.Contains("TLS is required", ex.Message, StringComparison.Ordinal);
     }
 

@@ -1,33 +1,28 @@
 using MySqlConnector;
-using OnlineSchemaChange.LocalServers;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
 using OnlineSchemaChange.MySql.Binlog;
 using OnlineSchemaChange.MySql.Protocol;
 using OnlineSchemaChange.MySql.Replication;
 
 namespace OnlineSchemaChange.IntegrationTests.MySql.Binlog;
 
-/// <summary>One throwaway MariaDB (ROW, FULL, CRC32) shared by the binlog tests; each test uses its own database.</summary>
-public sealed class BinlogServerFixture : IAsyncLifetime
+/// <summary>The binlog tests' view of the shared MariaDB of the "servers" collection (binlog ROW, FULL, CRC32):
+/// our endpoint, SQL through MySqlConnector, a fresh database per test.</summary>
+public sealed class BinlogTestServer(ServersFixture servers)
 {
-    private LocalMariaDb? _server;
+    private string? _connectionString;
 
-    public LocalMariaDb Server => _server ?? throw new InvalidOperationException("not started");
+    private async Task<string> ConnectionStringAsync() => _connectionString ??= await servers.MySqlAsync();
 
-    public MySqlEndpoint Endpoint => new("127.0.0.1", Server.Port, Server.Options.User, Server.Options.Password) { Tls = TlsMode.Disabled };
-
-    public async Task InitializeAsync() => _server = await LocalMariaDb.StartAsync();
-
-    public async Task DisposeAsync()
+    public async Task<MySqlEndpoint> EndpointAsync()
     {
-        if (_server is not null)
-        {
-            await _server.DisposeAsync();
-        }
+        var builder = new MySqlConnectionStringBuilder(await ConnectionStringAsync());
+        return new MySqlEndpoint(builder.Server, (int)builder.Port, builder.UserID, builder.Password) { Tls = TlsMode.Disabled };
     }
 
     public async Task<MySqlConnection> OpenAsync(string? database = null)
     {
-        var builder = new MySqlConnectionStringBuilder(Server.ConnectionString) { Database = database ?? "", AllowZeroDateTime = true, Pooling = false };
+        var builder = new MySqlConnectionStringBuilder(await ConnectionStringAsync()) { Database = database ?? "", AllowZeroDateTime = true, Pooling = false };
         var connection = new MySqlConnection(builder.ConnectionString);
         await connection.OpenAsync();
         await using var tz = new MySqlCommand("SET time_zone = '+00:00'", connection);
@@ -42,12 +37,8 @@ public sealed class BinlogServerFixture : IAsyncLifetime
         await command.ExecuteNonQueryAsync();
     }
 
-    public async Task<string> NewDatabaseAsync(string prefix)
-    {
-        var name = $"{prefix}_{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 13, 64)];
-        await ExecuteAsync($"CREATE DATABASE `{name}`");
-        return name;
-    }
+    public async Task<string> NewDatabaseAsync(string prefix) =>
+        new MySqlConnectionStringBuilder(await servers.NewMySqlDatabaseAsync(prefix)).Database;
 
     public async Task<BinlogStart.FilePosition> CurrentPositionAsync()
     {
@@ -79,10 +70,4 @@ public sealed class BinlogServerFixture : IAsyncLifetime
 
         return events;
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class BinlogServerGroup : ICollectionFixture<BinlogServerFixture>
-{
-    public const string Name = "binlog-server";
 }
