@@ -140,4 +140,22 @@ public sealed class StreamingTests(ServersFixture servers)
             await fixture.ExecuteAsync("SET GLOBAL binlog_checksum = 'CRC32'");
         }
     }
+
+    /// <summary>A row event larger than 16 MB arrives in continued packets (0xFFFFFF-byte frames) and must be joined.</summary>
+    [Fact]
+    public async Task Event_larger_than_16_MB_is_joined_from_continued_packets()
+    {
+        var db = await fixture.NewDatabaseAsync("big");
+        await fixture.ExecuteAsync("CREATE TABLE t (id INT PRIMARY KEY, b LONGBLOB)", db);
+        var start = await fixture.CurrentPositionAsync();
+        await fixture.ExecuteAsync("INSERT INTO t VALUES (1, REPEAT(CONCAT('0123456789', CHAR(255)), 2000000))", db);
+        await using var client = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync()) { Start = start, Tables = new HashSet<string> { db + ".t" } });
+        var rows = await BinlogTestServer.ReadRowsAsync(client, db, 1, TimeSpan.FromSeconds(60));
+        var blob = Assert.IsType<byte[]>(rows[0].Rows[0].After![1]);
+        Assert.Equal(22_000_000, blob.Length);
+        Assert.True(rows[0].Header.EventLength > 0xFFFFFF);
+        Assert.Equal((byte)'0', blob[0]);
+        Assert.Equal((byte)255, blob[^1]);
+        Assert.Equal((byte)'5', blob[11 * 1_234_567 + 5]);
+    }
 }
