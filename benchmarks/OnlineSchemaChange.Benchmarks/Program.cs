@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(OnlineSchemaChange.Benchmarks.BinlogDecodeBenchmarks).Assembly).Run(args);

@@ -1,0 +1,337 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using OnlineSchemaChange.MySql.Binlog;
+using OnlineSchemaChange.MySql.Protocol;
+
+namespace OnlineSchemaChange.MySql.Replication;
+
+/// <summary>Reads the binlog as a replica. Events of a transaction are handed out together once its commit has
+/// been read, so a dropped connection (reconnected with backoff, resumed after the last commit) never delivers half
+/// a transaction or the same one twice.</summary>
+public sealed class BinlogClient : IAsyncDisposable
+{
+    private const int ErrorAccessDenied = 1045;
+    private const int ErrorSpecificAccessDenied = 1227;
+    private const int ErrorMasterFatalReadingBinlog = 1236;
+    private const int ErrorServerShutdown = 1053;
+    private const int ErrorQueryInterrupted = 1317;
+    private const int ErrorConnectionKilled = 1927;
+
+    private readonly BinlogClientOptions _options;
+    private readonly InformationSchemaTables _schemas;
+    private MySqlProtocolConnection? _connection;
+    private BinlogEventDecoder? _decoder;
+    private readonly List<BinlogEvent> _transaction = [];
+    private bool _inTransaction;
+
+    public BinlogClient(BinlogClientOptions options)
+    {
+        _options = options;
+        _schemas = new InformationSchemaTables(options.Endpoint);
+    }
+
+    /// <summary>Coordinates just after the last transaction handed out: where a restart resumes.</summary>
+    public BinlogCoordinates? LastCommitted { get; private set; }
+    public int Reconnects { get; private set; }
+    public bool? IsMariaDb => _connection?.IsMariaDb;
+
+    public async IAsyncEnumerable<BinlogEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        while (true)
+        {
+            List<BinlogEvent> ready;
+            try
+            {
+                if (_connection is null)
+                {
+                    await StartStreamAsync(cancellationToken);
+                }
+
+                ready = await ReadUntilDeliverableAsync(cancellationToken);
+                failures = 0;
+            }
+            catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
+            {
+                await DropConnectionAsync();
+                if (++failures > _options.MaxReconnectAttempts)
+                {
+                    throw new IOException($"Binlog connection lost and {_options.MaxReconnectAttempts} reconnects failed; last committed {LastCommitted}.", e);
+                }
+
+                Reconnects++;
+                var delay = TimeSpan.FromTicks(Math.Min(_options.ReconnectMaxDelay.Ticks, _options.ReconnectBaseDelay.Ticks << Math.Min(failures - 1, 16)));
+                await Task.Delay(delay + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 100)), cancellationToken);
+                continue;
+            }
+
+            foreach (var e in ready)
+            {
+                yield return e;
+            }
+        }
+    }
+
+    private static bool IsTransient(Exception e) => e switch
+    {
+        EndOfStreamException or SocketException or TimeoutException => true,
+        IOException => true,
+        MySqlServerException s => s.ErrorCode is ErrorServerShutdown or ErrorQueryInterrupted or ErrorConnectionKilled or 1158 or 1159 or 1160 or 1161,
+        _ => false,
+    };
+
+    /// <summary>Reads events until some can be handed out: a whole transaction, or an event outside any.</summary>
+    private async Task<List<BinlogEvent>> ReadUntilDeliverableAsync(CancellationToken cancellationToken)
+    {
+        var ready = new List<BinlogEvent>();
+        while (ready.Count == 0)
+        {
+            var decoded = await ReadEventAsync(cancellationToken);
+            switch (decoded)
+            {
+                case MySqlGtidEvent or MariaDbGtidEvent:
+                    _transaction.Clear();
+                    _transaction.Add(decoded);
+                    _inTransaction = decoded is MariaDbGtidEvent { IsStandalone: false };
+                    break;
+                case QueryEvent { IsBegin: true }:
+                    _inTransaction = true;
+                    _transaction.Add(decoded);
+                    break;
+                case XidEvent:
+                case QueryEvent { IsTransactionEnd: true }:
+                    _transaction.Add(decoded);
+                    Commit(decoded, ready);
+                    break;
+                case QueryEvent when !_inTransaction:
+                    // A statement on its own (DDL): its own transaction, and the table definitions may have changed.
+                    _schemas.Invalidate();
+                    _transaction.Add(decoded);
+                    Commit(decoded, ready);
+                    break;
+                case TableMapEvent map:
+                    if (Wanted(map))
+                    {
+                        _transaction.Add(decoded);
+                    }
+
+                    break;
+                case RowsEvent:
+                    _transaction.Add(decoded);
+                    break;
+                case SkippedEvent:
+                    break;
+                case RotateEvent rotate:
+                    if (!_inTransaction && _transaction.Count == 0)
+                    {
+                        LastCommitted = new BinlogCoordinates(rotate.NextFile, (long)rotate.Position, LastCommitted?.Gtid);
+                    }
+
+                    ready.Add(decoded);
+                    break;
+                default:
+                    if (_inTransaction || _transaction.Count > 0)
+                    {
+                        _transaction.Add(decoded);
+                    }
+                    else
+                    {
+                        ready.Add(decoded);
+                    }
+
+                    break;
+            }
+        }
+
+        return ready;
+    }
+
+    private void Commit(BinlogEvent commit, List<BinlogEvent> ready)
+    {
+        ready.AddRange(_transaction);
+        _transaction.Clear();
+        _inTransaction = false;
+        LastCommitted = commit.Coordinates with { Gtid = commit.Coordinates.Gtid ?? LastCommitted?.Gtid };
+    }
+
+    private bool Wanted(TableMapEvent map) => _options.Tables is null || _options.Tables.Contains(map.Database + "." + map.Table);
+
+    private async Task<BinlogEvent> ReadEventAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ReadTimeout);
+        ReadOnlyMemory<byte> payload;
+        try
+        {
+            payload = await _connection!.ReadPayloadAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"No binlog event nor heartbeat for {_options.ReadTimeout.TotalSeconds:0} s.");
+        }
+
+        switch (payload.Span[0])
+        {
+            case PacketKinds.Ok:
+                break;
+            case PacketKinds.Error:
+                throw DumpError(ErrorPacket.Parse(payload.Span));
+            case PacketKinds.Eof when payload.Length < 9:
+                throw new EndOfStreamException("The server ended the binlog stream.");
+            default:
+                throw new MySqlProtocolException($"Unexpected packet 0x{payload.Span[0]:X2} in the binlog stream.");
+        }
+
+        var decoded = _decoder!.Decode(payload.Span[1..]);
+        if (decoded is TableMapEvent map && Wanted(map) && !_schemas.IsLoaded(map.Database, map.Table))
+        {
+            await _schemas.LoadAsync(map.Database, map.Table, cancellationToken);
+        }
+
+        return decoded;
+    }
+
+    private Exception DumpError(ErrorPacket error) => error.ErrorCode switch
+    {
+        ErrorSpecificAccessDenied => new ReplicationSetupException(
+            $"User '{_options.Endpoint.User}' lacks the REPLICATION SLAVE privilege: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ... ({error.Message})"),
+        ErrorMasterFatalReadingBinlog => new ReplicationSetupException($"The server cannot stream the requested binlog position: {error.Message}"),
+        _ => error.ToException(),
+    };
+
+    private async Task StartStreamAsync(CancellationToken cancellationToken)
+    {
+        MySqlProtocolConnection connection;
+        try
+        {
+            connection = await MySqlProtocolConnection.ConnectAsync(_options.Endpoint, cancellationToken);
+        }
+        catch (MySqlServerException e) when (e.ErrorCode == ErrorAccessDenied)
+        {
+            throw new ReplicationSetupException(e.Message, e);
+        }
+
+        _connection = connection;
+        var variables = await connection.QueryAsync(
+            "SELECT @@global.log_bin AS log_bin, @@global.binlog_format AS binlog_format, @@global.binlog_row_image AS binlog_row_image, @@global.binlog_checksum AS binlog_checksum",
+            cancellationToken);
+        if (variables.FirstValue("log_bin") is not ("1" or "ON"))
+        {
+            throw new ReplicationSetupException("Binary logging is off on the server: start it with --log-bin.");
+        }
+
+        if (!string.Equals(variables.FirstValue("binlog_format"), "ROW", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ReplicationSetupException($"binlog_format is {variables.FirstValue("binlog_format")}; row events need binlog_format=ROW.");
+        }
+
+        if (!string.Equals(variables.FirstValue("binlog_row_image"), "FULL", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ReplicationSetupException($"binlog_row_image is {variables.FirstValue("binlog_row_image")}; whole rows need binlog_row_image=FULL.");
+        }
+
+        var checksum = string.Equals(variables.FirstValue("binlog_checksum"), "CRC32", StringComparison.OrdinalIgnoreCase) ? ChecksumAlgorithm.Crc32 : ChecksumAlgorithm.None;
+        await connection.ExecuteAsync("SET @master_binlog_checksum = @@global.binlog_checksum", cancellationToken);
+        var heartbeatNanoseconds = (long)_options.HeartbeatPeriod.TotalMilliseconds * 1_000_000L;
+        await connection.ExecuteAsync(string.Create(CultureInfo.InvariantCulture, $"SET @master_heartbeat_period = {heartbeatNanoseconds}"), cancellationToken);
+        if (connection.IsMariaDb)
+        {
+            // Below capability 4 MariaDB replaces GTID and other events with dummies.
+            await connection.ExecuteAsync("SET @mariadb_slave_capability = 4", cancellationToken);
+        }
+
+        var start = LastCommitted is { } resume ? new BinlogStart.FilePosition(resume.File, (uint)resume.Position) : _options.Start;
+        if (start is BinlogStart.CurrentPosition)
+        {
+            start = await CurrentPositionAsync(connection, cancellationToken);
+        }
+
+        _decoder = new BinlogEventDecoder(_schemas, start is BinlogStart.FilePosition f ? f.File : "")
+        {
+            Checksum = checksum,
+            TableFilter = _options.Tables is null ? null : Wanted,
+        };
+        _transaction.Clear();
+        _inTransaction = false;
+
+        try
+        {
+            await connection.RegisterReplicaAsync(_options.ServerId, cancellationToken);
+            switch (start)
+            {
+                case BinlogStart.FilePosition position:
+                    await connection.StartBinlogDumpAsync(position.File, position.Position, _options.ServerId, cancellationToken);
+                    break;
+                case BinlogStart.MariaDbGtid gtid:
+                    if (!connection.IsMariaDb)
+                    {
+                        throw new ReplicationSetupException("A MariaDB GTID position was given but the server is MySQL.");
+                    }
+
+                    await connection.ExecuteAsync($"SET @slave_connect_state = {InformationSchemaTables.Quote(gtid.Position)}", cancellationToken);
+                    await connection.ExecuteAsync("SET @slave_gtid_strict_mode = 0", cancellationToken);
+                    await connection.StartBinlogDumpAsync("", 4, _options.ServerId, cancellationToken);
+                    break;
+                case BinlogStart.MySqlGtid gtid:
+                    if (connection.IsMariaDb)
+                    {
+                        throw new ReplicationSetupException("A MySQL GTID set was given but the server is MariaDB (use domain-server-sequence).");
+                    }
+
+                    await connection.StartBinlogDumpGtidAsync(gtid.Executed, _options.ServerId, cancellationToken);
+                    break;
+            }
+        }
+        catch (MySqlServerException e) when (e.ErrorCode is ErrorSpecificAccessDenied or ErrorAccessDenied)
+        {
+            // Logged in already, so an access error here is about the replication privilege (MariaDB answers 1045).
+            throw new ReplicationSetupException(
+                $"User '{_options.Endpoint.User}' lacks the REPLICATION SLAVE privilege: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ... ({e.ServerMessage})", e);
+        }
+    }
+
+    private async Task<BinlogStart.FilePosition> CurrentPositionAsync(MySqlProtocolConnection connection, CancellationToken cancellationToken)
+    {
+        TextResultSet status;
+        try
+        {
+            status = await connection.QueryAsync("SHOW MASTER STATUS", cancellationToken);
+        }
+        catch (MySqlServerException e) when (e.ErrorCode == ErrorSpecificAccessDenied)
+        {
+            throw new ReplicationSetupException(
+                $"User '{_options.Endpoint.User}' lacks the REPLICATION CLIENT (MariaDB: BINLOG MONITOR) privilege needed to read the current binlog position. ({e.ServerMessage})", e);
+        }
+
+        if (status.Rows.Count == 0)
+        {
+            throw new ReplicationSetupException("SHOW MASTER STATUS returned nothing: binary logging is off.");
+        }
+
+        return new BinlogStart.FilePosition(status.Rows[0][0]!, uint.Parse(status.Rows[0][1]!, CultureInfo.InvariantCulture));
+    }
+
+    private async Task DropConnectionAsync()
+    {
+        if (_connection is not null)
+        {
+            try
+            {
+                await _connection.DisposeAsync();
+            }
+            catch (IOException)
+            {
+                // already broken
+            }
+
+            _connection = null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await DropConnectionAsync();
+        await _schemas.DisposeAsync();
+    }
+}
