@@ -21,6 +21,8 @@ public sealed class KeysetCopierTests
 
         public Action<KeyRange>? BeforeCopy { get; set; }
 
+        public Func<KeyRange, Task>? HoldBack { get; set; }
+
         public void Insert(int key)
         {
             lock (_lock)
@@ -42,6 +44,11 @@ public sealed class KeysetCopierTests
         public async Task<long> CopyRangeAsync(KeyRange range, CancellationToken cancellationToken)
         {
             BeforeCopy?.Invoke(range);
+            if (HoldBack is not null)
+            {
+                await HoldBack(range);
+            }
+
             int delay;
             int[] keys;
             lock (_lock)
@@ -107,26 +114,28 @@ public sealed class KeysetCopierTests
     }
 
     [Fact]
-    public async Task The_watermark_only_covers_a_finished_prefix()
+    public async Task The_watermark_waits_for_an_earlier_chunk_that_finishes_late()
     {
         var table = new KeyTable(Enumerable.Range(1, 1000));
+        var firstChunk = new TaskCompletionSource();
+        table.HoldBack = range => range.Sequence == 0 ? firstChunk.Task : Task.CompletedTask;
         var copier = new KeysetCopier(table, new ChunkSizer(TimeSpan.FromSeconds(1), initialRows: 100, minRows: 100, maxRows: 100), null, workers: 3);
-        var seen = new ConcurrentBag<(int Watermark, int[] Copied)>();
-        table.BeforeCopy = _ =>
-        {
-            if (copier.Watermark is { } w)
-            {
-                seen.Add(((int)w.Values[0]!, table.Copied.ToArray()));
-            }
-        };
 
-        await copier.RunAsync(null, CancellationToken.None);
-
-        Assert.NotEmpty(seen);
-        foreach (var (watermark, copied) in seen)
+        Task run = copier.RunAsync(new RowKey(0), CancellationToken.None);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (copier.ChunksCopied < 2)
         {
-            Assert.True(Enumerable.Range(1, watermark).All(copied.Contains), $"watermark {watermark} claims rows not yet copied");
+            Assert.True(DateTime.UtcNow < deadline, "later chunks never finished");
+            await Task.Delay(10);
         }
+
+        // Later chunks are done, the first is not: nothing beyond the resume point may be claimed.
+        Assert.Equal(new RowKey(0), copier.Watermark);
+
+        firstChunk.SetResult();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(new RowKey(1000), copier.Watermark);
+        Assert.True(copier.Finished);
     }
 
     [Fact]
