@@ -45,6 +45,12 @@ public sealed class PacketTransport : IAsyncDisposable
             {
                 _sequenceId = (byte)(sequenceId + 1);
                 _pendingConsumed = consumed;
+                if (payload.IsEmpty)
+                {
+                    // Every reply we read starts with a type byte; callers may index it without checking.
+                    throw new MySqlProtocolException("Empty packet from the server.");
+                }
+
                 return payload.IsSingleSegment ? payload.First : Contiguous(payload);
             }
 

@@ -155,7 +155,8 @@ public sealed class BinlogClient : IAsyncDisposable
         LastCommitted = commit.Coordinates with { Gtid = commit.Coordinates.Gtid ?? LastCommitted?.Gtid };
     }
 
-    private bool Wanted(TableMapEvent map) => _options.Tables is null || _options.Tables.Contains(map.Database + "." + map.Table);
+    private bool Wanted(TableMapEvent map) =>
+        _options.Tables is null || _options.Tables.Contains(map.Database + "." + map.Table) || _options.Tables.Contains(map.Database + ".*");
 
     private async Task<BinlogEvent> ReadEventAsync(CancellationToken cancellationToken)
     {

@@ -36,7 +36,7 @@ public sealed record BinlogClientOptions(MySqlEndpoint Endpoint)
     public TimeSpan HeartbeatPeriod { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Declares the link dead after this long without any event (heartbeats count).</summary>
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
-    /// <summary>Only rows of these tables ("db.table"); null for all.</summary>
+    /// <summary>Only rows of these tables ("db.table", or "db.*" for a whole schema); null for all.</summary>
     public IReadOnlySet<string>? Tables { get; init; }
     public int MaxReconnectAttempts { get; init; } = 10;
     public TimeSpan ReconnectBaseDelay { get; init; } = TimeSpan.FromMilliseconds(200);

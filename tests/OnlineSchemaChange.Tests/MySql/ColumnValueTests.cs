@@ -235,4 +235,18 @@ public sealed class ColumnValueTests
         byte[] bad = [0x00, 1, 0, 200, 0, 11, 0, 1, 0, 0x0C, 60, 0];
         Assert.Throws<MySqlProtocolException>(() => Decode([(byte)bad.Length, 0, 0, 0, .. bad], ColumnType.Json, 4));
     }
+
+    // Large format (json_binary.h): u32 count and size, key entries u32 offset + u16 length, value entries
+    // type + u32, with int32/uint32 inlined as well.
+    [Fact]
+    public void Json_binary_large_object_and_array()
+    {
+        var doc = new EventBytes().U8(0x01).U32(2).U32(35)
+            .U32(30).U16(1).U32(31).U16(1)
+            .U8(0x07).U32(unchecked((uint)-100000)).U8(0x0C).U32(32)
+            .Text("k").Text("s").U8(2).Text("hi").ToArray();
+        Assert.Equal("{\"k\": -100000, \"s\": \"hi\"}", Decode([(byte)doc.Length, 0, 0, 0, .. doc], ColumnType.Json, 4));
+        var array = new EventBytes().U8(0x03).U32(2).U32(18).U8(0x08).U32(4000000000).U8(0x04).U32(2).ToArray();
+        Assert.Equal("[4000000000, false]", Decode([(byte)array.Length, 0, 0, 0, .. array], ColumnType.Json, 4));
+    }
 }

@@ -158,4 +158,31 @@ public sealed class StreamingTests(ServersFixture servers)
         Assert.Equal((byte)255, blob[^1]);
         Assert.Equal((byte)'5', blob[11 * 1_234_567 + 5]);
     }
+
+    [Fact]
+    public async Task Schema_filter_keeps_every_table_of_one_database_only()
+    {
+        var db = await fixture.NewDatabaseAsync("schemafilter");
+        var otherDb = await fixture.NewDatabaseAsync("schemaother");
+        await fixture.ExecuteAsync("CREATE TABLE a (id INT PRIMARY KEY); CREATE TABLE b (id INT PRIMARY KEY)", db);
+        await fixture.ExecuteAsync("CREATE TABLE a (id INT PRIMARY KEY)", otherDb);
+        var start = await fixture.CurrentPositionAsync();
+        await fixture.ExecuteAsync($"INSERT INTO {otherDb}.a VALUES (9); INSERT INTO a VALUES (1); INSERT INTO b VALUES (2); INSERT INTO {otherDb}.a VALUES (10); INSERT INTO a VALUES (3)", db);
+        await using var client = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync()) { Start = start, Tables = new HashSet<string> { db + ".*" } });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var seen = new List<string>();
+        await foreach (var e in client.ReadEventsAsync(cts.Token))
+        {
+            if (e is RowsEvent r)
+            {
+                seen.Add($"{r.Table.Database}.{r.Table.Table}:{r.Rows[0].After![0]}");
+                if (seen.Count == 3)
+                {
+                    break;
+                }
+            }
+        }
+
+        Assert.Equal([$"{db}.a:1", $"{db}.b:2", $"{db}.a:3"], seen);
+    }
 }
