@@ -16,7 +16,7 @@ internal static class BinlogCommand
     {
         var connection = new Argument<string?>("connection")
         {
-            Description = "mysql://user[:password]@host:port/db (password also from MYSQL_PWD); with --file, optional, used only for column names",
+            Description = "mysql://user@host:port/db (password from OSC_PASSWORD, MYSQL_PWD or ~/.my.cnf); with --file, optional, used only for column names",
             Arity = ArgumentArity.ZeroOrOne,
         };
         var start = new Option<string?>("--start") { Description = "Start at FILE:POS (default: the server's current position)" };
@@ -56,7 +56,7 @@ internal static class BinlogCommand
             using var output = new BinlogOutput(openOutput(), parse.GetValue(json), tableSet);
             try
             {
-                var endpoint = parse.GetValue(connection) is { } uri ? MySqlEndpoint.Parse(uri) : null;
+                var endpoint = parse.GetValue(connection) is { } uri ? WithPassword(MySqlEndpoint.Parse(uri), uri) : null;
                 if (parse.GetValue(file) is { } path)
                 {
                     await DecodeFileAsync(path.FullName, endpoint, output, cancellationToken);
@@ -92,6 +92,19 @@ internal static class BinlogCommand
             }
         });
         return command;
+    }
+
+    /// <summary>A password not in the URI comes from the same places as for every other command.</summary>
+    private static MySqlEndpoint WithPassword(MySqlEndpoint endpoint, string uri)
+    {
+        var target = Core.Connection.ConnectionTarget.ParseUri(uri);
+        if (target.Password is not null)
+        {
+            return endpoint;
+        }
+
+        var resolved = Core.Connection.PasswordResolver.Resolve(target, ConnectionOptions.PasswordSources(target.Engine));
+        return endpoint with { Password = resolved.Password ?? "" };
     }
 
     private static async Task DecodeFileAsync(string path, MySqlEndpoint? endpoint, BinlogOutput output, CancellationToken cancellationToken)

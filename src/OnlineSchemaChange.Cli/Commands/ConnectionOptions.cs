@@ -77,16 +77,18 @@ internal sealed class ConnectionOptions
             Database = result.GetValue(Database) ?? target.Database ?? table?.Schema,
         };
 
-        IPasswordSource[] sources = target.Engine == DatabaseEngine.MySql
-            ? [new EnvironmentPasswordSource("OSC_PASSWORD"), new EnvironmentPasswordSource("MYSQL_PWD"), MyCnfPasswordSource.ForCurrentUser()]
-            : [new EnvironmentPasswordSource("OSC_PASSWORD"), new EnvironmentPasswordSource("PGPASSWORD"), PgPassPasswordSource.ForCurrentUser()];
         if (result.GetValue(AskPass))
         {
             return target with { Password = prompt($"Password for {target.User}@{target.Host}:{target.Port}: ") };
         }
 
-        return PasswordResolver.Resolve(target, sources);
+        return PasswordResolver.Resolve(target, PasswordSources(target.Engine));
     }
+
+    /// <summary>Where a password not given in the URI is looked for, in order, for every command.</summary>
+    public static IPasswordSource[] PasswordSources(DatabaseEngine engine) => engine == DatabaseEngine.MySql
+        ? [new EnvironmentPasswordSource("OSC_PASSWORD"), new EnvironmentPasswordSource("MYSQL_PWD"), MyCnfPasswordSource.ForCurrentUser()]
+        : [new EnvironmentPasswordSource("OSC_PASSWORD"), new EnvironmentPasswordSource("PGPASSWORD"), PgPassPasswordSource.ForCurrentUser()];
 
     private static string DefaultUser(DatabaseEngine engine) =>
         (engine == DatabaseEngine.Postgres ? Environment.GetEnvironmentVariable("PGUSER") : Environment.GetEnvironmentVariable("USER"))
