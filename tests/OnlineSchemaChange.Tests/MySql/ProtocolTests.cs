@@ -244,4 +244,26 @@ public sealed class ReplicationCommandTests
         Assert.Equal(1UL, reader.ReadUInt64());
         Assert.Equal(11UL, reader.ReadUInt64());
     }
+
+    // Protocol::AuthSwitchRequest (dev.mysql.com, page_protocol_connection_phase_packets_protocol_auth_switch_request):
+    // 0xFE, plugin name NUL-terminated, plugin data (a fresh 20-byte nonce, NUL-terminated as servers send it).
+    [Fact]
+    public void An_auth_switch_request_yields_the_new_plugin_and_nonce_and_the_reply_the_server_accepts()
+    {
+        byte[] nonce = Enumerable.Range(1, 20).Select(i => (byte)(i * 7)).ToArray();
+        byte[] payload = [0xFE, .. "mysql_native_password"u8, 0, .. nonce, 0];
+
+        var request = AuthSwitchRequest.Parse(payload);
+
+        Assert.Equal(AuthPlugins.NativePassword, request.PluginName);
+        Assert.Equal(nonce, request.Nonce);
+        byte[] reply = AuthPlugins.Scramble(request.PluginName, "secret", request.Nonce);
+#pragma warning disable CA5350 // the protocol's own hash
+        var stored = SHA1.HashData(SHA1.HashData("secret"u8));
+        var mix = SHA1.HashData([.. request.Nonce, .. stored]);
+        var candidate = reply.Zip(mix, (a, b) => (byte)(a ^ b)).ToArray();
+        Assert.True(SHA1.HashData(candidate).SequenceEqual(stored));
+#pragma warning restore CA5350
+    }
 }
+
