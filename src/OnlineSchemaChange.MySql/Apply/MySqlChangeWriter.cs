@@ -18,7 +18,14 @@ public sealed class MySqlChangeWriter(string connectionString, TableName shadow,
     // Stay well below the protocol's 65,535 placeholders per statement.
     private const int MaxParameters = 30_000;
 
-    public async Task WriteAsync(PendingBatch batch, CancellationToken cancellationToken)
+    public Task WriteAsync(PendingBatch batch, CancellationToken cancellationToken) =>
+        MySqlRetry.RunAsync(async () =>
+        {
+            await WriteOnceAsync(batch, cancellationToken);
+            return true;
+        }, cancellationToken);
+
+    private async Task WriteOnceAsync(PendingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         await using var connection = new MySqlConnection(connectionString);

@@ -28,7 +28,10 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
         return await reader.ReadAsync(cancellationToken) ? key.Read(reader) : null;
     }
 
-    public async Task<long> CopyRangeAsync(KeyRange range, CancellationToken cancellationToken)
+    public Task<long> CopyRangeAsync(KeyRange range, CancellationToken cancellationToken) =>
+        MySqlRetry.RunAsync(() => CopyOnceAsync(range, cancellationToken), cancellationToken);
+
+    private async Task<long> CopyOnceAsync(KeyRange range, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(range);
         await using var connection = new MySqlConnection(connectionString);

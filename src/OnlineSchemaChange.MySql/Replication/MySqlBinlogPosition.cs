@@ -1,0 +1,43 @@
+using System.Globalization;
+using OnlineSchemaChange.Core.Changes;
+
+namespace OnlineSchemaChange.MySql.Replication;
+
+/// <summary>
+/// A binlog file and offset. Files are ordered by their numeric suffix (binlog.000009 before binlog.000010), then
+/// offsets within a file.
+/// </summary>
+public sealed class MySqlBinlogPosition(string file, long position) : ReplicationPosition
+{
+    public string File { get; } = file;
+
+    public long Position { get; } = position;
+
+    public override int CompareTo(ReplicationPosition? other)
+    {
+        if (other is not MySqlBinlogPosition p)
+        {
+            return 1;
+        }
+
+        int byFile = Sequence(File).CompareTo(Sequence(p.File));
+        return byFile != 0 ? byFile : Position.CompareTo(p.Position);
+    }
+
+    public override int GetHashCode() => HashCode.Combine(File, Position);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{File}:{Position}");
+
+    public static MySqlBinlogPosition Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int colon = text.LastIndexOf(':');
+        return new MySqlBinlogPosition(text[..colon], long.Parse(text[(colon + 1)..], CultureInfo.InvariantCulture));
+    }
+
+    private static long Sequence(string file)
+    {
+        int dot = file.LastIndexOf('.');
+        return long.TryParse(file.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? n : 0;
+    }
+}
