@@ -37,7 +37,7 @@ public sealed class MySqlCleanup(ConnectionTarget target)
                 continue;
             }
 
-            if (name == names.Old && !dropOldTable)
+            if (name == names.Old && !dropOldTable && !await IsSentryAsync(catalog, candidate, cancellationToken))
             {
                 kept.Add(candidate.ToString());
                 continue;
@@ -48,5 +48,12 @@ public sealed class MySqlCleanup(ConnectionTarget target)
         }
 
         return new CleanupReport(dropped, kept);
+    }
+
+    // A cut-over killed mid-way leaves its sentry under the old table's name: an empty table with one marker column.
+    private static async Task<bool> IsSentryAsync(MySqlCatalog catalog, TableName table, CancellationToken cancellationToken)
+    {
+        var columns = await catalog.ColumnsAsync(table, cancellationToken);
+        return columns.Count == 1 && columns[0].Name == Cutover.MySqlCutover.SentryColumn;
     }
 }

@@ -126,6 +126,18 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
         Assert.Equal("_others_osc_new", await ScalarAsync($"SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc%'"));
     }
 
+    [Fact]
+    public async Task Cleanup_drops_a_sentry_left_by_a_killed_cut_over()
+    {
+        await ExecuteAsync("CREATE TABLE _orders_osc_old (osc_sentry INT)");
+
+        var result = await OscRunner.RunAsync("cleanup", _uri, "--table", "orders", "--json");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal($"{_database}._orders_osc_old", Assert.Single(result.Json.GetProperty("dropped").EnumerateArray()).GetString());
+        Assert.Equal(0L, await CountOursAsync());
+    }
+
     private async Task<long> CountOursAsync() =>
         long.Parse(await ScalarAsync($"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '\\_%\\_osc\\_%'"), System.Globalization.CultureInfo.InvariantCulture);
 

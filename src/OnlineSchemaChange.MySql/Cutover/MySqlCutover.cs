@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using System.Globalization;
+using MySqlConnector;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Replication;
+using OnlineSchemaChange.MySql.Schema;
+
+namespace OnlineSchemaChange.MySql.Cutover;
+
+public sealed record CutoverOptions
+{
+    /// <summary>How long the lock on the original may be waited for, and so the longest any query waits on us.</summary>
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long the replay may take to catch up while the table is locked before the attempt gives up.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    public int Attempts { get; init; } = 10;
+}
+
+/// <summary>How the swap went: how long writes to the table were held, and how many attempts it took.</summary>
+public sealed record CutoverResult(TimeSpan WritesBlocked, int Attempts);
+
+/// <summary>
+/// Swaps the shadow in for the original atomically, with gh-ost's sentry algorithm (MariaDB refuses RENAME under
+/// LOCK TABLES). Connection A creates a sentry table under the name the original will take, locks the original and
+/// the sentry for writing, and drains the replay to the binlog position it sees under the lock. Connection B issues
+/// RENAME TABLE original TO old, shadow TO original, which waits on A's lock. Once B is seen waiting, A drops the
+/// sentry and unlocks: the waiting RENAME is served before the writes queued behind it. If A dies or gives up first,
+/// the sentry is still there, B's RENAME fails on it, and the original stays in place. Writes wait only between
+/// LOCK TABLES and UNLOCK TABLES; an attempt that cannot lock within the timeout is retried with backoff.
+/// </summary>
+public sealed class MySqlCutover(string connectionString, TableName original, ShadowNames names,
+    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options)
+{
+    public const string SentryColumn = "osc_sentry";
+
+    private TableName Shadow => original with { Name = names.Shadow };
+
+    private TableName Old => original with { Name = names.Old };
+
+    public async Task<CutoverResult> RunAsync(CancellationToken cancellationToken)
+    {
+        string? lastFailure = null;
+        for (int attempt = 1; attempt <= options.Attempts; attempt++)
+        {
+            try
+            {
+                TimeSpan blocked = await AttemptAsync(cancellationToken);
+                return new CutoverResult(blocked, attempt);
+            }
+            catch (CutoverAttemptException e)
+            {
+                lastFailure = e.Message;
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(attempt, 6))) + Random.Shared.Next(100)), cancellationToken);
+            }
+        }
+
+        throw new OscException($"The cut-over did not succeed in {options.Attempts} attempts; last: {lastFailure}",
+            "The original table is in place and serving. Look for long transactions on the table (information_schema.INNODB_TRX), then retry.");
+    }
+
+    private async Task<TimeSpan> AttemptAsync(CancellationToken cancellationToken)
+    {
+        await using var locker = new MySqlConnection(connectionString);
+        await locker.OpenAsync(cancellationToken);
+        await using var renamer = new MySqlConnection(connectionString);
+        await renamer.OpenAsync(cancellationToken);
+        int lockSeconds = Math.Max(1, (int)Math.Ceiling(options.LockTimeout.TotalSeconds));
+        string lockName = $"osc.{original.Schema}.{original.Name}";
+        if (lockName.Length > 64)
+        {
+            lockName = lockName[..64];
+        }
+
+        if (await ScalarAsync(locker, "SELECT GET_LOCK(@n, 0)", cancellationToken, ("@n", lockName)) is not 1L and not 1)
+        {
+            throw new OscException($"Another cut-over of {original} is in progress (the named lock {lockName} is held).", "Wait for it, or stop the other run.");
+        }
+
+        await ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {lockSeconds}", cancellationToken);
+        await DropSentryAsync(locker, cancellationToken);
+        await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
+        Task<int>? rename = null;
+        var blocked = new Stopwatch();
+        bool swapped = false;
+        try
+        {
+            try
+            {
+                await ExecuteAsync(locker, $"LOCK TABLES {MySqlSql.Quote(original)} WRITE, {MySqlSql.Quote(Old)} WRITE", cancellationToken);
+            }
+            catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
+            {
+                throw new CutoverAttemptException($"could not lock {original} within {lockSeconds} s: {e.Message}");
+            }
+
+            blocked.Start();
+            ReplicationPosition position = await MasterPositionAsync(locker, cancellationToken);
+            using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                drain.CancelAfter(options.DrainTimeout);
+                try
+                {
+                    await drainTo(position, drain.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new CutoverAttemptException($"the replay did not reach {position} within {options.DrainTimeout.TotalSeconds:0.#} s");
+                }
+            }
+
+            long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);
+            await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
+            rename = ExecuteAsync(renamer,
+                $"RENAME TABLE {MySqlSql.Quote(original)} TO {MySqlSql.Quote(Old)}, {MySqlSql.Quote(Shadow)} TO {MySqlSql.Quote(original)}", CancellationToken.None);
+            await WaitUntilWaitingAsync(locker, renamerId, rename, cancellationToken);
+
+            // The RENAME is queued behind our lock: without the sentry it can proceed, and it goes first.
+            await ExecuteAsync(locker, $"DROP TABLE {MySqlSql.Quote(Old)}", cancellationToken);
+            await ExecuteAsync(locker, "UNLOCK TABLES", cancellationToken);
+            blocked.Stop();
+            try
+            {
+                await rename;
+            }
+            catch (MySqlException e)
+            {
+                throw new CutoverAttemptException($"the RENAME failed after the unlock: {e.Message}");
+            }
+
+            swapped = true;
+            return blocked.Elapsed;
+        }
+        finally
+        {
+            if (!swapped)
+            {
+                // Unlock first: a waiting RENAME then fails on the sentry, which is only dropped after it has.
+                await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
+                if (rename is not null)
+                {
+                    try
+                    {
+                        await rename;
+                    }
+                    catch (MySqlException)
+                    {
+                        // Expected: the sentry made it fail, which is what keeps the original in place.
+                    }
+                }
+
+                await DropSentryAsync(locker, CancellationToken.None);
+            }
+
+            await ExecuteAsync(locker, "DO RELEASE_LOCK(@n)", CancellationToken.None, ("@n", lockName));
+        }
+    }
+
+    /// <summary>Waits until B's RENAME is blocked on our lock, as the processlist shows, or fails the attempt.</summary>
+    private static async Task WaitUntilWaitingAsync(MySqlConnection locker, long renamerId, Task rename, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            if (rename.IsCompleted)
+            {
+                string why = rename.Exception?.InnerException?.Message ?? "it finished while the table was locked";
+                throw new CutoverAttemptException($"the RENAME did not wait for the lock: {why}");
+            }
+
+            object? state = await ScalarAsync(locker, "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = @id AND INFO LIKE 'RENAME%'",
+                cancellationToken, ("@id", renamerId));
+            if (state is string s && s.Contains("metadata lock", StringComparison.OrdinalIgnoreCase))
+            {
+                return;
+            }
+
+            await Task.Delay(5, cancellationToken);
+        }
+
+        throw new CutoverAttemptException("the RENAME was not seen waiting on the table lock within 2 s");
+    }
+
+    /// <summary>Drops a table under the old name only when it is our sentry, never the real old table.</summary>
+    private async Task DropSentryAsync(MySqlConnection connection, CancellationToken cancellationToken)
+    {
+        object? columns = await ScalarAsync(connection,
+            "SELECT GROUP_CONCAT(COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", cancellationToken,
+            ("@s", Old.Schema!), ("@t", Old.Name));
+        if (columns is string names && names == SentryColumn)
+        {
+            await ExecuteAsync(connection, $"DROP TABLE IF EXISTS {MySqlSql.Quote(Old)}", cancellationToken);
+        }
+        else if (columns is string)
+        {
+            throw new OscException($"{Old} exists and is not our sentry: a finished migration's old table is still there.",
+                $"Drop or rename {Old} first (osc cleanup --drop-old-table drops it).");
+        }
+    }
+
+    private static async Task<ReplicationPosition> MasterPositionAsync(MySqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand("SHOW MASTER STATUS", connection);
+        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new MySqlBinlogPosition(reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
+    }
+
+    private static async Task<int> ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var command = new MySqlCommand(sql, connection) { CommandTimeout = 120 };
+        foreach ((string name, object value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<object?> ScalarAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        foreach ((string name, object value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        object? value2 = await command.ExecuteScalarAsync(cancellationToken);
+        return value2 is DBNull ? null : value2;
+    }
+
+    private sealed class CutoverAttemptException(string message) : Exception(message);
+}
