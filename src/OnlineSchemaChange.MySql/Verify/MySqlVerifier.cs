@@ -1,0 +1,222 @@
+using System.Globalization;
+using MySqlConnector;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Replication;
+using OnlineSchemaChange.MySql.Schema;
+
+namespace OnlineSchemaChange.MySql.Verify;
+
+/// <summary>What verification found: rows compared, chunks compared, and the chunks it had to repair.</summary>
+public sealed record VerificationResult(long Rows, int Chunks, int RepairedChunks);
+
+/// <summary>
+/// Compares the original and the shadow before the cut-over, as Spirit does: under a brief READ lock on the original
+/// (writes wait, reads go on) the replay drains to the current position and both tables get a consistent snapshot;
+/// then the lock is released and the snapshots are compared chunk by chunk (row count, and XOR and sum of each row's
+/// CRC32 over every mapped column in the new types). A chunk that differs is copied again and checked again, up to
+/// three times; one that still differs stops the migration before any swap.
+/// </summary>
+public sealed class MySqlVerifier(string connectionString, TableName original, TableName shadow, MySqlKeyPredicate originalKey,
+    MySqlKeyPredicate keyInShadow, ColumnMapping mapping, IReadOnlyDictionary<string, string> shadowTypes,
+    Func<ReplicationPosition, CancellationToken, Task> drainTo, int chunkRows = 10_000)
+{
+    public const int MaxRepairs = 3;
+
+    public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
+    {
+        (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes);
+        List<KeyRange> ranges = await RangesAsync(cancellationToken);
+        var pending = ranges;
+        int repaired = 0;
+        long rows = 0;
+        for (int round = 0; ; round++)
+        {
+            var mismatched = new List<KeyRange>();
+            await using (var snapshots = await SnapshotsAsync(cancellationToken))
+            {
+                foreach (KeyRange range in pending)
+                {
+                    string a = await ChecksumAsync(snapshots.Original, original, originalKey, originalRow, range, cancellationToken);
+                    string b = await ChecksumAsync(snapshots.Shadow, shadow, keyInShadow, shadowRow, range, cancellationToken);
+                    if (round == 0)
+                    {
+                        rows += long.Parse(a[..a.IndexOf(':', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
+                    }
+
+                    if (a != b)
+                    {
+                        mismatched.Add(range);
+                    }
+                }
+            }
+
+            if (mismatched.Count == 0)
+            {
+                return new VerificationResult(rows, ranges.Count, repaired);
+            }
+
+            if (round == MaxRepairs)
+            {
+                throw new OscException(
+                    $"Verification failed: {mismatched.Count} chunk(s) of {original} still differ from the shadow after {MaxRepairs} repairs (first: keys {Describe(mismatched[0])}).",
+                    "Nothing was swapped; the original is untouched. A UNIQUE key added over duplicate values, or a value the new type changes, does this: compare the rows in that key range.");
+            }
+
+            foreach (KeyRange range in mismatched)
+            {
+                await RepairAsync(range, cancellationToken);
+            }
+
+            repaired += mismatched.Count;
+            pending = mismatched;
+        }
+    }
+
+    private static string Describe(KeyRange range) => $"after {range.LowerExclusive?.ToString() ?? "the start"} up to {range.UpperInclusive?.ToString() ?? "the end"}";
+
+    private async Task<List<KeyRange>> RangesAsync(CancellationToken cancellationToken)
+    {
+        var ranges = new List<KeyRange>();
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        RowKey? after = null;
+        for (long sequence = 0; ; sequence++)
+        {
+            await using var command = connection.CreateCommand();
+            string where = after is null ? "" : "WHERE " + originalKey.Compare(after, ">", command, "a");
+            command.CommandText = $"SELECT {originalKey.ColumnList} FROM {MySqlSql.Quote(original)} {where} ORDER BY {originalKey.ColumnList} LIMIT 1 OFFSET {chunkRows - 1}";
+            RowKey? end;
+            await using (MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                end = await reader.ReadAsync(cancellationToken) ? originalKey.Read(reader) : null;
+            }
+
+            ranges.Add(new KeyRange(sequence, after, end));
+            if (end is null)
+            {
+                return ranges;
+            }
+
+            after = end;
+        }
+    }
+
+    private async Task<Snapshots> SnapshotsAsync(CancellationToken cancellationToken)
+    {
+        var locker = new MySqlConnection(connectionString);
+        var a = new MySqlConnection(connectionString);
+        var b = new MySqlConnection(connectionString);
+        await locker.OpenAsync(cancellationToken);
+        await a.OpenAsync(cancellationToken);
+        await b.OpenAsync(cancellationToken);
+        try
+        {
+            await ExecuteAsync(locker, "SET SESSION lock_wait_timeout = 10", cancellationToken);
+            await ExecuteAsync(locker, $"LOCK TABLES {MySqlSql.Quote(original)} READ", cancellationToken);
+            try
+            {
+                ReplicationPosition position;
+                await using (var status = new MySqlCommand("SHOW MASTER STATUS", locker))
+                await using (MySqlDataReader reader = await status.ExecuteReaderAsync(cancellationToken))
+                {
+                    await reader.ReadAsync(cancellationToken);
+                    position = new MySqlBinlogPosition(reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
+                }
+
+                // With writes to the original held and the replay at the same point, both snapshots see one state.
+                await drainTo(position, cancellationToken);
+                await ExecuteAsync(a, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken);
+                await ExecuteAsync(b, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken);
+                await ExecuteAsync(a, "START TRANSACTION WITH CONSISTENT SNAPSHOT", cancellationToken);
+                await ExecuteAsync(b, "START TRANSACTION WITH CONSISTENT SNAPSHOT", cancellationToken);
+            }
+            finally
+            {
+                await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
+                await locker.DisposeAsync();
+            }
+
+            return new Snapshots(a, b);
+        }
+        catch
+        {
+            await a.DisposeAsync();
+            await b.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<string> ChecksumAsync(MySqlConnection connection, TableName table, MySqlKeyPredicate key, string row, KeyRange range,
+        CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        var conditions = new List<string>();
+        if (range.LowerExclusive is not null)
+        {
+            conditions.Add(key.Compare(range.LowerExclusive, ">", command, "lo"));
+        }
+
+        if (range.UpperInclusive is not null)
+        {
+            conditions.Add(key.Compare(range.UpperInclusive, "<=", command, "hi"));
+        }
+
+        string where = conditions.Count == 0 ? "" : "WHERE " + string.Join(" AND ", conditions);
+        command.CommandText = $"SELECT CONCAT(COUNT(*), ':', COALESCE(BIT_XOR(CRC32({row})), 0), ':', COALESCE(SUM(CRC32({row})), 0)) FROM {MySqlSql.Quote(table)} {where}";
+        command.CommandTimeout = 600;
+        return Convert.ToString(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture)!;
+    }
+
+    /// <summary>Deletes the range from the shadow and copies it again, in one transaction, under the copy's shared row locks.</summary>
+    private async Task RepairAsync(KeyRange range, CancellationToken cancellationToken)
+    {
+        await MySqlRetry.RunAsync(async () =>
+        {
+            await using var connection = new MySqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            await using MySqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await using (var delete = new MySqlCommand { Connection = connection, Transaction = transaction })
+            {
+                var conditions = new List<string>();
+                if (range.LowerExclusive is not null)
+                {
+                    conditions.Add(keyInShadow.Compare(range.LowerExclusive, ">", delete, "lo"));
+                }
+
+                if (range.UpperInclusive is not null)
+                {
+                    conditions.Add(keyInShadow.Compare(range.UpperInclusive, "<=", delete, "hi"));
+                }
+
+                delete.CommandText = $"DELETE FROM {MySqlSql.Quote(shadow)}{(conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions))}";
+                await delete.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return true;
+        }, cancellationToken);
+        await new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping).CopyRangeAsync(range, cancellationToken);
+    }
+
+    private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private sealed class Snapshots(MySqlConnection original, MySqlConnection shadow) : IAsyncDisposable
+    {
+        public MySqlConnection Original => original;
+
+        public MySqlConnection Shadow => shadow;
+
+        public async ValueTask DisposeAsync()
+        {
+            await original.DisposeAsync();
+            await shadow.DisposeAsync();
+        }
+    }
+}
