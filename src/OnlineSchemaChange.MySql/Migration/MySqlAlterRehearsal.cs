@@ -35,53 +35,15 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
 
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
         MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(qualified, statement, cancellationToken);
-        var shadow = qualified with { Name = facts.Names.Shadow };
-        var catalog = new MySqlCatalog(connection);
-        await catalog.ExecuteAsync("SET SESSION lock_wait_timeout = 10", cancellationToken);
-        await catalog.ExecuteAsync($"CREATE TABLE {MySqlSql.Quote(shadow)} LIKE {MySqlSql.Quote(qualified)}", cancellationToken);
+        ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         try
         {
-            try
-            {
-                await catalog.ExecuteAsync(statement.RenderFor(MySqlSql.Quote(shadow)), cancellationToken);
-            }
-            catch (MySqlException e)
-            {
-                throw new OscException($"The server rejects the ALTER: {e.Message} (error {(int)e.ErrorCode})",
-                    "Fix the statement; it was tried only on the (now removed) shadow table, the table is untouched.", e);
-            }
-
-            IReadOnlyList<MySqlColumn> shadowColumns = await catalog.ColumnsAsync(shadow, cancellationToken);
-            IReadOnlyDictionary<string, string> renames = statement.RenamedColumns;
-            ColumnMapping mapping = ColumnMapping.Build(
-                facts.Columns.Select(c => new TableColumn(c.Name, c.Generated)).ToList(),
-                shadowColumns.Select(c => new TableColumn(c.Name, c.Generated)).ToList(), renames);
-            var mappedSources = mapping.SourceColumns.ToHashSet(StringComparer.OrdinalIgnoreCase);
-            var mappedTargets = mapping.TargetColumns.ToHashSet(StringComparer.OrdinalIgnoreCase);
-
-            string[] keyInShadow = facts.Key.Select(k => mapping.Pairs.FirstOrDefault(p => p.Source.Equals(k, StringComparison.OrdinalIgnoreCase)).Target).ToArray();
-            if (keyInShadow.Any(k => k is null))
-            {
-                throw new OscException($"The ALTER drops a column of the key {facts.KeyName} ({string.Join(", ", facts.Key)}) that matches changes to rows.",
-                    "Keep the key's columns, or change the key in a separate migration first.");
-            }
-
-            MySqlColumn? unfillable = shadowColumns.FirstOrDefault(c => !mappedTargets.Contains(c.Name) && !c.Nullable && !c.HasDefault && !c.Generated);
-            if (unfillable is not null)
-            {
-                throw new OscException($"The ALTER adds {unfillable.Name} as NOT NULL without a default: copied rows would have no value for it.",
-                    $"Give it a default (ADD COLUMN {unfillable.Name} ... NOT NULL DEFAULT ...), or add it nullable and fill it afterwards.");
-            }
-
-            return new AlterRehearsal(facts, statement.Source.Trim(), mapping,
-                facts.Columns.Where(c => !c.Generated && !mappedSources.Contains(c.Name)).Select(c => c.Name).ToList(),
-                shadowColumns.Where(c => !c.Generated && !mappedTargets.Contains(c.Name)).Select(c => c.Name).ToList(),
-                renames, keyInShadow!, await ShowCreateAsync(connection, shadow, cancellationToken));
+            return new AlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns, shadow.AddedColumns,
+                statement.RenamedColumns, shadow.KeyInShadow, await ShowCreateAsync(connection, shadow.Table, cancellationToken));
         }
         finally
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(shadow)}", timeout.Token);
+            await shadow.DropAsync(connection);
         }
     }
 
