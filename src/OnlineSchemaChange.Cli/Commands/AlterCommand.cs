@@ -3,6 +3,7 @@ using OnlineSchemaChange.Cli.Output;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Cutover;
 using OnlineSchemaChange.MySql.Migration;
 using Spectre.Console;
 
@@ -20,7 +21,19 @@ internal static class AlterCommand
         var table = new Option<string>("--table", "-t") { Description = "The table to alter: name or schema.name", Required = true };
         var alter = new Option<string>("--alter", "-a") { Description = "The change: \"MODIFY k BIGINT\" or a full ALTER TABLE statement", Required = true };
         var execute = new Option<bool>("--execute") { Description = "Migrate for real (without it: a dry run that changes nothing)" };
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON, for scripts" };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON, for scripts (progress as JSON lines with --execute)" };
+        var workers = new Option<int>("--workers") { Description = "Parallel copy workers", DefaultValueFactory = _ => 2 };
+        var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk", DefaultValueFactory = _ => 500 };
+        var replicas = new Option<string[]>("--replica") { Description = "A replica to watch for lag (connection URI; repeatable)", AllowMultipleArgumentsPerToken = false };
+        var maxLag = new Option<int>("--max-lag-millis") { Description = "Pause the copy while a replica lags more", DefaultValueFactory = _ => 1500 };
+        var maxLoad = new Option<string?>("--max-load") { Description = "Pause while a status variable exceeds a limit, e.g. Threads_running=50" };
+        var criticalLoad = new Option<string?>("--critical-load") { Description = "Abort cleanly when a status variable exceeds a limit, e.g. Threads_running=200" };
+        var throttleFlag = new Option<string?>("--throttle-flag-file") { Description = "Pause the copy while this file exists" };
+        var postponeFlag = new Option<string?>("--postpone-cut-over-flag-file") { Description = "Wait before the swap while this file exists" };
+        var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 };
+        var cutoverAttempts = new Option<int>("--cut-over-attempts") { Description = "Swap attempts before giving up", DefaultValueFactory = _ => 10 };
+        var skipVerify = new Option<bool>("--skip-verify") { Description = "Swap without comparing checksums first (not recommended)" };
+        var dropOld = new Option<bool>("--drop-old-table") { Description = "Drop the original after the swap instead of keeping it as _<table>_osc_old" };
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
             changes from the binlog, verification and an atomic swap. Without --execute: a dry run that checks
@@ -31,6 +44,10 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, maxLag, maxLoad, criticalLoad, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld })
+        {
+            command.Options.Add(option);
+        }
         command.SetAction((result, cancellationToken) =>
         {
             bool asJson = result.GetValue(json);
@@ -42,6 +59,50 @@ internal static class AlterCommand
                 {
                     throw new OscException("osc alter supports MySQL and MariaDB in this version; PostgreSQL support is being built.",
                         "Use `osc plan` to see how PostgreSQL would run the change and its non-blocking form.");
+                }
+
+                if (result.GetValue(execute))
+                {
+                    var options = new OnlineAlterOptions
+                    {
+                        Workers = result.GetValue(workers),
+                        ChunkTime = TimeSpan.FromMilliseconds(result.GetValue(chunkTime)),
+                        ReplicaConnectionStrings = (result.GetValue(replicas) ?? []).Select(r => ReplicaConnectionString(r, target)).ToList(),
+                        MaxLag = TimeSpan.FromMilliseconds(result.GetValue(maxLag)),
+                        MaxLoad = result.GetValue(maxLoad),
+                        CriticalLoad = result.GetValue(criticalLoad),
+                        ThrottleFlagFile = result.GetValue(throttleFlag),
+                        PostponeCutoverFlagFile = result.GetValue(postponeFlag),
+                        Verify = !result.GetValue(skipVerify),
+                        DropOldTable = result.GetValue(dropOld),
+                        Cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts)),
+                    };
+                    OnlineAlterResult done = await new MySqlOnlineAlter(target, options, progress => ReportProgress(console, progress, asJson))
+                        .RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
+                    if (asJson)
+                    {
+                        console.WriteJson(new
+                        {
+                            @event = "done",
+                            totalSeconds = Math.Round(done.Total.TotalSeconds, 2),
+                            rowsCopied = done.RowsCopied,
+                            changesApplied = done.ChangesApplied,
+                            verifiedRows = done.Verification?.Rows,
+                            repairedChunks = done.Verification?.RepairedChunks,
+                            writesBlockedMillis = Math.Round(done.Cutover.WritesBlocked.TotalMilliseconds, 1),
+                            cutOverAttempts = done.Cutover.Attempts,
+                            oldTable = result.GetValue(dropOld) ? null : done.OldTable,
+                        });
+                    }
+                    else
+                    {
+                        console.Ansi.MarkupLine($"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: {done.RowsCopied:N0} rows copied, {done.ChangesApplied:N0} changes replayed, "
+                                                + (done.Verification is { } v ? $"{v.Rows:N0} rows verified, " : "verification skipped, ")
+                                                + $"writes held {done.Cutover.WritesBlocked.TotalMilliseconds:0} ms at the swap"
+                                                + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}."));
+                    }
+
+                    return 0;
                 }
 
                 AlterRehearsal rehearsal = await new MySqlAlterRehearsal(target).RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
@@ -67,18 +128,59 @@ internal static class AlterCommand
                 else
                 {
                     Render(console.Ansi, rehearsal);
-                }
-
-                if (result.GetValue(execute))
-                {
-                    throw new OscException("--execute is not available in this version yet: the dry run above passed, and nothing was changed.",
-                        "Run `osc plan` for the native options meanwhile.");
+                    console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate.");
                 }
 
                 return 0;
             }, cancellationToken);
         });
         return command;
+    }
+
+    private static void ReportProgress(OscConsole console, OnlineAlterProgress p, bool asJson)
+    {
+        if (asJson)
+        {
+            console.WriteJsonLine(new
+            {
+                @event = "progress",
+                state = p.State,
+                rowsCopied = p.RowsCopied,
+                estimatedRows = p.EstimatedRows,
+                changesApplied = p.ChangesApplied,
+                throttled = p.Throttled,
+                elapsedSeconds = Math.Round(p.Elapsed.TotalSeconds, 1),
+            });
+            return;
+        }
+
+        double percent = p.EstimatedRows > 0 ? Math.Min(100, 100.0 * p.RowsCopied / p.EstimatedRows) : 100;
+        console.Progress($"[{p.Elapsed.TotalSeconds,6:0.0}s] {p.State}: {p.RowsCopied:N0} of ~{p.EstimatedRows:N0} rows ({percent:0}%), "
+                         + $"{p.ChangesApplied:N0} changes replayed" + (p.Throttled is null ? "" : $", paused: {p.Throttled}"));
+    }
+
+    private static CutoverOptions CutoverOptionsFrom(int lockSeconds, int attempts)
+    {
+        if (lockSeconds < 1)
+        {
+            throw new OscException("--cut-over-lock-timeout-seconds must be at least 1.", "The server's lock_wait_timeout counts whole seconds.");
+        }
+
+        if (attempts < 1)
+        {
+            throw new OscException("--cut-over-attempts must be at least 1.");
+        }
+
+        // Draining under the lock gets as long as the lock wait: together they bound what a query waits on us.
+        return new CutoverOptions { LockTimeout = TimeSpan.FromSeconds(lockSeconds), DrainTimeout = TimeSpan.FromSeconds(lockSeconds), Attempts = attempts };
+    }
+
+    /// <summary>A replica given as a URI, with the primary's credentials when the URI has none.</summary>
+    private static string ReplicaConnectionString(string uri, ConnectionTarget primary)
+    {
+        ConnectionTarget replica = ConnectionTarget.ParseUri(uri);
+        replica = replica with { User = replica.User ?? primary.User, Password = replica.Password ?? primary.Password, Database = primary.Database };
+        return MySql.Connection.MySqlConnections.BuildConnectionString(replica);
     }
 
     private static void Render(IAnsiConsole console, AlterRehearsal r)

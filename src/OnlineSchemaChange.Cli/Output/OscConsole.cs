@@ -43,6 +43,22 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
 
     public void WriteJson<T>(T value) => stdout.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
 
+    /// <summary>One JSON object on one line: the form of progress events, which scripts read line by line.</summary>
+    public void WriteJsonLine<T>(T value)
+    {
+        stdout.WriteLine(JsonSerializer.Serialize(value, JsonLineOptions));
+        stdout.Flush();
+    }
+
+    /// <summary>A progress line for people, on stderr so stdout stays clean for the result.</summary>
+    public void Progress(string line)
+    {
+        stderr.WriteLine(line);
+        stderr.Flush();
+    }
+
+    private static readonly JsonSerializerOptions JsonLineOptions = new(JsonOptions) { WriteIndented = false };
+
     public void WriteError(OscException error, bool asJson)
     {
         ArgumentNullException.ThrowIfNull(error);

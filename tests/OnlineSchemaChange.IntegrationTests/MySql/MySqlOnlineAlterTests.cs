@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using MySqlConnector;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace OnlineSchemaChange.IntegrationTests.MySql;
+
+/// <summary>`osc alter --execute` end to end on a real MariaDB, with the application writing all the way through.</summary>
+[Collection("servers")]
+public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task An_online_alter_under_writes_keeps_every_acknowledged_write_and_leaves_only_the_old_table()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40), note TEXT);
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq), NULL FROM seq_1_to_30000;
+            """);
+        using var stop = new CancellationTokenSource();
+        Task<Writes> load = Writes.RunAsync(connectionString, 30000, stop.Token);
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT NOT NULL DEFAULT 7",
+            "--execute", "--json", "--chunk-time-millis", "100");
+        await Task.Delay(200);
+        await stop.CancelAsync();
+        Writes writes = await load;
+
+        output.WriteLine(result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
+        output.WriteLine($"load: {writes.Inserted.Count} inserts, {writes.Incremented.Count} increments, {writes.Deleted.Count} deletes");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.True(writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count > 50, "the load must write through the migration");
+        Assert.Equal("bigint(20)", await ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
+        Assert.Equal("_t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '\\_t\\_osc%'"));
+
+        // Every acknowledged write is in the new table, and nothing else.
+        var inserted = writes.Inserted.Except(writes.Deleted).ToList();
+        Assert.Equal((30000 + inserted.Count - writes.Deleted.Count(d => d <= 30000)).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+        if (inserted.Count > 0)
+        {
+            Assert.Equal(inserted.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM t WHERE id IN ({string.Join(",", inserted)})"));
+        }
+
+        if (!writes.Deleted.IsEmpty)
+        {
+            Assert.Equal("0", await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM t WHERE id IN ({string.Join(",", writes.Deleted)})"));
+        }
+
+        foreach (var group in writes.Incremented.Except(writes.Deleted).GroupBy(i => i))
+        {
+            Assert.Equal((group.Key % 97 + group.Count()).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                await ScalarAsync(connectionString, $"SELECT k FROM t WHERE id = {group.Key}"));
+        }
+
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t WHERE extra <> 7"));
+    }
+
+    [Fact]
+    public async Task A_unique_key_over_duplicates_stops_before_the_swap_and_removes_everything_it_created()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY, u INT);
+            INSERT INTO t SELECT seq, IF(seq <= 3, 1, seq) FROM seq_1_to_2000;
+            """);
+        string before = await ScalarAsync(connectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, u)))) FROM t");
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ADD UNIQUE KEY uq (u)", "--execute");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("Verification failed", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, await ScalarAsync(connectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, u)))) FROM t"));
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '\\_t\\_osc%'"));
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND INDEX_NAME = 'uq'"));
+    }
+
+    private async Task<(string ConnectionString, string Uri)> DatabaseAsync(string setup)
+    {
+        string connectionString = await servers.NewMySqlDatabaseAsync("online_alter");
+        var builder = new MySqlConnectionStringBuilder(connectionString);
+        await using (var connection = new MySqlConnection(connectionString))
+        {
+            await connection.OpenAsync();
+            await using var command = new MySqlCommand(setup, connection);
+            await command.ExecuteNonQueryAsync();
+        }
+
+        return (connectionString, $"mysql://{builder.UserID}:{builder.Password}@{builder.Server}:{builder.Port}/{builder.Database}");
+    }
+
+    private static async Task<string> ScalarAsync(string connectionString, string sql)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        return Convert.ToString(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture) ?? "";
+    }
+
+    /// <summary>An application's writes, each recorded once the server acknowledged it.</summary>
+    private sealed record Writes(ConcurrentBag<long> Inserted, ConcurrentBag<long> Incremented, ConcurrentBag<long> Deleted)
+    {
+        public static async Task<Writes> RunAsync(string connectionString, int rows, CancellationToken cancellationToken)
+        {
+            var writes = new Writes([], [], []);
+            var random = new Random(11);
+            await using var connection = new MySqlConnection(connectionString);
+            await connection.OpenAsync(CancellationToken.None);
+            var deleted = new HashSet<long>();
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                long id = random.Next(1, rows + 1);
+                switch (random.Next(3))
+                {
+                    case 0:
+                        await using (var insert = new MySqlCommand("INSERT INTO t (k, c) VALUES (0, 'load')", connection))
+                        {
+                            await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                            writes.Inserted.Add(insert.LastInsertedId);
+                        }
+
+                        break;
+                    case 1 when !deleted.Contains(id):
+                        await using (var update = new MySqlCommand($"UPDATE t SET k = k + 1 WHERE id = {id}", connection))
+                        {
+                            await update.ExecuteNonQueryAsync(CancellationToken.None);
+                            writes.Incremented.Add(id);
+                        }
+
+                        break;
+                    case 2 when random.Next(4) == 0 && !deleted.Contains(id):
+                        await using (var delete = new MySqlCommand($"DELETE FROM t WHERE id = {id}", connection))
+                        {
+                            await delete.ExecuteNonQueryAsync(CancellationToken.None);
+                            writes.Deleted.Add(id);
+                            deleted.Add(id);
+                        }
+
+                        break;
+                }
+
+                await Task.Delay(1, CancellationToken.None);
+            }
+
+            return writes;
+        }
+    }
+}
