@@ -25,7 +25,8 @@ public sealed record OnlineAlterOptions
 {
     public int Workers { get; init; } = 2;
 
-    public TimeSpan ChunkTime { get; init; } = TimeSpan.FromMilliseconds(500);
+    // A chunk holds shared locks on its rows for its whole duration: the chunk time bounds what a conflicting write waits.
+    public TimeSpan ChunkTime { get; init; } = TimeSpan.FromMilliseconds(100);
 
     public IReadOnlyList<string> ReplicaConnectionStrings { get; init; } = [];
 

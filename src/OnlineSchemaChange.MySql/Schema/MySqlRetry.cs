@@ -9,7 +9,7 @@ namespace OnlineSchemaChange.MySql.Schema;
 /// </summary>
 public static class MySqlRetry
 {
-    public static async Task<T> RunAsync<T>(Func<Task<T>> work, CancellationToken cancellationToken, int attempts = 10)
+    public static async Task<T> RunAsync<T>(Func<Task<T>> work, CancellationToken cancellationToken, int attempts = 30)
     {
         ArgumentNullException.ThrowIfNull(work);
         for (int attempt = 1; ; attempt++)
@@ -20,7 +20,8 @@ public static class MySqlRetry
             }
             catch (MySqlException e) when (attempt < attempts && e.ErrorCode is MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(20 * attempt + Random.Shared.Next(20)), cancellationToken);
+                // Exponential backoff with jitter, capped at a second: the other side gets room to finish.
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 10 << Math.Min(attempt, 7)) + Random.Shared.Next(50)), cancellationToken);
             }
         }
     }
