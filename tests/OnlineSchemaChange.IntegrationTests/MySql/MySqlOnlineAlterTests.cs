@@ -74,6 +74,123 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND INDEX_NAME = 'uq'"));
     }
 
+    [Fact]
+    public async Task A_killed_binlog_connection_mid_migration_reconnects_and_loses_nothing()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40), note TEXT);
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq), NULL FROM seq_1_to_100000;
+            """);
+        using var stop = new CancellationTokenSource();
+        Task<Writes> load = Writes.RunAsync(connectionString, 100000, stop.Token);
+        Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL",
+            "--execute", "--workers", "1", "--chunk-time-millis", "50");
+
+        // Once the replica connection is streaming and the copy is under way, the server kills it.
+        int kills = 0;
+        while (!alter.IsCompleted && kills == 0)
+        {
+            string dump = await ScalarAsync(connectionString, "SELECT COALESCE(MIN(ID), 0) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+            if (dump != "0" && await ShadowRowsAsync(connectionString) > 1000)
+            {
+                await ExecuteAsync(connectionString, $"KILL {dump}");
+                kills++;
+            }
+
+            await Task.Delay(20);
+        }
+
+        OscRunner.Result result = await alter;
+        await stop.CancelAsync();
+        Writes writes = await load;
+
+        Assert.Equal(1, kills);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        await AssertEveryWriteIsPresentAsync(connectionString, 100000, writes);
+    }
+
+    [Fact]
+    public async Task Kill_9_during_the_copy_leaves_the_original_intact_and_cleanup_then_a_rerun_finish_the_job()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_200000;
+            """);
+        string before = await ScalarAsync(connectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL",
+                     "--execute", "--workers", "1", "--chunk-time-millis", "50" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using (var osc = System.Diagnostics.Process.Start(start)!)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await ShadowRowsAsync(connectionString) <= 1000)
+            {
+                Assert.True(DateTime.UtcNow < deadline && !osc.HasExited, "the copy never started");
+                await Task.Delay(20);
+            }
+
+            osc.Kill(entireProcessTree: true);
+            await osc.WaitForExitAsync();
+        }
+
+        Assert.Equal("int(11)", await ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
+        Assert.Equal(before, await ScalarAsync(connectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t"));
+        await ExecuteAsync(connectionString, "INSERT INTO t VALUES (300001, 1, 'still serving')");
+        var refused = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("osc cleanup", refused.Stderr, StringComparison.Ordinal);
+
+        var cleanup = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
+        Assert.Equal(0, cleanup.ExitCode);
+        var rerun = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute");
+
+        Assert.True(rerun.ExitCode == 0, rerun.Stderr);
+        Assert.Equal("bigint(20)", await ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
+        Assert.Equal("200001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+    }
+
+    /// <summary>Rows in the shadow so far (a count, not InnoDB's estimate, which can lag), or 0 before it exists.</summary>
+    private static async Task<long> ShadowRowsAsync(string connectionString)
+    {
+        try
+        {
+            return long.Parse(await ScalarAsync(connectionString, "SELECT COUNT(*) FROM _t_osc_new"), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchTable)
+        {
+            return 0;
+        }
+    }
+
+    private static async Task AssertEveryWriteIsPresentAsync(string connectionString, int rows, Writes writes)
+    {
+        var inserted = writes.Inserted.Except(writes.Deleted).ToList();
+        Assert.Equal((rows + inserted.Count - writes.Deleted.Count(d => d <= rows)).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+        if (!writes.Deleted.IsEmpty)
+        {
+            Assert.Equal("0", await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM t WHERE id IN ({string.Join(",", writes.Deleted)})"));
+        }
+
+        foreach (var group in writes.Incremented.Except(writes.Deleted).GroupBy(i => i))
+        {
+            Assert.Equal((group.Key % 97 + group.Count()).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                await ScalarAsync(connectionString, $"SELECT k FROM t WHERE id = {group.Key}"));
+        }
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync(string setup)
     {
         string connectionString = await servers.NewMySqlDatabaseAsync("online_alter");
