@@ -33,7 +33,7 @@ internal static class AlterCommand
         var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 };
         var cutoverAttempts = new Option<int>("--cut-over-attempts") { Description = "Swap attempts before giving up", DefaultValueFactory = _ => 10 };
         var skipVerify = new Option<bool>("--skip-verify") { Description = "Swap without comparing checksums first (not recommended)" };
-        var dropOld = new Option<bool>("--drop-old-table") { Description = "Drop the original after the swap instead of keeping it as _<table>_osc_old" };
+        var dropOld = new Option<bool>("--drop-old-table") { Description = "Drop the original after the swap instead of keeping it as <table>_osc_old" };
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
             changes from the binlog, verification and an atomic swap. Without --execute: a dry run that checks

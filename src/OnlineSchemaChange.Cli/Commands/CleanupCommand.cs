@@ -15,7 +15,7 @@ internal static class CleanupCommand
     {
         var connection = new ConnectionOptions();
         var table = new Option<string>("--table", "-t") { Description = "The table whose leftovers to remove", Required = true };
-        var dropOld = new Option<bool>("--drop-old-table") { Description = "Also drop the original kept after a finished swap (_<table>_osc_old)" };
+        var dropOld = new Option<bool>("--drop-old-table") { Description = "Also drop the original kept after a finished swap (<table>_osc_old)" };
         var json = new Option<bool>("--json") { Description = "Print what was removed as JSON" };
         var command = new Command("cleanup", "Remove the shadow, bookkeeping, sentry and plan tables an interrupted run left for a table.");
         connection.AddTo(command);

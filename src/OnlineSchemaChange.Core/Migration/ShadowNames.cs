@@ -1,24 +1,32 @@
-using System.Security.Cryptography;
-using System.Text;
-
 namespace OnlineSchemaChange.Core.Migration;
 
 /// <summary>
 /// The names of every table a migration creates next to the original, documented so an operator recognises them and
-/// `osc cleanup` finds them: _&lt;table&gt;_osc_new (the shadow), _osc_old (the original after the swap), _osc_log
-/// (heartbeats and checkpoints), _osc_del (the cut-over's sentry). A name that would pass the engine's identifier
-/// limit keeps a prefix of the table name plus a short hash of the whole, so two long names never collide.
+/// `osc cleanup` finds them: &lt;table&gt;_osc_new (the shadow), _osc_old (the original after the swap), _osc_log
+/// (heartbeats and checkpoints), _osc_del (reserved). Each starts with the table's own name, and that is load-bearing:
+/// a name sorts after every name that is a proper prefix of it, and MySQL/MariaDB take a RENAME's metadata locks in
+/// name order, so the cut-over's RENAME waits on the original table first, with its exclusive request queued ahead
+/// of the application's, and not on the sentry (see docs/correctness.md).
 /// </summary>
 public sealed class ShadowNames
 {
+    private const int LongestSuffix = 8; // "_osc_new"
+
     public ShadowNames(string table, int maxLength)
     {
         ArgumentException.ThrowIfNullOrEmpty(table);
+        if (table.Length + LongestSuffix > maxLength)
+        {
+            throw new OscException(
+                $"The table name {table} is too long for the migration's own tables ({maxLength - LongestSuffix} characters at most).",
+                "Rename the table first (RENAME TABLE is instant), or change it natively; `osc plan` tells how that runs.");
+        }
+
         Table = table;
-        Shadow = Make(table, "new", maxLength);
-        Old = Make(table, "old", maxLength);
-        Log = Make(table, "log", maxLength);
-        Sentry = Make(table, "del", maxLength);
+        Shadow = table + "_osc_new";
+        Old = table + "_osc_old";
+        Log = table + "_osc_log";
+        Sentry = table + "_osc_del";
     }
 
     public string Table { get; }
@@ -33,17 +41,4 @@ public sealed class ShadowNames
 
     /// <summary>Every name we may have created, for cleanup.</summary>
     public IEnumerable<string> Created => [Shadow, Log, Sentry];
-
-    private static string Make(string table, string role, int maxLength)
-    {
-        string name = $"_{table}_osc_{role}";
-        if (name.Length <= maxLength)
-        {
-            return name;
-        }
-
-        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(table)))[..8];
-        int keep = maxLength - $"__{hash}_osc_{role}".Length;
-        return $"_{table[..keep]}_{hash}_osc_{role}";
-    }
 }

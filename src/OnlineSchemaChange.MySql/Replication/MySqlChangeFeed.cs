@@ -31,8 +31,11 @@ public sealed class MySqlChangeFeed(IAsyncEnumerable<BinlogEvent> events, string
                         }
 
                         break;
+                    // A transaction's end, or a statement that is its own transaction (DDL): either way, everything up
+                    // to here is complete. Without the DDL case a drain on a quiet server would wait for a commit that
+                    // never comes.
                     case XidEvent:
-                    case QueryEvent { IsTransactionEnd: true }:
+                    case QueryEvent q when !q.IsBegin && !IsInsideTransaction(q.Sql):
                         await writer.WriteAsync(new PositionMessage(new MySqlBinlogPosition(e.Coordinates.File, e.Coordinates.Position)), cancellationToken);
                         break;
                 }
@@ -46,6 +49,10 @@ public sealed class MySqlChangeFeed(IAsyncEnumerable<BinlogEvent> events, string
             throw;
         }
     }
+
+    private static bool IsInsideTransaction(string sql) =>
+        sql.StartsWith("SAVEPOINT", StringComparison.OrdinalIgnoreCase) || sql.StartsWith("ROLLBACK TO", StringComparison.OrdinalIgnoreCase)
+        || sql.StartsWith("RELEASE SAVEPOINT", StringComparison.OrdinalIgnoreCase);
 
     private CoreRowChange Convert(RowsEventKind kind, Binlog.RowChange row) => kind switch
     {

@@ -7,6 +7,15 @@ namespace OnlineSchemaChange.MySql.Schema;
 /// <summary>The catalog questions the planner asks, over one open connection.</summary>
 internal sealed class MySqlCatalog(MySqlConnection connection)
 {
+    /// <summary>A command with @s and @t bound to the table's schema and name, the shape of every catalog query here.</summary>
+    private MySqlCommand TableCommand(string sql, TableName table)
+    {
+        var command = new MySqlCommand(sql, connection);
+        command.Parameters.AddWithValue("@s", table.Schema);
+        command.Parameters.AddWithValue("@t", table.Name);
+        return command;
+    }
+
     public async Task ExecuteAsync(string sql, CancellationToken cancellationToken)
     {
         await using var command = new MySqlCommand(sql, connection);
@@ -21,11 +30,8 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
 
     public async Task<TableSize?> TableSizeAsync(TableName table, CancellationToken cancellationToken)
     {
-        await using var command = new MySqlCommand(
-            "SELECT TABLE_TYPE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t",
-            connection);
-        command.Parameters.AddWithValue("@s", table.Schema);
-        command.Parameters.AddWithValue("@t", table.Name);
+        await using MySqlCommand command = TableCommand(
+            "SELECT TABLE_TYPE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", table);
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
@@ -44,11 +50,8 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
 
     public async Task<IReadOnlyList<MySqlColumn>> ColumnsAsync(TableName table, CancellationToken cancellationToken)
     {
-        await using var command = new MySqlCommand(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%', EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t ORDER BY ORDINAL_POSITION",
-            connection);
-        command.Parameters.AddWithValue("@s", table.Schema);
-        command.Parameters.AddWithValue("@t", table.Name);
+        await using MySqlCommand command = TableCommand(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%', EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t ORDER BY ORDINAL_POSITION", table);
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         var columns = new List<MySqlColumn>();
         while (await reader.ReadAsync(cancellationToken))
@@ -65,11 +68,8 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
 
     public async Task<IReadOnlyList<string>> PrimaryKeyAsync(TableName table, CancellationToken cancellationToken)
     {
-        await using var command = new MySqlCommand(
-            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-            connection);
-        command.Parameters.AddWithValue("@s", table.Schema);
-        command.Parameters.AddWithValue("@t", table.Name);
+        await using MySqlCommand command = TableCommand(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX", table);
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         var key = new List<string>();
         while (await reader.ReadAsync(cancellationToken))
@@ -83,11 +83,8 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
     /// <summary>Index definitions as comparable strings: a new or changed one means the ALTER built an index.</summary>
     public async Task<IReadOnlySet<string>> IndexSignaturesAsync(TableName table, CancellationToken cancellationToken)
     {
-        await using var command = new MySqlCommand(
-            "SELECT CONCAT(INDEX_NAME, ':', NON_UNIQUE, ':', GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX)) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t GROUP BY INDEX_NAME, NON_UNIQUE",
-            connection);
-        command.Parameters.AddWithValue("@s", table.Schema);
-        command.Parameters.AddWithValue("@t", table.Name);
+        await using MySqlCommand command = TableCommand(
+            "SELECT CONCAT(INDEX_NAME, ':', NON_UNIQUE, ':', GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX)) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t GROUP BY INDEX_NAME, NON_UNIQUE", table);
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         var set = new HashSet<string>(StringComparer.Ordinal);
         while (await reader.ReadAsync(cancellationToken))

@@ -35,7 +35,7 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
 
         Assert.Equal(0, result.ExitCode);
         Assert.True(result.Json.GetProperty("dryRun").GetBoolean());
-        Assert.Equal("_orders_osc_new", result.Json.GetProperty("shadowTable").GetString());
+        Assert.Equal("orders_osc_new", result.Json.GetProperty("shadowTable").GetString());
         Assert.Equal(["id>id", "k>k", "c>label"], result.Json.GetProperty("columns").EnumerateArray()
             .Select(c => $"{c.GetProperty("source").GetString()}>{c.GetProperty("target").GetString()}"));
         Assert.Equal(["legacy"], result.Json.GetProperty("droppedColumns").EnumerateArray().Select(c => c.GetString()));
@@ -55,7 +55,7 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
     [InlineData("", "orders", "ADD COLUMN z INT NOT NULL", "NOT NULL without a default")]
     [InlineData("", "orders", "DROP COLUMN id, ADD PRIMARY KEY (k)", "drops a column of the key")]
     [InlineData("", "orders", "MODIFY k NOSUCHTYPE", "The server rejects the ALTER")]
-    [InlineData("CREATE TABLE _orders_osc_new (id INT)", "orders", "ADD COLUMN x INT", "--resume")]
+    [InlineData("CREATE TABLE orders_osc_new (id INT)", "orders", "ADD COLUMN x INT", "--resume")]
     public async Task Unsafe_migrations_are_refused_before_anything_is_created(string setup, string table, string alter, string expected)
     {
         if (setup.Length > 0)
@@ -100,36 +100,36 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
     public async Task Cleanup_removes_our_leftovers_and_keeps_the_old_table_unless_asked()
     {
         await ExecuteAsync("""
-            CREATE TABLE _orders_osc_new (id INT); CREATE TABLE _orders_osc_log (id INT); CREATE TABLE _orders_osc_del (id INT);
-            CREATE TABLE _orders_osc_plan (id INT); CREATE TABLE _orders_osc_old (id INT); CREATE TABLE _others_osc_new (id INT);
+            CREATE TABLE orders_osc_new (id INT); CREATE TABLE orders_osc_log (id INT); CREATE TABLE orders_osc_del (id INT);
+            CREATE TABLE _orders_osc_plan (id INT); CREATE TABLE orders_osc_old (id INT); CREATE TABLE others_osc_new (id INT);
             """);
 
         var result = await OscRunner.RunAsync("cleanup", _uri, "--table", "orders", "--json");
 
         Assert.Equal(0, result.ExitCode);
         Assert.Equal(4, result.Json.GetProperty("dropped").GetArrayLength());
-        Assert.Equal($"{_database}._orders_osc_old", Assert.Single(result.Json.GetProperty("kept").EnumerateArray()).GetString());
-        Assert.Equal("_orders_osc_old,_others_osc_new", await ScalarAsync($"SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc%'"));
+        Assert.Equal($"{_database}.orders_osc_old", Assert.Single(result.Json.GetProperty("kept").EnumerateArray()).GetString());
+        Assert.Equal("orders_osc_old,others_osc_new", await ScalarAsync($"SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc%'"));
 
         var again = await OscRunner.RunAsync("cleanup", _uri, "--table", "orders", "--drop-old-table");
         Assert.Equal(0, again.ExitCode);
-        Assert.Equal("_others_osc_new", await ScalarAsync($"SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc%'"));
+        Assert.Equal("others_osc_new", await ScalarAsync($"SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc%'"));
     }
 
     [Fact]
     public async Task Cleanup_drops_a_sentry_left_by_a_killed_cut_over()
     {
-        await ExecuteAsync("CREATE TABLE _orders_osc_old (osc_sentry INT)");
+        await ExecuteAsync("CREATE TABLE orders_osc_old (osc_sentry INT)");
 
         var result = await OscRunner.RunAsync("cleanup", _uri, "--table", "orders", "--json");
 
         Assert.Equal(0, result.ExitCode);
-        Assert.Equal($"{_database}._orders_osc_old", Assert.Single(result.Json.GetProperty("dropped").EnumerateArray()).GetString());
+        Assert.Equal($"{_database}.orders_osc_old", Assert.Single(result.Json.GetProperty("dropped").EnumerateArray()).GetString());
         Assert.Equal(0L, await CountOursAsync());
     }
 
     private async Task<long> CountOursAsync() =>
-        long.Parse(await ScalarAsync($"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '\\_%\\_osc\\_%'"), System.Globalization.CultureInfo.InvariantCulture);
+        long.Parse(await ScalarAsync($"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%\\_osc\\_%'"), System.Globalization.CultureInfo.InvariantCulture);
 
     private async Task<string> DefinitionAsync(string table)
     {

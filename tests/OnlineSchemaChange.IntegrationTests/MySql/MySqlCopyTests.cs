@@ -31,10 +31,10 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
         await ExecuteAsync("""
             CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40) NOT NULL, dropme INT, g INT AS (k * 2) VIRTUAL);
             INSERT INTO t (id, k, c, dropme) SELECT seq * 3, seq % 1000, CONCAT('row-', seq), seq FROM seq_1_to_20000;
-            CREATE TABLE _t_osc_new LIKE t;
-            ALTER TABLE _t_osc_new MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT DEFAULT 7, DROP COLUMN dropme, RENAME COLUMN c TO c2;
+            CREATE TABLE t_osc_new LIKE t;
+            ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT DEFAULT 7, DROP COLUMN dropme, RENAME COLUMN c TO c2;
             """);
-        var (copier, _) = await CopierAsync("t", "_t_osc_new", ["id"], new Dictionary<string, string> { ["c"] = "c2" }, workers: 4);
+        var (copier, _) = await CopierAsync("t", "t_osc_new", ["id"], new Dictionary<string, string> { ["c"] = "c2" }, workers: 4);
 
         await copier.RunAsync(null, CancellationToken.None);
 
@@ -42,8 +42,8 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
         Assert.Equal(20000, copier.RowsCopied);
         Assert.True(copier.ChunksCopied > 4, $"{copier.ChunksCopied} chunks");
         Assert.Equal(await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c, g)))) FROM t"),
-            await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c2, g)))) FROM _t_osc_new"));
-        Assert.Equal("20000", await ScalarAsync("SELECT COUNT(*) FROM _t_osc_new WHERE extra = 7"));
+            await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c2, g)))) FROM t_osc_new"));
+        Assert.Equal("20000", await ScalarAsync("SELECT COUNT(*) FROM t_osc_new WHERE extra = 7"));
     }
 
     [Fact]
@@ -52,15 +52,15 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
         await ExecuteAsync("""
             CREATE TABLE c (tenant VARCHAR(8) NOT NULL, id INT NOT NULL, v INT, PRIMARY KEY (tenant, id));
             INSERT INTO c SELECT CONCAT('t', seq % 7), seq, seq * 10 FROM seq_1_to_5000;
-            CREATE TABLE _c_osc_new LIKE c;
-            ALTER TABLE _c_osc_new MODIFY v BIGINT;
+            CREATE TABLE c_osc_new LIKE c;
+            ALTER TABLE c_osc_new MODIFY v BIGINT;
             """);
-        var (copier, _) = await CopierAsync("c", "_c_osc_new", ["tenant", "id"], new Dictionary<string, string>(), workers: 3, maxRows: 300);
+        var (copier, _) = await CopierAsync("c", "c_osc_new", ["tenant", "id"], new Dictionary<string, string>(), workers: 3, maxRows: 300);
 
         await copier.RunAsync(null, CancellationToken.None);
 
         Assert.Equal(await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', tenant, id, v)))) FROM c"),
-            await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', tenant, id, v)))) FROM _c_osc_new"));
+            await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', tenant, id, v)))) FROM c_osc_new"));
     }
 
     [Fact]
@@ -69,10 +69,10 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
         await ExecuteAsync("""
             CREATE TABLE n (id INT PRIMARY KEY, v INT);
             INSERT INTO n VALUES (1, 5), (2, 100000);
-            CREATE TABLE _n_osc_new LIKE n;
-            ALTER TABLE _n_osc_new MODIFY v SMALLINT;
+            CREATE TABLE n_osc_new LIKE n;
+            ALTER TABLE n_osc_new MODIFY v SMALLINT;
             """);
-        var (copier, _) = await CopierAsync("n", "_n_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
+        var (copier, _) = await CopierAsync("n", "n_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
 
         var e = await Assert.ThrowsAsync<MySqlException>(() => copier.RunAsync(null, CancellationToken.None));
         Assert.Contains("Out of range", e.Message, StringComparison.OrdinalIgnoreCase);
@@ -84,14 +84,14 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
         await ExecuteAsync("""
             CREATE TABLE r (id INT PRIMARY KEY, v VARCHAR(10));
             INSERT INTO r VALUES (1, 'old'), (2, 'old');
-            CREATE TABLE _r_osc_new LIKE r;
-            INSERT INTO _r_osc_new VALUES (2, 'newer');
+            CREATE TABLE r_osc_new LIKE r;
+            INSERT INTO r_osc_new VALUES (2, 'newer');
             """);
-        var (copier, _) = await CopierAsync("r", "_r_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
+        var (copier, _) = await CopierAsync("r", "r_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
 
         await copier.RunAsync(null, CancellationToken.None);
 
-        Assert.Equal("1=old,2=newer", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', v) ORDER BY id) FROM _r_osc_new"));
+        Assert.Equal("1=old,2=newer", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', v) ORDER BY id) FROM r_osc_new"));
         Assert.Equal(2, copier.RowsCopied);
     }
 
@@ -100,14 +100,14 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
     {
         await ExecuteAsync("""
             CREATE TABLE w (id INT PRIMARY KEY, name VARCHAR(20), gone INT);
-            CREATE TABLE _w_osc_new (id INT PRIMARY KEY, label VARCHAR(20), extra INT DEFAULT 1);
-            INSERT INTO _w_osc_new (id, label) VALUES (1, 'a'), (2, 'b'), (3, 'c');
+            CREATE TABLE w_osc_new (id INT PRIMARY KEY, label VARCHAR(20), extra INT DEFAULT 1);
+            INSERT INTO w_osc_new (id, label) VALUES (1, 'a'), (2, 'b'), (3, 'c');
             """);
         var mapping = ColumnMapping.Build(
             [new TableColumn("id", false), new TableColumn("name", false), new TableColumn("gone", false)],
             [new TableColumn("id", false), new TableColumn("label", false), new TableColumn("extra", false)],
             new Dictionary<string, string> { ["name"] = "label" });
-        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "_w_osc_new"), new MySqlKeyPredicate(["id"]), mapping);
+        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "w_osc_new"), new MySqlKeyPredicate(["id"]), mapping);
         var pending = new PendingChanges();
         pending.Add(RowChange.Delete(new RowKey(1)));
         pending.Add(RowChange.Update(new RowKey(2), new RowKey(2), [2, "b2", 9]));
@@ -118,7 +118,7 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
         await writer.WriteAsync(batch, CancellationToken.None);
         await writer.WriteAsync(batch, CancellationToken.None);
 
-        Assert.Equal("2=b2,4=d,30=c moved", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', label) ORDER BY id) FROM _w_osc_new"));
+        Assert.Equal("2=b2,4=d,30=c moved", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', label) ORDER BY id) FROM w_osc_new"));
     }
 
     [Fact]
@@ -126,18 +126,18 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
     {
         await ExecuteAsync("""
             CREATE TABLE p (id INT PRIMARY KEY, a INT NOT NULL);
-            CREATE TABLE _p_osc_new (id INT NOT NULL, a INT NOT NULL, PRIMARY KEY (id, a));
-            INSERT INTO _p_osc_new VALUES (1, 10), (2, 20);
+            CREATE TABLE p_osc_new (id INT NOT NULL, a INT NOT NULL, PRIMARY KEY (id, a));
+            INSERT INTO p_osc_new VALUES (1, 10), (2, 20);
             """);
         var columns = new[] { new TableColumn("id", false), new TableColumn("a", false) };
-        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "_p_osc_new"), new MySqlKeyPredicate(["id"]),
+        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "p_osc_new"), new MySqlKeyPredicate(["id"]),
             ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
         var pending = new PendingChanges();
         pending.Add(RowChange.Update(new RowKey(2), new RowKey(2), [2, 21]));
 
         await writer.WriteAsync(pending.Drain(), CancellationToken.None);
 
-        Assert.Equal("1=10,2=21", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', a) ORDER BY id) FROM _p_osc_new"));
+        Assert.Equal("1=10,2=21", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', a) ORDER BY id) FROM p_osc_new"));
     }
 
     private async Task<(KeysetCopier, MySqlCopySource)> CopierAsync(string table, string shadow, string[] key, IReadOnlyDictionary<string, string> renames,

@@ -29,19 +29,20 @@ public sealed class MySqlCutoverTests(ServersFixture servers, ITestOutputHelper 
         await using var migration = await Migration.StartAsync(servers);
         using var loadStop = new CancellationTokenSource();
         Task<Load> load = Load.RunAsync(migration.ConnectionString, loadStop.Token);
+        await Task.Delay(500);
         await migration.CopyAsync();
 
         CutoverResult result = await new MySqlCutover(migration.ConnectionString, migration.Original, migration.Names,
             migration.Applier.WaitForAsync, new CutoverOptions()).RunAsync(CancellationToken.None);
-        await Task.Delay(300);
+        await Task.Delay(500);
         await loadStop.CancelAsync();
         Load done = await load;
 
         output.WriteLine($"writes blocked {result.WritesBlocked.TotalMilliseconds:0} ms, attempts {result.Attempts}, " +
                          $"load: {done.Inserted.Count} inserts, {done.Increments.Count} increments, slowest write {done.Slowest.TotalMilliseconds:0} ms");
         Assert.Equal("bigint(20)", await migration.ScalarAsync("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
-        Assert.Equal("int(11)", await migration.ScalarAsync("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_t_osc_old' AND COLUMN_NAME = 'k'"));
-        Assert.Equal("0", await migration.ScalarAsync("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_t_osc_new'"));
+        Assert.Equal("int(11)", await migration.ScalarAsync("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_old' AND COLUMN_NAME = 'k'"));
+        Assert.Equal("0", await migration.ScalarAsync("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_new'"));
         Assert.True(done.Inserted.Count > 20, "the load must run through the cut-over");
         Assert.Equal((2000 + done.Inserted.Count).ToString(System.Globalization.CultureInfo.InvariantCulture), await migration.ScalarAsync("SELECT COUNT(*) FROM t"));
         Assert.Equal(done.Inserted.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -80,8 +81,8 @@ public sealed class MySqlCutoverTests(ServersFixture servers, ITestOutputHelper 
         Assert.Contains("did not succeed in 2 attempts", error.Message, StringComparison.Ordinal);
         Assert.True(done.Slowest < TimeSpan.FromSeconds(2.5), $"a write waited {done.Slowest}");
         Assert.Equal("int(11)", await migration.ScalarAsync("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
-        Assert.Equal("0", await migration.ScalarAsync("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_t_osc_old'"));
-        Assert.Equal("1", await migration.ScalarAsync("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_t_osc_new'"));
+        Assert.Equal("0", await migration.ScalarAsync("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_old'"));
+        Assert.Equal("1", await migration.ScalarAsync("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_new'"));
         await longTransaction.RollbackAsync();
     }
 
@@ -117,8 +118,8 @@ public sealed class MySqlCutoverTests(ServersFixture servers, ITestOutputHelper 
             await migration.ExecuteAsync("""
                 CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
                 INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_2000;
-                CREATE TABLE _t_osc_new LIKE t;
-                ALTER TABLE _t_osc_new MODIFY k BIGINT NOT NULL;
+                CREATE TABLE t_osc_new LIKE t;
+                ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL;
                 """);
             BinlogStart.FilePosition start = await CurrentPositionAsync(connectionString);
             migration._client = new BinlogClient(new BinlogClientOptions(new MySqlEndpoint(builder.Server, (int)builder.Port, builder.UserID, builder.Password))

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using MySqlConnector;
 using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
 using Xunit.Abstractions;
 
 namespace OnlineSchemaChange.IntegrationTests.MySql;
@@ -30,7 +31,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         Assert.True(result.ExitCode == 0, result.Stderr);
         Assert.True(writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count > 50, "the load must write through the migration");
         Assert.Equal("bigint(20)", await ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
-        Assert.Equal("_t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '\\_t\\_osc%'"));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
 
         // Every acknowledged write is in the new table, and nothing else.
         var inserted = writes.Inserted.Except(writes.Deleted).ToList();
@@ -70,7 +71,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("Verification failed", result.Stderr, StringComparison.Ordinal);
         Assert.Equal(before, await ScalarAsync(connectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, u)))) FROM t"));
-        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '\\_t\\_osc%'"));
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
         Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND INDEX_NAME = 'uq'"));
     }
 
@@ -158,7 +159,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
     {
         try
         {
-            return long.Parse(await ScalarAsync(connectionString, "SELECT COUNT(*) FROM _t_osc_new"), System.Globalization.CultureInfo.InvariantCulture);
+            return long.Parse(await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t_osc_new"), System.Globalization.CultureInfo.InvariantCulture);
         }
         catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchTable)
         {
@@ -183,14 +184,6 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         }
     }
 
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
-
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync(string setup)
     {
         string connectionString = await servers.NewMySqlDatabaseAsync("online_alter");
@@ -203,14 +196,6 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         }
 
         return (connectionString, $"mysql://{builder.UserID}:{builder.Password}@{builder.Server}:{builder.Port}/{builder.Database}");
-    }
-
-    private static async Task<string> ScalarAsync(string connectionString, string sql)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        return Convert.ToString(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture) ?? "";
     }
 
     /// <summary>An application's writes, each recorded once the server acknowledged it.</summary>

@@ -5,6 +5,7 @@ using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
 using OnlineSchemaChange.MySql.Apply;
 using OnlineSchemaChange.MySql.Copy;
 using OnlineSchemaChange.MySql.Protocol;
@@ -30,15 +31,15 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
         await ExecuteAsync(connectionString, """
             CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40), d DECIMAL(40,10), ts DATETIME(6), b BLOB);
             INSERT INTO t (id, k, c, d, ts, b) SELECT seq, seq % 97, CONCAT('row-', seq), seq / 7, NOW(6) - INTERVAL seq SECOND, UNHEX(HEX(seq)) FROM seq_1_to_20000;
-            CREATE TABLE _t_osc_new LIKE t;
-            ALTER TABLE _t_osc_new MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT DEFAULT 1;
+            CREATE TABLE t_osc_new LIKE t;
+            ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT DEFAULT 1;
             """);
         (string file, long position) = await MasterStatusAsync(connectionString);
 
         var columns = new[] { "id", "k", "c", "d", "ts", "b" }.Select(n => new TableColumn(n, false)).ToList();
         var mapping = ColumnMapping.Build(columns, [.. columns, new TableColumn("extra", false)], new Dictionary<string, string>());
         var original = new TableName(db, "t");
-        var shadow = new TableName(db, "_t_osc_new");
+        var shadow = new TableName(db, "t_osc_new");
         var key = new MySqlKeyPredicate(["id"]);
 
         using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
@@ -70,7 +71,7 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
 
         const string checksum = "SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, k, c, d, ts, HEX(b), ISNULL(c), ISNULL(b)))), 0)) FROM ";
         string expected = await ScalarAsync(connectionString, checksum + "t");
-        string actual = await ScalarAsync(connectionString, checksum + "_t_osc_new");
+        string actual = await ScalarAsync(connectionString, checksum + "t_osc_new");
         Assert.True(transactions > 50, $"the load ran only {transactions} transactions");
         Assert.True(applier.ChangesReceived > 50, $"the replay saw only {applier.ChangesReceived} changes");
         Assert.Equal(expected, actual);
@@ -110,31 +111,5 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
         }
 
         return committed;
-    }
-
-    private static async Task<(string File, long Position)> MasterStatusAsync(string connectionString)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand("SHOW MASTER STATUS", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        await reader.ReadAsync();
-        return (reader.GetString(0), Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture));
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<string> ScalarAsync(string connectionString, string sql)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        return Convert.ToString(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture)!;
     }
 }

@@ -4,6 +4,7 @@ using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Throttle;
 using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
 using OnlineSchemaChange.MySql.Copy;
 using OnlineSchemaChange.MySql.Schema;
 using OnlineSchemaChange.MySql.Throttle;
@@ -23,7 +24,7 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
         _primary = await servers.NewMySqlDatabaseAsync("throttle");
         string database = new MySqlConnectionStringBuilder(_primary).Database;
         _replica = new MySqlConnectionStringBuilder(await servers.MySqlReplicaAsync()) { Database = database }.ConnectionString;
-        _log = new TableName(database, "_t_osc_log");
+        _log = new TableName(database, "t_osc_log");
         await MySqlHeartbeat.CreateLogTableAsync(_primary, _log, CancellationToken.None);
     }
 
@@ -35,7 +36,7 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
         await ExecuteAsync(_primary, """
             CREATE TABLE t (id INT PRIMARY KEY, v INT);
             INSERT INTO t SELECT seq, seq FROM seq_1_to_3000;
-            CREATE TABLE _t_osc_new LIKE t;
+            CREATE TABLE t_osc_new LIKE t;
             """);
         await using var heartbeat = new MySqlHeartbeat(_primary, _log, TimeSpan.FromMilliseconds(100));
         heartbeat.Start();
@@ -52,7 +53,7 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
 
             var columns = new[] { new TableColumn("id", false), new TableColumn("v", false) };
             var copier = new KeysetCopier(
-                new MySqlCopySource(_primary, _log with { Name = "t" }, _log with { Name = "_t_osc_new" }, new MySqlKeyPredicate(["id"]),
+                new MySqlCopySource(_primary, _log with { Name = "t" }, _log with { Name = "t_osc_new" }, new MySqlKeyPredicate(["id"]),
                     ColumnMapping.Build(columns, columns, new Dictionary<string, string>())),
                 new ChunkSizer(TimeSpan.FromMilliseconds(50), initialRows: 500, minRows: 500, maxRows: 500), throttler, workers: 2);
             Task copy = copier.RunAsync(null, CancellationToken.None);
@@ -102,13 +103,5 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
             Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
             await Task.Delay(50);
         }
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 }

@@ -3,6 +3,7 @@ using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
 using OnlineSchemaChange.MySql.Copy;
 using OnlineSchemaChange.MySql.Schema;
 using OnlineSchemaChange.MySql.Verify;
@@ -16,13 +17,13 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
     private const string Setup = """
         CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40), ts DATETIME, d DECIMAL(10,2), b VARBINARY(8), u INT);
         INSERT INTO t SELECT seq, seq % 97, IF(seq % 10 = 0, NULL, CONCAT('row-', seq)), '2024-01-01' + INTERVAL seq MINUTE, seq / 8, UNHEX(HEX(seq)), seq FROM seq_1_to_5000;
-        CREATE TABLE _t_osc_new LIKE t;
+        CREATE TABLE t_osc_new LIKE t;
         """;
 
     [Fact]
     public async Task A_faithful_shadow_in_new_types_verifies()
     {
-        var (verifier, _) = await PrepareAsync("ALTER TABLE _t_osc_new MODIFY k BIGINT NOT NULL, MODIFY c TEXT, MODIFY ts DATETIME(6), MODIFY d DECIMAL(14,4)");
+        var (verifier, _) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL, MODIFY c TEXT, MODIFY ts DATETIME(6), MODIFY d DECIMAL(14,4)");
 
         VerificationResult result = await verifier.RunAsync(CancellationToken.None);
 
@@ -34,19 +35,19 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
     [Fact]
     public async Task A_shadow_that_drifted_is_repaired_chunk_by_chunk_then_verifies()
     {
-        var (verifier, connectionString) = await PrepareAsync("ALTER TABLE _t_osc_new MODIFY k BIGINT NOT NULL");
-        await ExecuteAsync(connectionString, "UPDATE _t_osc_new SET c = 'drift' WHERE id = 5; DELETE FROM _t_osc_new WHERE id = 2500; INSERT INTO _t_osc_new (id, k) VALUES (9999, 1)");
+        var (verifier, connectionString) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL");
+        await ExecuteAsync(connectionString, "UPDATE t_osc_new SET c = 'drift' WHERE id = 5; DELETE FROM t_osc_new WHERE id = 2500; INSERT INTO t_osc_new (id, k) VALUES (9999, 1)");
 
         VerificationResult result = await verifier.RunAsync(CancellationToken.None);
 
         Assert.Equal(3, result.RepairedChunks);
-        Assert.Equal(await ChecksumAsync(connectionString, "t"), await ChecksumAsync(connectionString, "_t_osc_new"));
+        Assert.Equal(await ChecksumAsync(connectionString, "t"), await ChecksumAsync(connectionString, "t_osc_new"));
     }
 
     [Fact]
     public async Task A_unique_key_over_duplicates_is_caught_and_refused_after_three_repairs()
     {
-        var (verifier, _) = await PrepareAsync("ALTER TABLE _t_osc_new ADD UNIQUE KEY uq (u)", "UPDATE t SET u = 1 WHERE id IN (1, 2, 3)");
+        var (verifier, _) = await PrepareAsync("ALTER TABLE t_osc_new ADD UNIQUE KEY uq (u)", "UPDATE t SET u = 1 WHERE id IN (1, 2, 3)");
 
         var error = await Assert.ThrowsAsync<OscException>(() => verifier.RunAsync(CancellationToken.None));
 
@@ -69,7 +70,7 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
         await connection.OpenAsync();
         var catalog = new MySqlCatalog(connection);
         var original = new TableName(db, "t");
-        var shadow = new TableName(db, "_t_osc_new");
+        var shadow = new TableName(db, "t_osc_new");
         var shadowColumns = await catalog.ColumnsAsync(shadow, CancellationToken.None);
         var mapping = ColumnMapping.Build(
             (await catalog.ColumnsAsync(original, CancellationToken.None)).Select(c => new TableColumn(c.Name, c.Generated)).ToList(),
@@ -90,13 +91,5 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
         await connection.OpenAsync();
         await using var command = new MySqlCommand($"SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c, ISNULL(c))))) FROM {table}", connection);
         return Convert.ToString(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture)!;
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 }
