@@ -10,8 +10,9 @@ namespace OnlineSchemaChange.Core.Apply;
 /// </summary>
 public sealed class PendingChanges
 {
-    // Insertion order of the last change per key is kept so upserts are written in the order they last happened:
-    // with a unique secondary key, an earlier row freeing a value must be written before a later row taking it.
+    // The order in which keys last changed is kept so a batch is deterministic. Writers that delete every key of a
+    // batch before inserting (MySqlChangeWriter) may reorder freely: the rows are then the source's state at the
+    // batch's end, which cannot conflict on a unique key.
     private readonly Dictionary<RowKey, LinkedListNode<Entry>> _byKey = [];
     private readonly LinkedList<Entry> _order = new();
 

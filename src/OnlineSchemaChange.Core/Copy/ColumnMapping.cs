@@ -7,16 +7,10 @@ namespace OnlineSchemaChange.Core.Copy;
 /// </summary>
 public sealed class ColumnMapping
 {
-    private ColumnMapping(IReadOnlyList<(int SourceIndex, string Source, string Target)> pairs, int sourceWidth)
-    {
-        Pairs = pairs;
-        SourceWidth = sourceWidth;
-    }
+    private ColumnMapping(IReadOnlyList<(int SourceIndex, string Source, string Target)> pairs) => Pairs = pairs;
 
     /// <summary>Mapped columns in source order: the source column's position in a source row, its name, the target name.</summary>
     public IReadOnlyList<(int SourceIndex, string Source, string Target)> Pairs { get; }
-
-    public int SourceWidth { get; }
 
     public IEnumerable<string> SourceColumns => Pairs.Select(p => p.Source);
 
@@ -39,7 +33,7 @@ public sealed class ColumnMapping
             }
         }
 
-        return new ColumnMapping(pairs, source.Count);
+        return new ColumnMapping(pairs);
     }
 
     /// <summary>The target-ordered values of a source row (as replication delivers it, in source column order).</summary>

@@ -3,7 +3,8 @@ namespace OnlineSchemaChange.Core.Migration;
 /// <summary>
 /// The names of every table a migration creates next to the original, documented so an operator recognises them and
 /// `osc cleanup` finds them: &lt;table&gt;_osc_new (the shadow), _osc_old (the original after the swap), _osc_log
-/// (heartbeats and checkpoints), _osc_del (reserved). Each starts with the table's own name, and that is load-bearing:
+/// (heartbeats and checkpoints); during the swap the
+/// _osc_old name is first held by the cut-over's sentry. Each starts with the table's own name, and that is load-bearing:
 /// a name sorts after every name that is a proper prefix of it, and MySQL/MariaDB take a RENAME's metadata locks in
 /// name order, so the cut-over's RENAME waits on the original table first, with its exclusive request queued ahead
 /// of the application's, and not on the sentry (see docs/correctness.md).
@@ -26,7 +27,6 @@ public sealed class ShadowNames
         Shadow = table + "_osc_new";
         Old = table + "_osc_old";
         Log = table + "_osc_log";
-        Sentry = table + "_osc_del";
     }
 
     public string Table { get; }
@@ -37,8 +37,6 @@ public sealed class ShadowNames
 
     public string Log { get; }
 
-    public string Sentry { get; }
-
-    /// <summary>Every name we may have created, for cleanup.</summary>
-    public IEnumerable<string> Created => [Shadow, Log, Sentry];
+    /// <summary>The tables a run creates and removes itself; one left behind means a run did not finish.</summary>
+    public IEnumerable<string> Created => [Shadow, Log];
 }

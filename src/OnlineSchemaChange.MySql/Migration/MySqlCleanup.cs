@@ -12,8 +12,8 @@ namespace OnlineSchemaChange.MySql.Migration;
 public sealed record CleanupReport(IReadOnlyList<string> Dropped, IReadOnlyList<string> Kept);
 
 /// <summary>
-/// Removes every leftover of ours for one table: the shadow, the bookkeeping table, the cut-over sentry and the
-/// planner's copy. The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and
+/// Removes every leftover of ours for one table: the shadow, the bookkeeping table, a killed cut-over's sentry and
+/// the planner's copy. The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and
 /// dropped only when asked.
 /// </summary>
 public sealed class MySqlCleanup(ConnectionTarget target)

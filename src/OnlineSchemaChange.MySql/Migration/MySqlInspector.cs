@@ -86,6 +86,14 @@ public sealed class MySqlInspector(MySqlConnection connection)
             }
         }
 
+        // A finished migration's original is still there under the name the swap needs: refuse now, not after the copy.
+        var old = table with { Name = names.Old };
+        if (await ScalarAsync("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", old, cancellationToken) is not null)
+        {
+            throw new OscException($"{old} exists: the original kept by an earlier migration of {table.Name}, or a cut-over's sentry.",
+                $"Drop it once you no longer need it: `osc cleanup <connection> --table {table} --drop-old-table`.");
+        }
+
         return new MySqlTableFacts(table, version, columns, key, keyName, size.EstimatedRows, size.TotalBytes, names);
     }
 
