@@ -1,5 +1,8 @@
 using System.CommandLine;
 using OnlineSchemaChange.Cli.Output;
+using OnlineSchemaChange.Core.Cutover;
+using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Sql;

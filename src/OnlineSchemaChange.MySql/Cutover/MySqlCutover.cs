@@ -3,26 +3,13 @@ using System.Globalization;
 using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Replication;
 using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Cutover;
-
-public sealed record CutoverOptions
-{
-    /// <summary>How long the lock on the original may be waited for, and so the longest any query waits on us.</summary>
-    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(3);
-
-    /// <summary>How long the replay may take to catch up while the table is locked before the attempt gives up.</summary>
-    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(3);
-
-    public int Attempts { get; init; } = 10;
-}
-
-/// <summary>How the swap went: how long writes to the table were held, and how many attempts it took.</summary>
-public sealed record CutoverResult(TimeSpan WritesBlocked, int Attempts);
 
 /// <summary>
 /// Swaps the shadow in for the original atomically, with gh-ost's sentry algorithm (MariaDB refuses RENAME under

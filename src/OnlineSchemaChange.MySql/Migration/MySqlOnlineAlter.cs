@@ -7,6 +7,9 @@ using OnlineSchemaChange.Core.Apply;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Cutover;
+using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Throttle;
 using OnlineSchemaChange.MySql.Apply;
@@ -20,39 +23,6 @@ using OnlineSchemaChange.MySql.Throttle;
 using OnlineSchemaChange.MySql.Verify;
 
 namespace OnlineSchemaChange.MySql.Migration;
-
-public sealed record OnlineAlterOptions
-{
-    public int Workers { get; init; } = 2;
-
-    // A chunk holds shared locks on its rows for its whole duration: the chunk time bounds what a conflicting write waits.
-    public TimeSpan ChunkTime { get; init; } = TimeSpan.FromMilliseconds(100);
-
-    public IReadOnlyList<string> ReplicaConnectionStrings { get; init; } = [];
-
-    public TimeSpan MaxLag { get; init; } = TimeSpan.FromMilliseconds(1500);
-
-    public string? MaxLoad { get; init; }
-
-    public string? CriticalLoad { get; init; }
-
-    public string? ThrottleFlagFile { get; init; }
-
-    public string? PostponeCutoverFlagFile { get; init; }
-
-    public bool Verify { get; init; } = true;
-
-    public bool DropOldTable { get; init; }
-
-    public CutoverOptions Cutover { get; init; } = new();
-
-    public uint ServerId { get; init; } = 0x0C5C0002;
-}
-
-/// <summary>Progress as the command shows it: a state, copy counts, replay counts, the throttle reason.</summary>
-public sealed record OnlineAlterProgress(string State, long RowsCopied, long EstimatedRows, long ChangesApplied, string? Throttled, TimeSpan Elapsed);
-
-public sealed record OnlineAlterResult(TimeSpan Total, long RowsCopied, long ChangesApplied, VerificationResult? Verification, CutoverResult Cutover, string OldTable);
 
 /// <summary>
 /// The online ALTER on MySQL/MariaDB, end to end: checks, shadow, binlog replay started at the position taken before

@@ -4,13 +4,11 @@ using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.MySql.Replication;
 using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Verify;
-
-/// <summary>What verification found: rows compared, chunks compared, and the chunks it had to repair.</summary>
-public sealed record VerificationResult(long Rows, int Chunks, int RepairedChunks);
 
 /// <summary>
 /// Compares the original and the shadow before the cut-over, as Spirit does: under a brief READ lock on the original

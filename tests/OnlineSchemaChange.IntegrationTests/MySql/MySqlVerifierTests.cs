@@ -1,4 +1,7 @@
 using MySqlConnector;
+using OnlineSchemaChange.Core.Cutover;
+using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
