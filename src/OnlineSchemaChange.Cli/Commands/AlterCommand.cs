@@ -26,7 +26,7 @@ internal static class AlterCommand
         var execute = new Option<bool>("--execute") { Description = "Migrate for real (without it: a dry run that changes nothing)" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON, for scripts (progress as JSON lines with --execute)" };
         var workers = new Option<int>("--workers") { Description = "Parallel copy workers", DefaultValueFactory = _ => 2 };
-        var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk (a conflicting write can wait this long)", DefaultValueFactory = _ => 100 };
+        var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk; chunks take no locks on the original", DefaultValueFactory = _ => 500 };
         var replicas = new Option<string[]>("--replica") { Description = "A replica to watch for lag (connection URI; repeatable)", AllowMultipleArgumentsPerToken = false };
         var maxLag = new Option<int>("--max-lag-millis") { Description = "Pause the copy while a replica lags more", DefaultValueFactory = _ => 1500 };
         var maxLoad = new Option<string?>("--max-load") { Description = "Pause while a status variable exceeds a limit, e.g. Threads_running=50" };

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Copy;
 
 namespace OnlineSchemaChange.Core.Apply;
 
@@ -7,9 +8,10 @@ namespace OnlineSchemaChange.Core.Apply;
 /// Reads the table's changes from a channel, de-duplicates them by key and writes them in batches. It flushes when
 /// the channel runs dry (so an idle stream is applied at once), when too many keys are pending, or when the oldest
 /// pending change has waited too long. After each flush it publishes the position of the last transaction whose
-/// changes are all written: checkpoints resume from there, and the cut-over waits for it.
+/// changes are all written: checkpoints resume from there, and the cut-over waits for it. With a
+/// <see cref="CopyFence"/>, a batch waits for the copies in progress when it closed (see there why).
 /// </summary>
-public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, TimeProvider time)
+public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, TimeProvider time, CopyFence? fence = null)
 {
     private readonly PendingChanges _pending = new();
     private readonly object _waitersLock = new();
@@ -105,6 +107,12 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
         if (_pending.Count > 0)
         {
             PendingBatch batch = _pending.Drain();
+            if (fence is not null)
+            {
+                // A copy that read before these changes committed must land first, or it could overwrite them.
+                await fence.WaitForCopiesInsideAsync(cancellationToken);
+            }
+
             await writer.WriteAsync(batch, cancellationToken);
             RowsWritten += batch.Deletes.Count + batch.Upserts.Count;
         }

@@ -7,8 +7,9 @@ public sealed record OnlineAlterOptions
 {
     public int Workers { get; init; } = 2;
 
-    // A chunk holds shared locks on its rows for its whole duration: the chunk time bounds what a conflicting write waits.
-    public TimeSpan ChunkTime { get; init; } = TimeSpan.FromMilliseconds(100);
+    // Chunks take no locks on the original, so their length costs the application nothing; it bounds how long the
+    // replay waits on a copy in progress (see CopyFence).
+    public TimeSpan ChunkTime { get; init; } = TimeSpan.FromMilliseconds(500);
 
     public IReadOnlyList<string> ReplicaConnectionStrings { get; init; } = [];
 

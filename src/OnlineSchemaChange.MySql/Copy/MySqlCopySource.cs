@@ -7,16 +7,28 @@ using OnlineSchemaChange.MySql.Schema;
 namespace OnlineSchemaChange.MySql.Copy;
 
 /// <summary>
-/// Copies key ranges of the original into the shadow table with INSERT ... SELECT. The SELECT takes shared locks on
-/// the range's rows (LOCK IN SHARE MODE) for the chunk's short transaction, so a concurrent change to one of those
-/// rows commits either before the chunk reads it (the chunk copies the new version) or after the chunk commits (the
-/// applier replays it on top): never in between, which is what could resurrect a deleted row. Rows already in the
-/// shadow (the applier got there first) are left alone: ON DUPLICATE KEY UPDATE with a no-op, rather than INSERT
-/// IGNORE, which would also turn a value that does not fit the new type into a silently clipped one.
+/// Copies key ranges of the original into the shadow table with INSERT ... SELECT. Rows already in the shadow (the
+/// applier got there first) are left alone: ON DUPLICATE KEY UPDATE with a no-op, rather than INSERT IGNORE, which
+/// would also turn a value that does not fit the new type into a silently clipped one.
 /// </summary>
-public sealed class MySqlCopySource(string connectionString, TableName original, TableName shadow, MySqlKeyPredicate key, ColumnMapping mapping)
+/// <remarks>
+/// Two ways to read, both argued in docs/correctness.md:
+/// <list type="bullet">
+/// <item>With a <c>commitMarker</c> table (the online ALTER, whose applier waits on a <see cref="CopyFence"/>): a
+/// plain READ COMMITTED read that takes no lock on the original, so application writes never wait on the copy. Just
+/// before reading, the chunk commits a write to the marker table: engine commits follow binlog order, so every
+/// transaction the replay has already received is visible to the read.</item>
+/// <item>Without one: the SELECT takes shared locks on the range (LOCK IN SHARE MODE) for the chunk's transaction, so a
+/// concurrent change commits either before the read or after the chunk, never in between.</item>
+/// </list>
+/// </remarks>
+public sealed class MySqlCopySource(string connectionString, TableName original, TableName shadow, MySqlKeyPredicate key, ColumnMapping mapping,
+    TableName? commitMarker = null)
     : ICopySource
 {
+    /// <summary>The bookkeeping table's row the copy writes before each read (heartbeats are row 1).</summary>
+    public const int CommitMarkerId = 2;
+
     public async Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken)
     {
         await using var connection = new MySqlConnection(connectionString);
@@ -53,10 +65,22 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
         string sources = string.Join(", ", mapping.SourceColumns.Select(MySqlSql.Quote));
         // Qualified: inside INSERT ... SELECT a bare column name is ambiguous between the two tables.
         string firstKey = MySqlSql.Quote(shadow) + "." + MySqlSql.Quote(mapping.Pairs.First(p => p.Source.Equals(key.Columns[0], StringComparison.OrdinalIgnoreCase)).Target);
-        command.CommandText =
+        string copy =
             $"INSERT INTO {MySqlSql.Quote(shadow)} ({targets}) SELECT {sources} FROM {MySqlSql.Quote(original)} FORCE INDEX (PRIMARY) {where} " +
-            $"ORDER BY {key.ColumnList} LOCK IN SHARE MODE ON DUPLICATE KEY UPDATE {firstKey} = {firstKey}";
+            $"ORDER BY {key.ColumnList}{(commitMarker is null ? " LOCK IN SHARE MODE" : "")} ON DUPLICATE KEY UPDATE {firstKey} = {firstKey}";
         command.CommandTimeout = 600;
+        if (commitMarker is not null)
+        {
+            // UUID() makes the marker row change every time: a write that changes nothing would not be binlogged, and
+            // only a binlogged commit is ordered after the transactions before it.
+            await using var marker = new MySqlCommand(
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; " +
+                $"INSERT INTO {MySqlSql.Quote(commitMarker)} (id, ts, value) VALUES ({CommitMarkerId}, NOW(6), UUID()) " +
+                "ON DUPLICATE KEY UPDATE ts = NOW(6), value = UUID()", connection);
+            await marker.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        command.CommandText = copy;
 
         // With the driver's found-rows default, every row the range covered counts, new or already in the shadow:
         // the measure chunk sizing and progress want.

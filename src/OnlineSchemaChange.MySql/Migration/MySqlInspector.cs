@@ -119,6 +119,18 @@ public sealed class MySqlInspector(MySqlConnection connection)
             throw new OscException($"binlog_row_image is {reader.GetString(2)}; osc needs FULL to replay whole rows.",
                 "SET GLOBAL binlog_row_image = 'FULL' and set it in the server's configuration.");
         }
+
+        await reader.CloseAsync();
+
+        // The lock-free copy relies on engine commits following binlog order (docs/correctness.md). MariaDB always
+        // does; MySQL does unless binlog_order_commits is off.
+        await using var order = new MySqlCommand(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'BINLOG_ORDER_COMMITS'", connection);
+        if (await order.ExecuteScalarAsync(cancellationToken) is string value && value.Equals("OFF", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new OscException("binlog_order_commits is OFF; osc's lock-free copy needs commits to become visible in binlog order.",
+                "SET GLOBAL binlog_order_commits = ON (the default).");
+        }
     }
 
     /// <summary>The primary key, else the first unique key whose columns are all NOT NULL (what InnoDB itself would cluster on).</summary>

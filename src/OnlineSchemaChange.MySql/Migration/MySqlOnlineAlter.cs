@@ -68,7 +68,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             var originalKey = new MySqlKeyPredicate(facts.Key);
             var shadowKey = new MySqlKeyPredicate(shadow.KeyInShadow);
             var changes = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
-            var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), new ApplierOptions(), TimeProvider.System);
+            var fence = new CopyFence();
+            var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), new ApplierOptions(), TimeProvider.System, fence);
             feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes).RunAsync(changes.Writer, stop.Token);
             applying = applier.RunAsync(changes.Reader, stop.Token);
             Task replayFailed = WatchReplayAsync(feeding, applying);
@@ -76,7 +77,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await using Throttler throttler = BuildThrottler(connectionString, log);
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
-            var copier = new KeysetCopier(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping),
+            var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
                 new ChunkSizer(options.ChunkTime), throttler, options.Workers);
             void Report(string state) => report(new OnlineAlterProgress(state, copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, throttler.Reason, clock.Elapsed));
 

@@ -96,6 +96,40 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_lock_free_copy_reads_past_a_row_an_application_transaction_holds_while_the_locking_copy_waits()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE lf (id INT PRIMARY KEY, v VARCHAR(10));
+            INSERT INTO lf VALUES (1, 'a'), (2, 'b'), (3, 'c');
+            CREATE TABLE lf_osc_new LIKE lf;
+            CREATE TABLE lf_osc_log (id INT NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL, value LONGTEXT NULL);
+            """);
+        await using var application = new MySqlConnection(_connectionString);
+        await application.OpenAsync();
+        await using MySqlTransaction transaction = await application.BeginTransactionAsync();
+        await using (var update = new MySqlCommand("UPDATE lf SET v = 'held' WHERE id = 2", application, transaction))
+        {
+            await update.ExecuteNonQueryAsync();
+        }
+
+        var mapping = ColumnMapping.Build(await ColumnsAsync("lf"), await ColumnsAsync("lf_osc_new"), new Dictionary<string, string>());
+        var range = new KeyRange(0, null, null);
+        var lockFree = new MySqlCopySource(_connectionString, new TableName(_database, "lf"), new TableName(_database, "lf_osc_new"),
+            new MySqlKeyPredicate(["id"]), mapping, commitMarker: new TableName(_database, "lf_osc_log"));
+        Assert.Equal(3, await lockFree.CopyRangeAsync(range, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("1=a,2=b,3=c", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', v) ORDER BY id) FROM lf_osc_new"));
+        Assert.Equal("1", await ScalarAsync($"SELECT COUNT(*) FROM lf_osc_log WHERE id = {MySqlCopySource.CommitMarkerId}"));
+
+        var locking = new MySqlCopySource(_connectionString,
+            new TableName(_database, "lf"), new TableName(_database, "lf_osc_new"), new MySqlKeyPredicate(["id"]), mapping);
+        Task<long> waiting = locking.CopyRangeAsync(range, CancellationToken.None);
+        await Task.Delay(500);
+        Assert.False(waiting.IsCompleted, "the locking copy should wait on the application's row lock");
+        await transaction.RollbackAsync();
+        Assert.Equal(3, await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task The_change_writer_applies_deletes_and_whole_row_upserts_atomically_and_idempotently()
     {
         await ExecuteAsync("""
