@@ -22,17 +22,20 @@ namespace OnlineSchemaChange.IntegrationTests.MySql;
 [Collection("servers")]
 public sealed class MySqlOnlineCopyTests(ServersFixture servers)
 {
-    [Fact]
-    public async Task Copy_and_binlog_replay_converge_under_concurrent_writes()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Copy_and_binlog_replay_converge_under_concurrent_writes(bool lockFree)
     {
         string connectionString = await servers.NewMySqlDatabaseAsync("online");
         var builder = new MySqlConnectionStringBuilder(connectionString);
         string db = builder.Database;
         await ExecuteAsync(connectionString, """
             CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40), d DECIMAL(40,10), ts DATETIME(6), b BLOB);
-            INSERT INTO t (id, k, c, d, ts, b) SELECT seq, seq % 97, CONCAT('row-', seq), seq / 7, NOW(6) - INTERVAL seq SECOND, UNHEX(HEX(seq)) FROM seq_1_to_20000;
+            INSERT INTO t (id, k, c, d, ts, b) SELECT seq, seq % 97, CONCAT('row-', seq), seq / 7, NOW(6) - INTERVAL seq SECOND, UNHEX(HEX(seq)) FROM seq_1_to_60000;
             CREATE TABLE t_osc_new LIKE t;
             ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT DEFAULT 1;
+            CREATE TABLE t_osc_log (id INT NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL, value LONGTEXT NULL);
             """);
         (string file, long position) = await MasterStatusAsync(connectionString);
 
@@ -51,21 +54,31 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
         });
         var changes = Channel.CreateBounded<ReplicationMessage>(10_000);
         var feed = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), db, "t", [0]);
+        CopyFence? fence = lockFree ? new CopyFence() : null;
         var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow, key, mapping),
-            new ApplierOptions { MaxPendingKeys = 500 }, TimeProvider.System);
+            new ApplierOptions { MaxPendingKeys = 500 }, TimeProvider.System, fence);
         Task feeding = feed.RunAsync(changes.Writer, stop.Token);
         Task applying = applier.RunAsync(changes.Reader, stop.Token);
 
         using var loadStop = new CancellationTokenSource();
-        Task<int> load = WriteLoadAsync(connectionString, loadStop.Token);
-        var copier = new KeysetCopier(new MySqlCopySource(connectionString, original, shadow, key, mapping),
-            new ChunkSizer(TimeSpan.FromMilliseconds(50), initialRows: 500, minRows: 200, maxRows: 2000), null, workers: 2);
+        ICopySource source = lockFree
+            ? new FencedCopySource(new MySqlCopySource(connectionString, original, shadow, key, mapping, new TableName(db, "t_osc_log")), fence!)
+            : new MySqlCopySource(connectionString, original, shadow, key, mapping);
+        var copier = new KeysetCopier(source,
+            new ChunkSizer(TimeSpan.FromMilliseconds(100), initialRows: 1000, minRows: 500, maxRows: 3000), null, workers: 2);
+
+        // Besides the random load, an adversary deletes and rewrites rows just ahead of the copy, inside the ranges
+        // being read: where a lock-free read and the replay race.
+        int AheadOfTheCopy(Random random) => (copier.Watermark?.Values[0] is int at ? at : 0) + random.Next(1, 3000);
+        Task<(int Committed, int Failed)> load = WriteLoadAsync(connectionString, 7, r => r.Next(1, 60_000), loadStop.Token);
+        Task<(int Committed, int Failed)> adversary = WriteLoadAsync(connectionString, 11, AheadOfTheCopy, loadStop.Token);
         await copier.RunAsync(null, stop.Token);
 
         // Let the load run on a little after the copy, then stop it and wait for the replay to pass its last write.
         await Task.Delay(500);
         await loadStop.CancelAsync();
-        int transactions = await load;
+        (int transactions, int failed) = await load;
+        (int adversaryTransactions, int adversaryFailed) = await adversary;
         (string endFile, long endPosition) = await MasterStatusAsync(connectionString);
         await applier.WaitForAsync(new MySqlBinlogPosition(endFile, endPosition), stop.Token);
 
@@ -74,17 +87,23 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
         string actual = await ScalarAsync(connectionString, checksum + "t_osc_new");
         Assert.True(transactions > 50, $"the load ran only {transactions} transactions");
         Assert.True(applier.ChangesReceived > 50, $"the replay saw only {applier.ChangesReceived} changes");
+        Assert.True(adversaryTransactions > 20, $"the adversary ran only {adversaryTransactions} transactions");
         Assert.Equal(expected, actual);
+        if (lockFree)
+        {
+            // Nothing of ours locks the original: no application transaction loses a deadlock or a lock wait to the copy.
+            Assert.Equal(0, failed + adversaryFailed);
+        }
 
         await stop.CancelAsync();
         await Task.WhenAll(feeding, applying).ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
-    /// <summary>Random single- and multi-statement transactions until cancelled; returns how many committed.</summary>
-    private static async Task<int> WriteLoadAsync(string connectionString, CancellationToken cancellationToken)
+    /// <summary>Random single- and multi-statement transactions on the rows <paramref name="pick"/> chooses, until cancelled.</summary>
+    private static async Task<(int Committed, int Failed)> WriteLoadAsync(string connectionString, int seed, Func<Random, int> pick, CancellationToken cancellationToken)
     {
-        var random = new Random(7);
-        int committed = 0;
+        var random = new Random(seed);
+        int committed = 0, failed = 0;
         await using var connection = new MySqlConnection(connectionString);
         await connection.OpenAsync(CancellationToken.None);
         while (!cancellationToken.IsCancellationRequested)
@@ -94,7 +113,7 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
             {
                 for (int n = random.Next(1, 4); n > 0; n--)
                 {
-                    int id = random.Next(1, 20_000);
+                    int id = pick(random);
                     string sql = random.Next(6) switch
                     {
                         0 => $"INSERT INTO t (k, c, d, ts, b) VALUES ({random.Next(100)}, 'new-{random.Next()}', {random.Next()} / 3, NOW(6), x'CAFE')",
@@ -111,13 +130,19 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
                 await transaction.CommitAsync(CancellationToken.None);
                 committed++;
             }
+            catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.DuplicateKeyEntry)
+            {
+                // The two loads moved rows onto the same key: their own conflict, not one with the copy.
+                await transaction.RollbackAsync(CancellationToken.None);
+            }
             catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout)
             {
                 // As an application would: the transaction was rolled back; it simply did not happen.
                 await transaction.RollbackAsync(CancellationToken.None);
+                failed++;
             }
         }
 
-        return committed;
+        return (committed, failed);
     }
 }
