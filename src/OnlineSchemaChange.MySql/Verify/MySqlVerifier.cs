@@ -37,8 +37,11 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             {
                 foreach (KeyRange range in pending)
                 {
-                    string a = await ChecksumAsync(snapshots.Original, original, originalKey, originalRow, range, cancellationToken);
-                    string b = await ChecksumAsync(snapshots.Shadow, shadow, keyInShadow, shadowRow, range, cancellationToken);
+                    // Each table has its own snapshot connection: both sides of a chunk are summed at once.
+                    Task<string> originalSum = ChecksumAsync(snapshots.Original, original, originalKey, originalRow, range, cancellationToken);
+                    Task<string> shadowSum = ChecksumAsync(snapshots.Shadow, shadow, keyInShadow, shadowRow, range, cancellationToken);
+                    await Task.WhenAll(originalSum, shadowSum);
+                    string a = await originalSum, b = await shadowSum;
                     if (round == 0)
                     {
                         rows += long.Parse(a[..a.IndexOf(':', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
