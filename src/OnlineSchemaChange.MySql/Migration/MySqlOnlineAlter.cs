@@ -125,7 +125,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 Task copy = copier.RunAsync(resumed?.Watermark, stop.Token);
                 while (!copy.IsCompleted)
                 {
-                    Task tick = ticker.WaitForNextTickAsync(stop.Token).AsTask();
+                    // Not cancellable: a cancelled tick completes at once, and the loop would spin until the copy stops.
+                    Task tick = ticker.WaitForNextTickAsync(CancellationToken.None).AsTask();
                     if (await Task.WhenAny(copy, tick, replayFailed) == replayFailed)
                     {
                         await replayFailed;

@@ -43,9 +43,10 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         await stop.CancelAsync();
         Writes writes = await load;
 
-        output.WriteLine(resumed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? resumed.Stderr);
-        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        output.WriteLine(resumed.Stderr);
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
         JsonElement done = LastJsonLine(resumed.Stdout);
+        output.WriteLine(done.ToString());
         long copied = done.GetProperty("rowsCopied").GetInt64();
         long before = done.GetProperty("resumedAfterRows").GetInt64();
         Assert.True(before >= 60000, $"the resume started from the checkpoint's {before:N0} rows");
@@ -347,8 +348,15 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         return files;
     }
 
-    private static JsonElement LastJsonLine(string stdout) =>
-        JsonDocument.Parse(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement;
+    /// <summary>The result object that ends --json output, after the progress lines (written indented or on one line).</summary>
+    private static JsonElement LastJsonLine(string stdout)
+    {
+        string text = stdout.TrimEnd();
+        int start = text.EndsWith('}') && text.LastIndexOf("\n{\n", StringComparison.Ordinal) is int indented and >= 0
+            ? indented + 1
+            : text.LastIndexOf('\n') + 1;
+        return JsonDocument.Parse(text[start..]).RootElement;
+    }
 
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync(string setup)
     {
