@@ -97,6 +97,24 @@ public sealed class Checkpointer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Saves now if it can; a failure is kept as <see cref="LastError"/> and the previous checkpoint stands. For phase
+    /// changes, where a lost save only means a resume redoes a little more.
+    /// </summary>
+    public async Task<bool> TrySaveAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await SaveAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LastError = e;
+            return false;
+        }
+    }
+
     public void Start() => _loop ??= Task.Run(() => LoopAsync(_stop.Token));
 
     public async ValueTask DisposeAsync()
@@ -123,14 +141,7 @@ public sealed class Checkpointer : IAsyncDisposable
         using var timer = new PeriodicTimer(_interval, _time);
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
-            try
-            {
-                await SaveAsync(cancellationToken);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                LastError = e;
-            }
+            await TrySaveAsync(cancellationToken);
         }
     }
 }

@@ -139,7 +139,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             }
 
             checkpointer.MarkCopyFinished();
-            await checkpointer.SaveAsync(cancellationToken);
+            await checkpointer.TrySaveAsync(cancellationToken);
 
             async Task DrainAsync(ReplicationPosition target, CancellationToken token)
             {
@@ -154,7 +154,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
             Report("catching up");
             await DrainAsync(await MasterStatusAsync(connection, cancellationToken), cancellationToken);
-            await checkpointer.SaveAsync(cancellationToken);
+            await checkpointer.TrySaveAsync(cancellationToken);
 
             while (options.PostponeCutoverFlagFile is not null && File.Exists(options.PostponeCutoverFlagFile))
             {
@@ -171,7 +171,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             }
 
             Report("cutting over");
-            await checkpointer.SaveAsync(cancellationToken);
+            await checkpointer.TrySaveAsync(cancellationToken);
             CutoverResult cutover = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover).RunAsync(cancellationToken);
             swapped = true;
             Report("done");
@@ -191,14 +191,16 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await StopReplayAsync();
 
             // The last word before stopping: replay and copy are stopped, so this records everything they finished.
-            try
+            using (var final = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
             {
-                using var final = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                await checkpointer.SaveAsync(final.Token);
-            }
-            catch (Exception saveError) when (saveError is MySqlException or OperationCanceledException or TimeoutException)
-            {
-                // The previous checkpoint stands; resuming from it replays a little more.
+                try
+                {
+                    await checkpointer.TrySaveAsync(final.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Timed out: the previous checkpoint stands, and resuming from it replays a little more.
+                }
             }
 
             bool cancelled = cancellationToken.IsCancellationRequested;
