@@ -21,6 +21,8 @@ internal static class OscApp
     {
         var console = new OscConsole(stdout, stderr, interactive);
         ParseResult result = Build(console).Parse(args);
-        return result.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr }, cancellationToken);
+        // Signals are handled by Program (Ctrl-C and SIGTERM alike, with no deadline: cleanup must finish), so the
+        // library's own handling, which would end the process two seconds after a signal, is switched off.
+        return result.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = null }, cancellationToken);
     }
 }

@@ -37,6 +37,8 @@ internal static class AlterCommand
         var cutoverAttempts = new Option<int>("--cut-over-attempts") { Description = "Swap attempts before giving up", DefaultValueFactory = _ => 10 };
         var skipVerify = new Option<bool>("--skip-verify") { Description = "Swap without comparing checksums first (not recommended)" };
         var dropOld = new Option<bool>("--drop-old-table") { Description = "Drop the original after the swap instead of keeping it as <table>_osc_old" };
+        var resume = new Option<bool>("--resume") { Description = "Continue an interrupted --execute of the same ALTER from its checkpoint" };
+        var cleanupOnAbort = new Option<bool>("--cleanup-on-abort") { Description = "On failure or Ctrl-C drop the shadow and bookkeeping table instead of keeping them for --resume" };
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
             changes from the binlog, verification and an atomic swap. Without --execute: a dry run that checks
@@ -47,7 +49,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, maxLag, maxLoad, criticalLoad, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, maxLag, maxLoad, criticalLoad, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort })
         {
             command.Options.Add(option);
         }
@@ -62,6 +64,11 @@ internal static class AlterCommand
                 {
                     throw new OscException("osc alter supports MySQL and MariaDB in this version; PostgreSQL support is being built.",
                         "Use `osc plan` to see how PostgreSQL would run the change and its non-blocking form.");
+                }
+
+                if (result.GetValue(resume) && !result.GetValue(execute))
+                {
+                    throw new OscException("--resume continues an interrupted migration, which only --execute runs.", "Add --execute.");
                 }
 
                 if (result.GetValue(execute))
@@ -79,9 +86,20 @@ internal static class AlterCommand
                         Verify = !result.GetValue(skipVerify),
                         DropOldTable = result.GetValue(dropOld),
                         Cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts)),
+                        Resume = result.GetValue(resume),
+                        CleanupOnAbort = result.GetValue(cleanupOnAbort),
                     };
-                    OnlineAlterResult done = await new MySqlOnlineAlter(target, options, progress => ReportProgress(console, progress, asJson))
-                        .RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
+                    OnlineAlterResult done;
+                    try
+                    {
+                        done = await new MySqlOnlineAlter(target, options, progress => ReportProgress(console, progress, asJson))
+                            .RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
+                    }
+                    catch (MigrationKeptException e)
+                    {
+                        throw WithResumeCommands(e, target, tableName, result.GetValue(alter)!);
+                    }
+
                     if (asJson)
                     {
                         console.WriteJson(new
@@ -89,6 +107,7 @@ internal static class AlterCommand
                             @event = "done",
                             totalSeconds = Math.Round(done.Total.TotalSeconds, 2),
                             rowsCopied = done.RowsCopied,
+                            resumedAfterRows = done.ResumedAfterRows,
                             changesApplied = done.ChangesApplied,
                             verifiedRows = done.Verification?.Rows,
                             repairedChunks = done.Verification?.RepairedChunks,
@@ -99,7 +118,9 @@ internal static class AlterCommand
                     }
                     else
                     {
-                        console.Ansi.MarkupLine($"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: {done.RowsCopied:N0} rows copied, {done.ChangesApplied:N0} changes replayed, "
+                        console.Ansi.MarkupLine($"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: "
+                                                + (done.ResumedAfterRows is { } before ? $"resumed after {before:N0} rows, " : "")
+                                                + $"{done.RowsCopied:N0} rows copied, {done.ChangesApplied:N0} changes replayed, "
                                                 + (done.Verification is { } v ? $"{v.Rows:N0} rows verified, " : "verification skipped, ")
                                                 + $"writes held {done.Cutover.WritesBlocked.TotalMilliseconds:0} ms at the swap"
                                                 + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}."));
@@ -160,6 +181,17 @@ internal static class AlterCommand
         double percent = p.EstimatedRows > 0 ? Math.Min(100, 100.0 * p.RowsCopied / p.EstimatedRows) : 100;
         console.Progress($"[{p.Elapsed.TotalSeconds,6:0.0}s] {p.State}: {p.RowsCopied:N0} of ~{p.EstimatedRows:N0} rows ({percent:0}%), "
                          + $"{p.ChangesApplied:N0} changes replayed" + (p.Throttled is null ? "" : $", paused: {p.Throttled}"));
+    }
+
+    /// <summary>The kept-for-resume error with the exact commands that resume the run or remove what it kept.</summary>
+    private static MigrationKeptException WithResumeCommands(MigrationKeptException e, ConnectionTarget target, TableName table, string alter)
+    {
+        string quotedAlter = "'" + alter.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+        string hint = (e.Hint is null ? "" : e.Hint + Environment.NewLine)
+                      + $"Kept for --resume: {string.Join(", ", e.KeptTables)} (with a checkpoint)" + (e.Cancelled ? "." : "; the original table is untouched.")
+                      + $"{Environment.NewLine}  resume:  osc alter {target.Redacted} --table {table} --alter {quotedAlter} --execute --resume"
+                      + $"{Environment.NewLine}  or drop: osc cleanup {target.Redacted} --table {table}";
+        return new MigrationKeptException(e.Message, hint, e.Cancelled, e.KeptTables, e.InnerException);
     }
 
     private static CutoverOptions CutoverOptionsFrom(int lockSeconds, int attempts)

@@ -5,7 +5,8 @@ namespace OnlineSchemaChange.Cli.Commands;
 
 /// <summary>
 /// Runs a command's body so that every way it can end is an exit code a script can rely on: known failures print
-/// their message and fix (1), Ctrl-C exits 130 once cleanup in the body's finally blocks has run, and anything
+/// their message and fix (1), Ctrl-C or SIGTERM exits 130 once cleanup in the body's finally blocks has run
+/// (a migration that kept its work for --resume says so), and anything
 /// unexpected still ends in one readable line (1) with the details on stderr.
 /// </summary>
 internal static class CommandGuard
@@ -19,6 +20,12 @@ internal static class CommandGuard
         try
         {
             return await body();
+        }
+        catch (Core.Migration.MigrationKeptException e)
+        {
+            // Stopped with its work kept for --resume: still a failure, or an interruption when the operator asked.
+            console.WriteError(e, asJson);
+            return e.Cancelled ? Cancelled : Core.Plan.PlanExitCodes.Error;
         }
         catch (OscException e)
         {

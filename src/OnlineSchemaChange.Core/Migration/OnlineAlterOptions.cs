@@ -30,9 +30,21 @@ public sealed record OnlineAlterOptions
     public CutoverOptions Cutover { get; init; } = new();
 
     public uint ServerId { get; init; } = 0x0C5C0002;
+
+    /// <summary>Continue an interrupted run of the same ALTER from its checkpoint, instead of refusing its leftovers.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>On failure or cancellation drop the shadow and bookkeeping table, instead of keeping them for --resume.</summary>
+    public bool CleanupOnAbort { get; init; }
+
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>Progress as the command shows it: a state, copy counts, replay counts, the throttle reason.</summary>
 public sealed record OnlineAlterProgress(string State, long RowsCopied, long EstimatedRows, long ChangesApplied, string? Throttled, TimeSpan Elapsed);
 
-public sealed record OnlineAlterResult(TimeSpan Total, long RowsCopied, long ChangesApplied, VerificationResult? Verification, CutoverResult Cutover, string OldTable);
+public sealed record OnlineAlterResult(TimeSpan Total, long RowsCopied, long ChangesApplied, VerificationResult? Verification, CutoverResult Cutover, string OldTable)
+{
+    /// <summary>For a resumed run: the rows the interrupted run had copied; <see cref="RowsCopied"/> counts this run's alone.</summary>
+    public long? ResumedAfterRows { get; init; }
+}

@@ -26,7 +26,14 @@ public sealed class MySqlInspector(MySqlConnection connection)
 {
     public const int MaxIdentifierLength = 64;
 
-    public async Task<MySqlTableFacts> InspectAsync(TableName table, AlterStatement statement, CancellationToken cancellationToken)
+    /// <param name="table">The table to alter.</param>
+    /// <param name="statement">The ALTER.</param>
+    /// <param name="resuming">
+    /// Continuing an interrupted run: its shadow and bookkeeping table, and a killed cut-over's sentry, are expected
+    /// (the resume checks them against the checkpoint) rather than refused.
+    /// </param>
+    /// <param name="cancellationToken">Cancels the checks.</param>
+    public async Task<MySqlTableFacts> InspectAsync(TableName table, AlterStatement statement, CancellationToken cancellationToken, bool resuming = false)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(statement);
@@ -77,7 +84,7 @@ public sealed class MySqlInspector(MySqlConnection connection)
         }
 
         var names = new ShadowNames(table.Name, MaxIdentifierLength);
-        foreach (string leftover in names.Created)
+        foreach (string leftover in resuming ? [] : names.Created)
         {
             if (await ScalarAsync("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", table with { Name = leftover }, cancellationToken) is not null)
             {
@@ -88,7 +95,8 @@ public sealed class MySqlInspector(MySqlConnection connection)
 
         // A finished migration's original is still there under the name the swap needs: refuse now, not after the copy.
         var old = table with { Name = names.Old };
-        if (await ScalarAsync("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", old, cancellationToken) is not null)
+        string? oldColumns = await ScalarAsync("SELECT GROUP_CONCAT(COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", old, cancellationToken);
+        if (oldColumns is not null && !(resuming && oldColumns == Cutover.MySqlCutover.SentryColumn))
         {
             throw new OscException($"{old} exists: the original kept by an earlier migration of {table.Name}, or a cut-over's sentry.",
                 $"Drop it once you no longer need it: `osc cleanup <connection> --table {table} --drop-old-table`.");

@@ -5,6 +5,7 @@ using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Apply;
 using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Checkpoint;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Cutover;
@@ -13,6 +14,7 @@ using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Throttle;
 using OnlineSchemaChange.MySql.Apply;
+using OnlineSchemaChange.MySql.Checkpoint;
 using OnlineSchemaChange.MySql.Connection;
 using OnlineSchemaChange.MySql.Copy;
 using OnlineSchemaChange.MySql.Cutover;
@@ -26,9 +28,11 @@ namespace OnlineSchemaChange.MySql.Migration;
 
 /// <summary>
 /// The online ALTER on MySQL/MariaDB, end to end: checks, shadow, binlog replay started at the position taken before
-/// the copy, heartbeat and throttling, the chunked copy, verification, and the atomic swap. On any failure or
-/// cancellation everything this run created (shadow, bookkeeping table, sentry) is removed and the original is left
-/// as it was.
+/// the copy, heartbeat and throttling, the chunked copy, verification, and the atomic swap, with a checkpoint saved
+/// every few seconds and at each phase change. When it stops after its first checkpoint (a failure, Ctrl-C, SIGTERM)
+/// the shadow and bookkeeping table are kept for --resume, unless asked to clean up; a verification mismatch or a
+/// failure before the first checkpoint keeps nothing, since nothing of it could be resumed. Either way every lock is
+/// released, every connection closed, and the original is left as it was.
 /// </summary>
 public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions options, Action<OnlineAlterProgress> report)
 {
@@ -43,24 +47,51 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         string connectionString = MySqlConnections.BuildConnectionString(target with { Database = schema });
 
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target with { Database = schema }, cancellationToken);
-        MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(original, statement, cancellationToken);
-        ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
-        var log = original with { Name = facts.Names.Log };
-        bool swapped = false;
+        await HoldRunLockAsync(connection, original, cancellationToken);
+        var names = new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength);
+        var log = original with { Name = names.Log };
+        var store = new MySqlCheckpointStore(connectionString, log);
+        var resume = new MySqlResume(connection, original, names, store);
+        if (options.Resume)
+        {
+            await resume.EnsureLeftoversAsync(cancellationToken);
+        }
+
+        MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(original, statement, cancellationToken, resuming: options.Resume);
+        MigrationDigest migration = MigrationDigest.Compute(original.ToString(), Definition(facts), statement, SqlDialect.MySql);
+        MigrationCheckpoint? resumed = options.Resume ? await resume.LoadAsync(migration, cancellationToken) : null;
+        ShadowTable shadow = resumed is null
+            ? await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken)
+            : await ShadowTable.OpenAsync(connection, facts, statement, cancellationToken);
+        bool swapped = false, keep = false;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Task feeding = Task.CompletedTask, applying = Task.CompletedTask;
         BinlogClient? client = null;
+        Checkpointer? checkpointer = null;
+
+        async Task StopReplayAsync()
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(feeding, applying).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (client is not null)
+            {
+                await client.DisposeAsync();
+                client = null;
+            }
+        }
+
         try
         {
             await MySqlHeartbeat.CreateLogTableAsync(connectionString, log, cancellationToken);
             await using var heartbeat = new MySqlHeartbeat(connectionString, log, TimeSpan.FromMilliseconds(100));
             heartbeat.Start();
 
-            // Replay starts at a position taken before the first chunk is read: every later commit is replayed.
-            (string file, long position) = await MasterStatusAsync(connection, cancellationToken);
+            // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
+            // resumed run starts at its checkpoint's, up to which every change is already in the shadow.
+            MySqlBinlogPosition start = resumed is null ? await MasterStatusAsync(connection, cancellationToken) : MySqlBinlogPosition.Parse(resumed.Position);
             client = new BinlogClient(new BinlogClientOptions(new MySqlEndpoint(target.Host, target.Port, target.User ?? Environment.UserName, target.Password ?? ""))
             {
-                Start = new BinlogStart.FilePosition(file, (uint)position),
+                Start = new BinlogStart.FilePosition(start.File, (uint)start.Position),
                 Tables = new HashSet<string> { $"{schema}.{table.Name}" },
                 ServerId = options.ServerId,
             });
@@ -74,20 +105,29 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             applying = applier.RunAsync(changes.Reader, stop.Token);
             Task replayFailed = WatchReplayAsync(feeding, applying);
 
+            // From the first checkpoint on, an interrupted run can be resumed.
+            checkpointer = new Checkpointer(store, migration, applier, start, resumed, options.CheckpointInterval, TimeProvider.System);
+            await checkpointer.SaveAsync(cancellationToken);
+            checkpointer.Start();
+
             await using Throttler throttler = BuildThrottler(connectionString, log);
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
                 new ChunkSizer(options.ChunkTime), throttler, options.Workers);
-            void Report(string state) => report(new OnlineAlterProgress(state, copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, throttler.Reason, clock.Elapsed));
+            long copiedBefore = checkpointer.RowsCopiedBefore;
+            void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, throttler.Reason, clock.Elapsed));
 
-            Report("copying");
-            using (var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1)))
+            if (resumed?.CopyFinished != true)
             {
-                Task copy = copier.RunAsync(null, stop.Token);
+                checkpointer.Track(copier);
+                Report("copying");
+                using var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1));
+                Task copy = copier.RunAsync(resumed?.Watermark, stop.Token);
                 while (!copy.IsCompleted)
                 {
-                    Task tick = ticker.WaitForNextTickAsync(stop.Token).AsTask();
+                    // Not cancellable: a cancelled tick completes at once, and the loop would spin until the copy stops.
+                    Task tick = ticker.WaitForNextTickAsync(CancellationToken.None).AsTask();
                     if (await Task.WhenAny(copy, tick, replayFailed) == replayFailed)
                     {
                         await replayFailed;
@@ -98,6 +138,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
                 await copy;
             }
+
+            checkpointer.MarkCopyFinished();
+            await checkpointer.TrySaveAsync(cancellationToken);
 
             async Task DrainAsync(ReplicationPosition target, CancellationToken token)
             {
@@ -111,8 +154,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             }
 
             Report("catching up");
-            var (endFile, endPosition) = await MasterStatusAsync(connection, cancellationToken);
-            await DrainAsync(new MySqlBinlogPosition(endFile, endPosition), cancellationToken);
+            await DrainAsync(await MasterStatusAsync(connection, cancellationToken), cancellationToken);
+            await checkpointer.TrySaveAsync(cancellationToken);
 
             while (options.PostponeCutoverFlagFile is not null && File.Exists(options.PostponeCutoverFlagFile))
             {
@@ -129,6 +172,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             }
 
             Report("cutting over");
+            await checkpointer.TrySaveAsync(cancellationToken);
             CutoverResult cutover = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover).RunAsync(cancellationToken);
             swapped = true;
             Report("done");
@@ -137,24 +181,76 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 await new MySqlCatalog(connection).ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(original with { Name = facts.Names.Old })}", CancellationToken.None);
             }
 
-            return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, applier.ChangesReceived, verification, cutover, facts.Names.Old);
+            return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, applier.ChangesReceived, verification, cutover, facts.Names.Old)
+            {
+                ResumedAfterRows = resumed is null ? null : copiedBefore,
+            };
+        }
+        catch (Exception e) when (!swapped && !options.CleanupOnAbort && checkpointer?.LastSaved is not null && e is not VerificationFailedException)
+        {
+            keep = true;
+            await StopReplayAsync();
+
+            // The last word before stopping: replay and copy are stopped, so this records everything they finished.
+            using (var final = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            {
+                try
+                {
+                    await checkpointer.TrySaveAsync(final.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Timed out: the previous checkpoint stands, and resuming from it replays a little more.
+                }
+            }
+
+            bool cancelled = cancellationToken.IsCancellationRequested;
+            string message = cancelled ? $"Stopped before the swap; {original} is untouched."
+                : e is OscException ? e.Message : $"Unexpected failure: {e.Message}";
+            string? hint = cancelled ? null : e is OscException known ? known.Hint : e.ToString();
+            throw new MigrationKeptException(message, hint, cancelled, [shadow.Table.ToString(), log.ToString()], e);
         }
         finally
         {
-            await stop.CancelAsync();
-            await Task.WhenAll(feeding, applying).ContinueWith(_ => { }, TaskScheduler.Default);
-            if (client is not null)
+            await StopReplayAsync();
+            if (checkpointer is not null)
             {
-                await client.DisposeAsync();
+                await checkpointer.DisposeAsync();
             }
 
-            using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            var catalog = new MySqlCatalog(connection);
-            await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(log)}", cleanup.Token);
-            if (!swapped)
+            if (!keep)
             {
-                await shadow.DropAsync(connection);
+                using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                var catalog = new MySqlCatalog(connection);
+                await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(log)}", cleanup.Token);
+                if (!swapped)
+                {
+                    await shadow.DropAsync(connection);
+                }
             }
+        }
+    }
+
+    /// <summary>What the digest records of the table: its columns and key, so a resume notices the table changed.</summary>
+    private static string Definition(MySqlTableFacts facts) =>
+        string.Join(", ", facts.Columns.Select(c => $"{c.Name} {c.ColumnType}{(c.Nullable ? " NULL" : " NOT NULL")}{(c.Generated ? " GENERATED" : "")}"))
+        + "; key " + string.Join(", ", facts.Key);
+
+    /// <summary>
+    /// One run per table at a time, held for the run's whole life on its main connection: a resume started while the
+    /// interrupted run is in fact still going would otherwise write into the same shadow. The server frees the lock
+    /// when the connection ends, kill -9 included.
+    /// </summary>
+    private static async Task HoldRunLockAsync(MySqlConnection connection, TableName original, CancellationToken cancellationToken)
+    {
+        string name = $"osc-run.{original.Schema}.{original.Name}";
+        name = name.Length > 64 ? name[..64] : name;
+        await using var command = new MySqlCommand("SELECT GET_LOCK(@n, 2)", connection);
+        command.Parameters.AddWithValue("@n", name);
+        if (Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken) ?? 0L, CultureInfo.InvariantCulture) != 1)
+        {
+            throw new OscException($"Another osc run on {original} is in progress (it holds the lock {name}).",
+                "Wait for it to finish, or stop it (Ctrl-C keeps its work for --resume).");
         }
     }
 
@@ -184,11 +280,11 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         return new Throttler(signals, TimeSpan.FromMilliseconds(250), TimeProvider.System, abort);
     }
 
-    private static async Task<(string File, long Position)> MasterStatusAsync(MySqlConnection connection, CancellationToken cancellationToken)
+    private static async Task<MySqlBinlogPosition> MasterStatusAsync(MySqlConnection connection, CancellationToken cancellationToken)
     {
         await using var command = new MySqlCommand("SHOW MASTER STATUS", connection);
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return (reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
+        return new MySqlBinlogPosition(reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
     }
 }

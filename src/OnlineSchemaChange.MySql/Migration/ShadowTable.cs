@@ -42,36 +42,52 @@ public sealed record ShadowTable(
                     "Fix the statement; it was tried only on the (now removed) shadow table, the table is untouched.", e);
             }
 
-            IReadOnlyList<MySqlColumn> columns = await catalog.ColumnsAsync(table, cancellationToken);
-            ColumnMapping mapping = ColumnMapping.Build(
-                facts.Columns.Select(c => new TableColumn(c.Name, c.Generated)).ToList(),
-                columns.Select(c => new TableColumn(c.Name, c.Generated)).ToList(), statement.RenamedColumns);
-            var mappedSources = mapping.SourceColumns.ToHashSet(StringComparer.OrdinalIgnoreCase);
-            var mappedTargets = mapping.TargetColumns.ToHashSet(StringComparer.OrdinalIgnoreCase);
-
-            string?[] keyInShadow = facts.Key.Select(k => mapping.Pairs.FirstOrDefault(p => p.Source.Equals(k, StringComparison.OrdinalIgnoreCase)).Target).ToArray();
-            if (keyInShadow.Any(k => k is null))
-            {
-                throw new OscException($"The ALTER drops a column of the key {facts.KeyName} ({string.Join(", ", facts.Key)}) that matches changes to rows.",
-                    "Keep the key's columns, or change the key in a separate migration first.");
-            }
-
-            MySqlColumn? unfillable = columns.FirstOrDefault(c => !mappedTargets.Contains(c.Name) && !c.Nullable && !c.HasDefault && !c.Generated);
-            if (unfillable is not null)
-            {
-                throw new OscException($"The ALTER adds {unfillable.Name} as NOT NULL without a default: copied rows would have no value for it.",
-                    $"Give it a default (ADD COLUMN {unfillable.Name} ... NOT NULL DEFAULT ...), or add it nullable and fill it afterwards.");
-            }
-
-            return new ShadowTable(table, columns, mapping, keyInShadow!,
-                facts.Columns.Where(c => !c.Generated && !mappedSources.Contains(c.Name)).Select(c => c.Name).ToList(),
-                columns.Where(c => !c.Generated && !mappedTargets.Contains(c.Name)).Select(c => c.Name).ToList());
+            return await DescribeAsync(catalog, table, facts, statement, cancellationToken);
         }
         catch
         {
             await created.DropAsync(connection);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The shadow an interrupted run left (for --resume): described from the server as it is, with the same refusals
+    /// as at creation, and never dropped here; it holds the copied rows.
+    /// </summary>
+    public static async Task<ShadowTable> OpenAsync(MySqlConnection connection, MySqlTableFacts facts, AlterStatement statement, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(facts);
+        ArgumentNullException.ThrowIfNull(statement);
+        return await DescribeAsync(new MySqlCatalog(connection), facts.Table with { Name = facts.Names.Shadow }, facts, statement, cancellationToken);
+    }
+
+    private static async Task<ShadowTable> DescribeAsync(MySqlCatalog catalog, TableName table, MySqlTableFacts facts, AlterStatement statement, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<MySqlColumn> columns = await catalog.ColumnsAsync(table, cancellationToken);
+        ColumnMapping mapping = ColumnMapping.Build(
+            facts.Columns.Select(c => new TableColumn(c.Name, c.Generated)).ToList(),
+            columns.Select(c => new TableColumn(c.Name, c.Generated)).ToList(), statement.RenamedColumns);
+        var mappedSources = mapping.SourceColumns.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var mappedTargets = mapping.TargetColumns.ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+        string?[] keyInShadow = facts.Key.Select(k => mapping.Pairs.FirstOrDefault(p => p.Source.Equals(k, StringComparison.OrdinalIgnoreCase)).Target).ToArray();
+        if (keyInShadow.Any(k => k is null))
+        {
+            throw new OscException($"The ALTER drops a column of the key {facts.KeyName} ({string.Join(", ", facts.Key)}) that matches changes to rows.",
+                "Keep the key's columns, or change the key in a separate migration first.");
+        }
+
+        MySqlColumn? unfillable = columns.FirstOrDefault(c => !mappedTargets.Contains(c.Name) && !c.Nullable && !c.HasDefault && !c.Generated);
+        if (unfillable is not null)
+        {
+            throw new OscException($"The ALTER adds {unfillable.Name} as NOT NULL without a default: copied rows would have no value for it.",
+                $"Give it a default (ADD COLUMN {unfillable.Name} ... NOT NULL DEFAULT ...), or add it nullable and fill it afterwards.");
+        }
+
+        return new ShadowTable(table, columns, mapping, keyInShadow!,
+            facts.Columns.Where(c => !c.Generated && !mappedSources.Contains(c.Name)).Select(c => c.Name).ToList(),
+            columns.Where(c => !c.Generated && !mappedTargets.Contains(c.Name)).Select(c => c.Name).ToList());
     }
 
     /// <summary>Drops the shadow; not cancellable, since it must go even when the operator pressed Ctrl-C.</summary>

@@ -28,11 +28,14 @@ public sealed class MySqlBinlogPosition(string file, long position) : Replicatio
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{File}:{Position}");
 
+    /// <summary>Reads back <see cref="ToString"/>'s FILE:OFFSET form (what checkpoints store).</summary>
     public static MySqlBinlogPosition Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         int colon = text.LastIndexOf(':');
-        return new MySqlBinlogPosition(text[..colon], long.Parse(text[(colon + 1)..], CultureInfo.InvariantCulture));
+        return colon > 0 && long.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out long position)
+            ? new MySqlBinlogPosition(text[..colon], position)
+            : throw new FormatException($"Expected a binlog position as FILE:OFFSET, got '{text}'.");
     }
 
     private static long Sequence(string file)

@@ -61,7 +61,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
 
             if (round == MaxRepairs)
             {
-                throw new OscException(
+                throw new VerificationFailedException(
                     $"Verification failed: {mismatched.Count} chunk(s) of {original} still differ from the shadow after {MaxRepairs} repairs (first: keys {Describe(mismatched[0])}).",
                     "Nothing was swapped; the original is untouched. A UNIQUE key added over duplicate values, or a value the new type changes, does this: compare the rows in that key range.");
             }

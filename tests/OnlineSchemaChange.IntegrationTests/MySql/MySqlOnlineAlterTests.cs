@@ -155,7 +155,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
     }
 
     /// <summary>Rows in the shadow so far (a count, not InnoDB's estimate, which can lag), or 0 before it exists.</summary>
-    private static async Task<long> ShadowRowsAsync(string connectionString)
+    internal static async Task<long> ShadowRowsAsync(string connectionString)
     {
         try
         {
@@ -167,7 +167,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         }
     }
 
-    private static async Task AssertEveryWriteIsPresentAsync(string connectionString, int rows, Writes writes)
+    internal static async Task AssertEveryWriteIsPresentAsync(string connectionString, int rows, Writes writes)
     {
         var inserted = writes.Inserted.Except(writes.Deleted).ToList();
         Assert.Equal((rows + inserted.Count - writes.Deleted.Count(d => d <= rows)).ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -199,7 +199,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
     }
 
     /// <summary>An application's writes, each recorded once the server acknowledged it.</summary>
-    private sealed record Writes(ConcurrentBag<long> Inserted, ConcurrentBag<long> Incremented, ConcurrentBag<long> Deleted)
+    internal sealed record Writes(ConcurrentBag<long> Inserted, ConcurrentBag<long> Incremented, ConcurrentBag<long> Deleted)
     {
         public static async Task<Writes> RunAsync(string connectionString, int rows, CancellationToken cancellationToken)
         {

@@ -1,0 +1,446 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MySqlConnector;
+using OnlineSchemaChange.Cli;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
+using Writes = OnlineSchemaChange.IntegrationTests.MySql.MySqlOnlineAlterTests.Writes;
+
+namespace OnlineSchemaChange.IntegrationTests.MySql;
+
+/// <summary>
+/// Checkpoints, --resume and stopping: `osc alter --execute` killed (-9) or signalled mid-run on a real MariaDB, then
+/// resumed, with the application writing throughout.
+/// </summary>
+[Collection("servers")]
+public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper output)
+{
+    private const string Alter = "MODIFY k BIGINT NOT NULL";
+
+    // With several workers, chunks beyond the watermark finish before the kill too: the resume keeps them.
+    [Theory]
+    [InlineData("1")]
+    [InlineData("3")]
+    public async Task Kill_9_during_the_copy_under_writes_then_resume_finishes_without_recopying_the_checkpointed_chunks(string workers)
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_200000;
+            """);
+        using var stop = new CancellationTokenSource();
+        Task<Writes> load = Writes.RunAsync(connectionString, 200000, stop.Token);
+
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--workers", workers, "--chunk-time-millis", "50"))
+        {
+            // Killed once a checkpoint records part of the copy (the first after two seconds), while the copy goes on.
+            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 20000, osc, "a checkpoint past 20,000 rows");
+            osc.Kill();
+        }
+
+        Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
+        await Task.Delay(200);
+        await stop.CancelAsync();
+        Writes writes = await load;
+
+        output.WriteLine(resumed.Stderr);
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
+        JsonElement done = LastJsonLine(resumed.Stdout);
+        output.WriteLine(done.ToString());
+        long copied = done.GetProperty("rowsCopied").GetInt64();
+        long before = done.GetProperty("resumedAfterRows").GetInt64();
+        Assert.True(before >= 20000, $"the resume started from the checkpoint's {before:N0} rows");
+        Assert.True(copied < 200000, $"the resumed run copied {copied:N0} rows, as many as the table: finished chunks were copied again");
+        Assert.True(copied <= 200000 + writes.Inserted.Count - before + 5000,
+            $"the resumed run copied {copied:N0} rows; only those after the checkpoint's {before:N0} (and the {writes.Inserted.Count:N0} inserted) were left");
+        Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
+        Assert.True(writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count > 50, "the load must write through the kill and the resume");
+        await MySqlOnlineAlterTests.AssertEveryWriteIsPresentAsync(connectionString, 200000, writes);
+    }
+
+    [Fact]
+    public async Task Kill_9_during_the_cut_over_leaves_the_original_serving_and_resume_finishes()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_20000;
+            """);
+        string before = await ChecksumAsync(connectionString);
+
+        // A reader's open transaction holds the table's metadata lock, so the cut-over waits in LOCK TABLES with its
+        // sentry in place: the moment to kill it.
+        await using var reader = new MySqlConnection(connectionString);
+        await reader.OpenAsync();
+        await using (var begin = new MySqlCommand("START TRANSACTION; SELECT COUNT(*) FROM t WHERE id = 1;", reader))
+        {
+            await begin.ExecuteNonQueryAsync();
+        }
+
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--cut-over-lock-timeout-seconds", "30"))
+        {
+            await WaitForAsync(async () => await ScalarAsync(connectionString,
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOCK TABLES%' AND STATE LIKE '%metadata lock%'") == "1"
+                && await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_old'") == "1",
+                osc, "the cut-over waiting on the table lock with its sentry");
+            osc.Kill();
+        }
+
+        await using (var commit = new MySqlCommand("COMMIT", reader))
+        {
+            await commit.ExecuteNonQueryAsync();
+        }
+
+        // The original is intact and takes writes.
+        Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+        Assert.Equal(before, await ChecksumAsync(connectionString));
+        await ExecuteAsync(connectionString, "INSERT INTO t (id, k, c) VALUES (30001, 5, 'after the kill')");
+
+        var rerun = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute");
+        Assert.Equal(1, rerun.ExitCode);
+        Assert.Contains("--resume", rerun.Stderr, StringComparison.Ordinal);
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+        Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+        Assert.Equal("after the kill", await ScalarAsync(connectionString, "SELECT c FROM t WHERE id = 30001"));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
+    }
+
+    [Fact]
+    public async Task A_resume_with_another_alter_is_refused_and_keeps_the_leftovers_then_the_same_alter_resumes()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_5000;
+            """);
+        await StopWhileCopyingAsync(connectionString, uri);
+
+        var refused = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k INT UNSIGNED NOT NULL", "--execute", "--resume");
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("another ALTER", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("MODIFY K BIGINT NOT NULL", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("MODIFY K INT UNSIGNED NOT NULL", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+
+        // Spelling does not matter, only the change: the same ALTER written differently resumes.
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER TABLE t modify   k bigint NOT NULL", "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+        Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+    }
+
+    [Fact]
+    public async Task A_resume_whose_binlog_was_purged_is_refused()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_5000;
+            """);
+        await StopWhileCopyingAsync(connectionString, uri);
+        string position = await ScalarAsync(connectionString, "SELECT JSON_VALUE(value, '$.position') FROM t_osc_log WHERE id = 2");
+        string file = position[..position.LastIndexOf(':')];
+
+        await ExecuteAsync(connectionString, "FLUSH BINARY LOGS");
+        var (current, _) = await MasterStatusAsync(connectionString);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            // A replica still reading an older file keeps it; retry until the file is gone.
+            try
+            {
+                await ExecuteAsync(connectionString, $"PURGE BINARY LOGS TO '{current}'");
+            }
+            catch (MySqlException e)
+            {
+                output.WriteLine($"purge: {e.Message}");
+            }
+
+            if (!(await BinaryLogsAsync(connectionString)).Contains(file))
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"{file} could not be purged");
+            await Task.Delay(200);
+        }
+
+        var refused = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains($"{file} that the interrupted migration must replay from is no longer on the server", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+        Assert.Equal(0, (await OscRunner.RunAsync("cleanup", uri, "--table", "t")).ExitCode);
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    [Theory]
+    [InlineData("INT")]
+    [InlineData("TERM")]
+    public async Task A_signal_stops_cleanly_keeps_the_work_and_resume_finishes(string signal)
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_5000;
+            """);
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            int exitCode;
+            string stderr;
+            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag))
+            {
+                await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
+                osc.Signal(signal);
+                exitCode = await osc.WaitForExitAsync(TimeSpan.FromSeconds(60));
+                stderr = osc.Stderr;
+            }
+
+            output.WriteLine(stderr);
+            Assert.Equal(130, exitCode);
+            Assert.Contains("--resume", stderr, StringComparison.Ordinal);
+            Assert.Contains("osc cleanup", stderr, StringComparison.Ordinal);
+            Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+            await AssertNothingHeldAsync(connectionString);
+
+            File.Delete(flag);
+            var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+            Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+            Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+            Assert.Equal("t_osc_old", await LeftoversAsync(connectionString));
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
+    [Fact]
+    public async Task A_signal_with_cleanup_on_abort_leaves_nothing_of_ours()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_5000;
+            """);
+        string before = await ChecksumAsync(connectionString);
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag, "--cleanup-on-abort");
+            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
+            osc.Signal("TERM");
+
+            Assert.Equal(130, await osc.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal("", await LeftoversAsync(connectionString));
+            Assert.Equal(before, await ChecksumAsync(connectionString));
+            await AssertNothingHeldAsync(connectionString);
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
+    /// <summary>Starts a migration in-process with the copy held by a throttle flag, and cancels it (Ctrl-C) once checkpointed.</summary>
+    private static async Task StopWhileCopyingAsync(string connectionString, string uri)
+    {
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            using var cancel = new CancellationTokenSource();
+            using var stdout = new StringWriter();
+            using var stderr = new StringWriter();
+            Task<int> run = OscApp.RunAsync(["alter", uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag], stdout, stderr, false, cancel.Token);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await CheckpointRowsAsync(connectionString) < 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline && !run.IsCompleted, $"no checkpoint was written: {stderr}");
+                await Task.Delay(50);
+            }
+
+            await cancel.CancelAsync();
+            Assert.Equal(130, await run);
+            Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
+    /// <summary>No lock, run lock or replication stream of ours is left on the server.</summary>
+    private static async Task AssertNothingHeldAsync(string connectionString)
+    {
+        string database = new MySqlConnectionStringBuilder(connectionString).Database;
+        Assert.Equal("1", await ScalarAsync(connectionString, $"SELECT IS_FREE_LOCK('osc-run.{database}.t')"));
+        Assert.Equal("1", await ScalarAsync(connectionString, $"SELECT IS_FREE_LOCK('osc.{database}.t')"));
+
+        // Every connection osc opened is closed (the server may take a moment to notice the process is gone).
+        await MySqlConnection.ClearAllPoolsAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        string open;
+        while ((open = await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{database}' AND ID <> CONNECTION_ID()")) != "0"
+               && DateTime.UtcNow < deadline)
+        {
+            await MySqlConnection.ClearAllPoolsAsync();
+            await Task.Delay(100);
+        }
+
+        Assert.Equal("0", open);
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SET SESSION lock_wait_timeout = 2; LOCK TABLES t WRITE; UNLOCK TABLES;", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Rows the stored checkpoint records as copied, or -1 when there is no checkpoint yet.</summary>
+    private static async Task<long> CheckpointRowsAsync(string connectionString)
+    {
+        try
+        {
+            string rows = await ScalarAsync(connectionString, "SELECT JSON_VALUE(value, '$.rowsCopied') FROM t_osc_log WHERE id = 2");
+            return rows.Length == 0 ? -1 : long.Parse(rows, CultureInfo.InvariantCulture);
+        }
+        catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchTable)
+        {
+            return -1;
+        }
+    }
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition, OscProcess osc, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (!await condition())
+        {
+            Assert.True(!osc.HasExited, $"osc exited before {what}: {osc.Stderr}");
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(10);
+        }
+    }
+
+    private static Task<string> ColumnTypeAsync(string connectionString) =>
+        ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'");
+
+    private static Task<string> ChecksumAsync(string connectionString) =>
+        ScalarAsync(connectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t");
+
+    private static Task<string> LeftoversAsync(string connectionString) =>
+        ScalarAsync(connectionString, "SELECT COALESCE(GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME), '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'");
+
+    private static async Task<List<string>> BinaryLogsAsync(string connectionString)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SHOW BINARY LOGS", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var files = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            files.Add(reader.GetString(0));
+        }
+
+        return files;
+    }
+
+    /// <summary>The result object that ends --json output, after the progress lines (written indented or on one line).</summary>
+    private static JsonElement LastJsonLine(string stdout)
+    {
+        string text = stdout.TrimEnd();
+        int start = text.EndsWith('}') && text.LastIndexOf("\n{\n", StringComparison.Ordinal) is int indented and >= 0
+            ? indented + 1
+            : text.LastIndexOf('\n') + 1;
+        return JsonDocument.Parse(text[start..]).RootElement;
+    }
+
+    private async Task<(string ConnectionString, string Uri)> DatabaseAsync(string setup)
+    {
+        string connectionString = await servers.NewMySqlDatabaseAsync("resume");
+        var builder = new MySqlConnectionStringBuilder(connectionString);
+        await ExecuteAsync(connectionString, setup);
+        return (connectionString, $"mysql://{builder.UserID}:{builder.Password}@{builder.Server}:{builder.Port}/{builder.Database}");
+    }
+
+    /// <summary>`osc alter` as a child process, as an operator runs it: killable with -9 and signalled like a terminal would.</summary>
+    private sealed class OscProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _stderr = new();
+
+        private OscProcess(Process process)
+        {
+            _process = process;
+        }
+
+        public bool HasExited => _process.HasExited;
+
+        public string Stderr
+        {
+            get
+            {
+                lock (_stderr)
+                {
+                    return _stderr.ToString();
+                }
+            }
+        }
+
+        public static OscProcess Start(string uri, params string[] args)
+        {
+            var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", uri }.Concat(args))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            var osc = new OscProcess(Process.Start(start)!);
+            osc._process.ErrorDataReceived += (_, e) =>
+            {
+                lock (osc._stderr)
+                {
+                    osc._stderr.AppendLine(e.Data);
+                }
+            };
+            osc._process.OutputDataReceived += (_, _) => { };
+            osc._process.BeginErrorReadLine();
+            osc._process.BeginOutputReadLine();
+            return osc;
+        }
+
+        public void Kill() => _process.Kill(entireProcessTree: true);
+
+        public void Signal(string name)
+        {
+            using var kill = Process.Start("kill", ["-" + name, _process.Id.ToString(CultureInfo.InvariantCulture)]);
+            kill.WaitForExit();
+        }
+
+        public async Task<int> WaitForExitAsync(TimeSpan timeout)
+        {
+            using var limit = new CancellationTokenSource(timeout);
+            await _process.WaitForExitAsync(limit.Token);
+            return _process.ExitCode;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            await _process.WaitForExitAsync();
+            _process.Dispose();
+        }
+    }
+}
