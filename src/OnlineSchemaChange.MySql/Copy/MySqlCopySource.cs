@@ -26,8 +26,8 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
     TableName? commitMarker = null)
     : ICopySource
 {
-    /// <summary>The bookkeeping table's row the copy writes before each read (heartbeats are row 1).</summary>
-    public const int CommitMarkerId = 2;
+    /// <summary>The bookkeeping table's row the copy writes before each read (heartbeats are row 1, checkpoints row 2).</summary>
+    public const int CommitMarkerId = 3;
 
     public async Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken)
     {
