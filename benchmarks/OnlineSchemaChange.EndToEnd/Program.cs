@@ -64,6 +64,7 @@ var methods = new (string Name, Func<CancellationToken, Task<MethodOutcome>> Run
 };
 
 var results = new List<(string Name, MethodOutcome Outcome, LoadSummary Load)>();
+var timelines = new List<string>();
 foreach (var (name, run) in methods)
 {
     Console.WriteLine();
@@ -96,6 +97,8 @@ foreach (var (name, run) in methods)
 
     LoadSummary summary = LoadSummary.Of(load.Seconds, alterStart, alterEnd);
     results.Add((name, outcome, summary));
+    timelines.Add($"{name}: " + string.Join(" ", load.Seconds.Select(s =>
+        (s.Arrived > alterStart && s.Arrived - TimeSpan.FromSeconds(1) < alterEnd ? "*" : "") + $"{s.Tps:0}/{s.P99Millis:0}")));
     Console.WriteLine($"   {(outcome.Ok ? "done" : "FAILED")} in {outcome.Elapsed.TotalSeconds:0.0} s{(outcome.Detail is null ? "" : ": " + outcome.Detail)}");
 }
 
@@ -117,5 +120,8 @@ foreach (var (name, o, l) in results)
 Console.WriteLine();
 Console.WriteLine("writes held: native = the whole ALTER (ALGORITHM=COPY blocks writes); osc = its own figure for the swap; "
                   + "pt-online-schema-change reports none. peak RSS: VmHWM of the tool's process (the server's own memory for native is not counted).");
+Console.WriteLine();
+Console.WriteLine("Per second, tps/p99 ms (* = a second overlapping the ALTER):");
+timelines.ForEach(Console.WriteLine);
 int failed = results.Count(r => !r.Outcome.Ok);
 return failed == 0 ? 0 : 1;
