@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using MySqlConnector;
+
+namespace OnlineSchemaChange.EndToEnd;
+
+/// <summary>How one method's ALTER went. WritesHeld is null when the method does not say.</summary>
+public sealed record MethodOutcome(bool Ok, TimeSpan Elapsed, TimeSpan? WritesHeld, long? PeakRssBytes, string? Detail);
+
+public static partial class Methods
+{
+    public static async Task<MethodOutcome> NativeAsync(string connectionString, string change, CancellationToken cancellationToken)
+    {
+        await using var connection = new MySqlConnection(new MySqlConnectionStringBuilder(connectionString) { Database = "sbtest" }.ConnectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new MySqlCommand($"ALTER TABLE sbtest1 {change}, ALGORITHM=COPY", connection) { CommandTimeout = 0 };
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            // ALGORITHM=COPY blocks writes from start to end: the whole ALTER is the hold.
+            return new MethodOutcome(true, clock.Elapsed, clock.Elapsed, null, null);
+        }
+        catch (MySqlException e)
+        {
+            return new MethodOutcome(false, clock.Elapsed, null, null, e.Message);
+        }
+    }
+
+    /// <summary>Runs a tool as its own process, timing it and watching its peak memory.</summary>
+    public static async Task<MethodOutcome> ExternalAsync(string file, IEnumerable<string> arguments, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var clock = Stopwatch.StartNew();
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        Task<long?> peak = PeakMemory.WatchAsync(process, cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        TimeSpan elapsed = clock.Elapsed;
+        string output = await stdout;
+        string errors = await stderr;
+        long? peakBytes = await peak;
+
+        Match held = WritesBlocked().Match(output);
+        TimeSpan? writesHeld = held.Success ? TimeSpan.FromMilliseconds(double.Parse(held.Groups[1].Value, CultureInfo.InvariantCulture)) : null;
+        if (process.ExitCode != 0)
+        {
+            Console.Error.WriteLine(output);
+            Console.Error.WriteLine(errors);
+            return new MethodOutcome(false, elapsed, writesHeld, peakBytes, $"{file} exited with {process.ExitCode}");
+        }
+
+        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null);
+    }
+
+    [GeneratedRegex("\"writesBlockedMillis\": *([0-9.]+)")]
+    private static partial Regex WritesBlocked();
+}
+
+/// <summary>The load's view of one run: the ALTER window is every report second that overlaps it.</summary>
+public sealed record LoadSummary(double P99Before, double P99During, double Errors, double Reconnects, int LongestStallSeconds)
+{
+    public static LoadSummary Of(IReadOnlyList<SysbenchSecond> seconds, TimeSpan alterStart, TimeSpan alterEnd)
+    {
+        var oneSecond = TimeSpan.FromSeconds(1);
+        double before = seconds.Where(s => s.Arrived <= alterStart).Select(s => s.P99Millis).DefaultIfEmpty().Max();
+        double during = seconds.Where(s => s.Arrived > alterStart && s.Arrived - oneSecond < alterEnd).Select(s => s.P99Millis).DefaultIfEmpty().Max();
+        int longest = 0, run = 0;
+        foreach (SysbenchSecond s in seconds)
+        {
+            run = s.Tps == 0 ? run + 1 : 0;
+            longest = Math.Max(longest, run);
+        }
+
+        // Each report covers one second, so a per-second rate is that second's count.
+        return new LoadSummary(before, during, seconds.Sum(s => s.Errors), seconds.Sum(s => s.Reconnects), longest);
+    }
+}
+
+public static class SbTest
+{
+    // sysbench's sbtest1 shape, filled from MariaDB's sequence engine: seconds instead of sysbench prepare's minutes.
+    public static async Task RecreateAsync(string connectionString, int rows, CancellationToken cancellationToken)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        foreach (string sql in new[]
+        {
+            "DROP DATABASE IF EXISTS sbtest",
+            "CREATE DATABASE sbtest",
+            "CREATE TABLE sbtest.sbtest1 (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE=InnoDB",
+            $"INSERT INTO sbtest.sbtest1 (id, k, c, pad) SELECT seq, FLOOR(1 + RAND(seq) * {rows}), CONCAT(LPAD(seq, 11, '0'), REPEAT('-abcdefghi', 10)), REPEAT('x', 59) FROM sbtest.seq_1_to_{rows}",
+            "ANALYZE TABLE sbtest.sbtest1",
+        })
+        {
+            await using var command = new MySqlCommand(sql, connection) { CommandTimeout = 0 };
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    public static async Task<string?> ColumnTypeAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new MySqlCommand(
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'sbtest' AND TABLE_NAME = 'sbtest1' AND COLUMN_NAME = 'k'", connection);
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+}
+
+public static class Tools
+{
+    private static readonly string[] Configurations = ["Release", "Debug"];
+
+    public static bool OnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Append("/usr/sbin").Append("/sbin")
+        .Any(dir => dir.Length > 0 && File.Exists(Path.Combine(dir, name)));
+
+    /// <summary>The osc built next to this program (the project references the Cli), found from the repository root.</summary>
+    public static string? LocateOsc()
+    {
+        string? dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "OnlineSchemaChange.sln")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        return dir is null ? null : Configurations
+            .Select(c => Path.Combine(dir, "src", "OnlineSchemaChange.Cli", "bin", c, "net10.0", "osc.dll"))
+            .Where(File.Exists).OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault();
+    }
+}

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Globalization;
+using MySqlConnector;
+using OnlineSchemaChange.EndToEnd;
+using OnlineSchemaChange.LocalServers;
+
+// The same column change three ways on the same sysbench table under the same sysbench write load: the server's own
+// ALTER (the baseline), pt-online-schema-change, and osc. See docs/benchmarks.md.
+int rows = 1_000_000;
+string? oscPath = null;
+for (int i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--rows" when i + 1 < args.Length:
+            rows = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            break;
+        case "--osc" when i + 1 < args.Length:
+            oscPath = args[++i];
+            break;
+        default:
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--rows N (default 1000000)] [--osc path/to/osc.dll]");
+            return 2;
+    }
+}
+
+string[] needed = ["sysbench", "pt-online-schema-change", "mariadbd"];
+string[] missing = [.. needed.Where(t => !Tools.OnPath(t))];
+if (missing.Length > 0)
+{
+    Console.Error.WriteLine($"Missing: {string.Join(", ", missing)}. Install them with tools/setup "
+                            + "(or: sudo apt-get install sysbench percona-toolkit mariadb-server).");
+    return 2;
+}
+
+oscPath ??= Tools.LocateOsc();
+if (oscPath is null || !File.Exists(oscPath))
+{
+    Console.Error.WriteLine("osc.dll not found: build it (dotnet build -c Release benchmarks/OnlineSchemaChange.EndToEnd) or pass --osc.");
+    return 2;
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+const string Change = "MODIFY k BIGINT NOT NULL DEFAULT 0";
+var margin = TimeSpan.FromSeconds(5);
+
+Console.WriteLine($"Starting a throwaway MariaDB on loopback; osc is {oscPath}");
+await using LocalMariaDb maria = await LocalMariaDb.StartAsync(new MariaDbOptions { BufferPoolSize = "512M" }, cancel.Token);
+Console.WriteLine($"  {maria}");
+
+var methods = new (string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
+{
+    ("native `ALGORITHM=COPY`", ct => Methods.NativeAsync(maria.ConnectionString, Change, ct)),
+    ("pt-online-schema-change", ct => Methods.ExternalAsync("pt-online-schema-change",
+    [
+        "--alter", Change, "--execute", "--no-check-replication-filters", "--recursion-method=none",
+        "--no-check-unique-key-change", $"h=127.0.0.1,P={maria.Port},u=osc,p=osc,D=sbtest,t=sbtest1",
+    ], ct)),
+    ("`osc alter --execute`", ct => Methods.ExternalAsync("dotnet",
+    [
+        oscPath, "alter", $"mysql://osc:osc@127.0.0.1:{maria.Port}/sbtest", "--table", "sbtest1", "--alter", Change, "--execute", "--json",
+    ], ct)),
+};
+
+var results = new List<(string Name, MethodOutcome Outcome, LoadSummary Load)>();
+var timelines = new List<string>();
+foreach (var (name, run) in methods)
+{
+    Console.WriteLine();
+    Console.WriteLine($"== {name}: filling sbtest.sbtest1 with {rows:N0} rows");
+    var fill = Stopwatch.StartNew();
+    await SbTest.RecreateAsync(maria.ConnectionString, rows, cancel.Token);
+    Console.WriteLine($"   filled in {fill.Elapsed.TotalSeconds:0.0} s; sysbench starts, the ALTER follows in {margin.TotalSeconds:0} s");
+
+    var clock = Stopwatch.StartNew();
+    MethodOutcome outcome;
+    TimeSpan alterStart, alterEnd;
+    SysbenchLoad load = SysbenchLoad.Start(maria.Port, rows, clock);
+    await using (load)
+    {
+        await Task.Delay(margin, cancel.Token);
+        alterStart = clock.Elapsed;
+        outcome = await run(cancel.Token);
+        alterEnd = clock.Elapsed;
+        await Task.Delay(margin, cancel.Token);
+        if (load.Exited)
+        {
+            outcome = outcome with { Ok = false, Detail = "sysbench stopped before the end of the run" };
+        }
+    }
+
+    if (outcome.Ok && await SbTest.ColumnTypeAsync(maria.ConnectionString, cancel.Token) is var type && type != "bigint")
+    {
+        outcome = outcome with { Ok = false, Detail = $"k is {type} afterwards, not bigint" };
+    }
+
+    LoadSummary summary = LoadSummary.Of(load.Seconds, alterStart, alterEnd);
+    results.Add((name, outcome, summary));
+    timelines.Add($"{name}: " + string.Join(" ", load.Seconds.Select(s =>
+        (s.Arrived > alterStart && s.Arrived - TimeSpan.FromSeconds(1) < alterEnd ? "*" : "") + $"{s.Tps:0}/{s.P99Millis:0}")));
+    Console.WriteLine($"   {(outcome.Ok ? "done" : "FAILED")} in {outcome.Elapsed.TotalSeconds:0.0} s{(outcome.Detail is null ? "" : ": " + outcome.Detail)}");
+}
+
+double native = results[0].Outcome.Elapsed.TotalSeconds;
+Console.WriteLine();
+Console.WriteLine($"sbtest1, {rows:N0} rows, `{Change}`; load: sysbench oltp_write_only --threads=4 --rate=300 from {margin.TotalSeconds:0} s before to {margin.TotalSeconds:0} s after each ALTER.");
+Console.WriteLine();
+Console.WriteLine("| Method | ALTER time | vs native | worst 1-s p99 before | worst 1-s p99 during | failed tx (err) | reconnects | longest 0-tps run | writes held | peak RSS |");
+Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+foreach (var (name, o, l) in results)
+{
+    string held = o.WritesHeld is { } h ? $"{h.TotalMilliseconds:N0} ms" : "—";
+    string rss = o.PeakRssBytes is { } b ? $"{b / (1024.0 * 1024):N0} MB" : "—";
+    string status = o.Ok ? "" : " (FAILED)";
+    Console.WriteLine($"| {name}{status} | {o.Elapsed.TotalSeconds:0.0} s | {o.Elapsed.TotalSeconds / native:0.0} | {l.P99Before:N0} ms | {l.P99During:N0} ms | "
+                      + $"{l.Errors:N0} | {l.Reconnects:N0} | {l.LongestStallSeconds} s | {held} | {rss} |");
+}
+
+Console.WriteLine();
+Console.WriteLine("writes held: native = the whole ALTER (ALGORITHM=COPY blocks writes); osc = its own figure for the swap; "
+                  + "pt-online-schema-change reports none. peak RSS: VmHWM of the tool's process (the server's own memory for native is not counted).");
+Console.WriteLine();
+Console.WriteLine("Per second, tps/p99 ms (* = a second overlapping the ALTER):");
+timelines.ForEach(Console.WriteLine);
+int failed = results.Count(r => !r.Outcome.Ok);
+return failed == 0 ? 0 : 1;
