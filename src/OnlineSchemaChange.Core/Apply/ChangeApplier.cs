@@ -106,7 +106,7 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
         {
             PendingBatch batch = _pending.Drain();
             await writer.WriteAsync(batch, cancellationToken);
-            RowsWritten += batch.Deletes.Count + batch.Upserts.Count;
+            RowsWritten += batch.Rows;
         }
 
         // Every change read so far is written; the last transaction end read is therefore complete.
