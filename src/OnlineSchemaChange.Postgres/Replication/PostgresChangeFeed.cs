@@ -44,6 +44,12 @@ public sealed class PostgresChangeFeed(
     private NpgsqlLogSequenceNumber _lastCommit = NpgsqlLogSequenceNumber.Invalid;
     private NpgsqlLogSequenceNumber _lastPosition = NpgsqlLogSequenceNumber.Invalid;
 
+    // The transaction being passed on, and how many of its rows are: when the connection drops inside it, the server
+    // sends it again whole, and the rows already passed on are skipped.
+    private NpgsqlLogSequenceNumber _transaction = NpgsqlLogSequenceNumber.Invalid;
+    private long _transactionRows;
+    private long _rowsToSkip;
+
     public long RowsSeen { get; private set; }
 
     /// <summary>How often the replication connection was lost and opened again.</summary>
@@ -113,6 +119,9 @@ public sealed class PostgresChangeFeed(
                 {
                     case BeginMessage begin:
                         skipping = begin.TransactionFinalLsn <= _lastCommit;
+                        _rowsToSkip = begin.TransactionFinalLsn == _transaction ? _transactionRows : 0;
+                        _transaction = begin.TransactionFinalLsn;
+                        _transactionRows = 0;
                         break;
                     case RelationMessage relation:
                         _layouts[relation.RelationId] = Layout(relation);
@@ -146,6 +155,7 @@ public sealed class PostgresChangeFeed(
                             "Nothing was changed on the original's side; run the migration again once nothing truncates the table.");
                     case CommitMessage commit when !skipping:
                         _lastCommit = commit.CommitLsn;
+                        _transaction = NpgsqlLogSequenceNumber.Invalid;
                         await PositionAsync(writer, commit.TransactionEndLsn, cancellationToken);
                         break;
                     case CommitMessage commit:
@@ -169,6 +179,13 @@ public sealed class PostgresChangeFeed(
 
     private async Task SendAsync(ChannelWriter<ReplicationMessage> writer, RowChange change, CancellationToken cancellationToken)
     {
+        _transactionRows++;
+        if (_rowsToSkip > 0)
+        {
+            _rowsToSkip--;
+            return;
+        }
+
         RowsSeen++;
         await writer.WriteAsync(new RowChangeMessage(change), cancellationToken);
     }
