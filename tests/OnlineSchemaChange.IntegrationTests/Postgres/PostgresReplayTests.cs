@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Npgsql;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Apply;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
@@ -199,22 +200,43 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
     [Fact]
     public async Task The_slot_confirms_only_what_the_applier_committed_in_the_shadow()
     {
-        PostgresReplay replay = await StartAsync();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        PostgresReplay replay = await StartAsync(gate: gate.Task);
         await ExecuteAsync(_connectionString, "INSERT INTO t VALUES (600, 1, 'x', NULL, NULL)");
-        await DrainAsync(replay);
-        var applied = (PostgresLsnPosition)replay.Applier.Applied!;
+        string written = await ScalarAsync(_connectionString, "SELECT pg_current_wal_lsn()");
 
+        // The writer is held: the change is received but not in the shadow, so the slot must not confirm it.
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        Assert.Equal("0", await ScalarAsync(_connectionString, "SELECT count(*) FROM t_osc_new WHERE id = 600"));
+        Assert.Equal("True", await ScalarAsync(_connectionString,
+            $"SELECT confirmed_flush_lsn < '{written}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{_names.Slot}'"));
+
+        gate.SetResult();
+        await DrainAsync(replay);
         string confirmed = "";
-        for (int i = 0; i < 50 && confirmed != applied.ToString(); i++)
+        for (int i = 0; i < 50 && confirmed != "True"; i++)
         {
             await Task.Delay(100);
-            confirmed = await ScalarAsync(_connectionString, $"SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{_names.Slot}'");
+            confirmed = await ScalarAsync(_connectionString,
+                $"SELECT confirmed_flush_lsn >= '{written}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{_names.Slot}'");
         }
 
-        Assert.Equal(applied.ToString(), confirmed);
+        Assert.Equal("True", confirmed);
+        Assert.True(await ScalarAsync(_connectionString, $"SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{_names.Slot}'")
+                    is var slot && PostgresLsnPosition.Parse(slot) <= replay.Applier.Applied!, "confirmed beyond what was applied");
     }
 
-    private async Task<PostgresReplay> StartAsync(bool copy = true, PostgresChangeFeedOptions? feedOptions = null)
+    /// <summary>Holds every write until the gate opens: a shadow table that is slow to take the changes.</summary>
+    private sealed class GatedWriter(IChangeWriter inner, Task gate) : IChangeWriter
+    {
+        public async Task WriteAsync(PendingBatch batch, CancellationToken cancellationToken)
+        {
+            await gate.WaitAsync(cancellationToken);
+            await inner.WriteAsync(batch, cancellationToken);
+        }
+    }
+
+    private async Task<PostgresReplay> StartAsync(bool copy = true, PostgresChangeFeedOptions? feedOptions = null, Task? gate = null)
     {
         await PostgresReplicationSlot.CreateAsync(_connectionString, _names, CancellationToken.None);
         if (copy)
@@ -231,9 +253,9 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
         var types = await PostgresColumnTypes.ReadAsync(connection, new TableName("public", "t"), CancellationToken.None);
         var columns = types.Select(c => new TableColumn(c.Name, false)).ToList();
         var mapping = ColumnMapping.Build(columns, columns, new Dictionary<string, string>());
-        var writer = new PostgresChangeWriter(_connectionString, new TableName("public", "t"), new TableName("public", "t_osc_new"), ["id"], ["id"], mapping,
-            types.ToDictionary(c => c.Name, c => c.Type));
-        var replay = new PostgresReplay(_connectionString, _names, types.Select(c => c.Name).ToList(), ["id"], writer, feedOptions: feedOptions);
+        var writer = new PostgresChangeWriter(_connectionString, new TableName("public", "t"), new TableName("public", "t_osc_new"), types, ["id"], ["id"], mapping);
+        var replay = new PostgresReplay(_connectionString, _names, types.Select(c => c.Name).ToList(), ["id"], gate is null ? writer : new GatedWriter(writer, gate),
+            feedOptions: feedOptions);
         _replays.Add(replay);
         return replay;
     }
