@@ -121,6 +121,6 @@ public sealed class PostgresReplicationSlot
     {
         ArgumentNullException.ThrowIfNull(names);
         return new OscException($"The {what} of an earlier migration of {names.Table} still exists.",
-            $"Run `osc cleanup --table {names.Table}` to remove it (it may be holding WAL on the server), then run again.");
+            $"Run `osc cleanup <connection> --table {names.Table}` to remove it (a slot holds WAL on the server until dropped), then run again.");
     }
 }
