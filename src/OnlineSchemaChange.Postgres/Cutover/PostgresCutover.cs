@@ -142,7 +142,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         // Captured before the rename: afterwards they would print the old table's new name.
         var views = await RowsAsync(c,
             """
-            SELECT DISTINCT v.oid, format('%I.%I', n.nspname, v.relname), pg_get_viewdef(v.oid), coalesce(array_to_string(v.reloptions, ', '), ''), v.relkind
+            SELECT DISTINCT v.oid, format('%I.%I', n.nspname, v.relname), pg_get_viewdef(v.oid), coalesce(array_to_string(v.reloptions, ', '), ''), v.relkind,
+                   pg_get_userbyid(v.relowner), obj_description(v.oid, 'pg_class'),
+                   (SELECT string_agg(format('GRANT %s ON %I.%I TO %s%s', a.privilege_type, n.nspname, v.relname,
+                                             CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                                             CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), '; ')
+                    FROM aclexplode(v.relacl) a)
             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace
             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND v.oid <> $1
             ORDER BY v.oid
@@ -320,8 +325,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                 continue;
             }
 
-            string with = (string)view[3]! is { Length: > 0 } viewOptions ? $" WITH ({viewOptions})" : "";
-            await ExecuteAsync(c, $"CREATE OR REPLACE VIEW {view[1]}{with} AS {((string)view[2]!).TrimEnd(';', ' ', '\n')}", ct);
+            await RecreateViewAsync(c, view, ct);
         }
 
         // Foreign keys: the old table lets go of its own (it must not hold back deletes of parent rows) and the
@@ -340,6 +344,42 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
 
         return toValidate;
+    }
+
+    /// <summary>
+    /// Points a view at the new table. CREATE OR REPLACE keeps the view's oid, grants and the views built on it, but
+    /// refuses when a column's type changed (int to bigint); then the view is dropped and created again with its
+    /// owner, grants and comment, which fails (and rolls the swap back) only if other views are built on it.
+    /// </summary>
+    private static async Task RecreateViewAsync(NpgsqlConnection c, object?[] view, CancellationToken ct)
+    {
+        string name = (string)view[1]!;
+        string with = (string)view[3]! is { Length: > 0 } viewOptions ? $" WITH ({viewOptions})" : "";
+        string definition = ((string)view[2]!).TrimEnd(';', ' ', '\n');
+        await ExecuteAsync(c, "SAVEPOINT osc_view", ct);
+        try
+        {
+            await ExecuteAsync(c, $"CREATE OR REPLACE VIEW {name}{with} AS {definition}", ct);
+            await ExecuteAsync(c, "RELEASE SAVEPOINT osc_view", ct);
+            return;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidTableDefinition)
+        {
+            await ExecuteAsync(c, "ROLLBACK TO SAVEPOINT osc_view", ct);
+        }
+
+        await ExecuteAsync(c, $"DROP VIEW {name}", ct);
+        await ExecuteAsync(c, $"CREATE VIEW {name}{with} AS {definition}", ct);
+        await ExecuteAsync(c, $"ALTER VIEW {name} OWNER TO {PostgresSql.Quote((string)view[5]!)}", ct);
+        if (view[6] is string comment)
+        {
+            await ExecuteAsync(c, $"COMMENT ON VIEW {name} IS '{Escape(comment)}'", ct);
+        }
+
+        if (view[7] is string grants)
+        {
+            await ExecuteAsync(c, grants, ct);
+        }
     }
 
     /// <summary>VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: writes go on while it scans.</summary>
