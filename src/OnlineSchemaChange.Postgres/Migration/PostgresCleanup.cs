@@ -1,71 +1,70 @@
 using Npgsql;
 using OnlineSchemaChange.Core;
-using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
-using OnlineSchemaChange.Postgres.Connection;
 using OnlineSchemaChange.Postgres.Plan;
-using OnlineSchemaChange.Postgres.Replication;
 
 namespace OnlineSchemaChange.Postgres.Migration;
 
+/// <summary>What `osc cleanup` did with our tables: those it dropped and those it left for the operator (the swapped-out original).</summary>
+public sealed record PostgresCleanupReport(IReadOnlyList<string> Dropped, IReadOnlyList<string> Kept);
+
 /// <summary>
-/// Removes every leftover of ours for one table after an interrupted run (kill -9, a lost connection): the
-/// replication slot first (it holds WAL on the server), then the publication, the shadow and bookkeeping tables. The
-/// original as it was before a finished swap (_osc_old) holds the old data, so it is reported and dropped only when
-/// asked.
+/// Finds and removes the tables a migration of one table leaves behind: the shadow and the bookkeeping table of an
+/// interrupted run, and the original as it was before a finished swap (&lt;t&gt;_osc_old), which holds the old data
+/// and is dropped only when asked. Replication slots and publications are the stream's and are cleaned up there.
 /// </summary>
-public sealed class PostgresCleanup(ConnectionTarget target)
+public sealed class PostgresCleanup(NpgsqlConnection connection)
 {
-    public async Task<CleanupReport> RunAsync(TableName table, bool dropOldTable, CancellationToken cancellationToken)
+    /// <summary>Our tables for <paramref name="table"/> that exist now, schema-qualified.</summary>
+    public async Task<IReadOnlyList<TableName>> ListAsync(TableName table, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(table);
-        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
-        string schema = table.Schema ?? await ScalarAsync<string>(connection, "SELECT current_schema()", null, cancellationToken);
-        var qualified = new TableName(schema, table.Name);
-        var names = new ShadowNames(table.Name, PostgresReplicationNames.MaxLength);
-        var replication = new PostgresReplicationNames(connection.Database, qualified);
-        var dropped = new List<string>(await PostgresReplicationSlot.DropAsync(PostgresConnections.BuildConnectionString(target), replication, cancellationToken));
-        var kept = new List<string>();
-        await ScalarAsync<string>(connection, "SELECT set_config('lock_timeout', '10s', false)", null, cancellationToken);
+        var catalog = new PostgresCatalog(connection);
+        string schema = table.Schema ?? await catalog.ScalarAsync<string>("SELECT current_schema()", cancellationToken);
+        var names = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength);
+        var found = new List<TableName>();
         foreach (string name in names.Created.Append(names.Old))
         {
             var candidate = new TableName(schema, name);
-            if (!await ScalarAsync<bool>(connection, "SELECT to_regclass($1) IS NOT NULL", PostgresSql.Quote(candidate), cancellationToken))
+            if (await catalog.RelationAsync(candidate, cancellationToken) is { Kind: 'r' })
             {
+                found.Add(candidate);
+            }
+        }
+
+        return found;
+    }
+
+    public async Task<PostgresCleanupReport> RunAsync(TableName table, bool dropOldTable, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        var names = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength);
+        var catalog = new PostgresCatalog(connection);
+        await catalog.ExecuteAsync("SET lock_timeout = '10s'", cancellationToken);
+        var dropped = new List<string>();
+        var kept = new List<string>();
+        foreach (TableName leftover in await ListAsync(table, cancellationToken))
+        {
+            if (leftover.Name == names.Old && !dropOldTable)
+            {
+                kept.Add(leftover.ToString());
                 continue;
             }
 
-            if (name == names.Old && !dropOldTable)
-            {
-                kept.Add(candidate.ToString());
-                continue;
-            }
-
-            await using var drop = new NpgsqlCommand($"DROP TABLE IF EXISTS {PostgresSql.Quote(candidate)}", connection);
             try
             {
-                await drop.ExecuteNonQueryAsync(cancellationToken);
+                await catalog.ExecuteAsync($"DROP TABLE {PostgresSql.Quote(leftover)}", cancellationToken);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DependentObjectsStillExist)
             {
-                throw new OscException($"{candidate} cannot be dropped: {e.MessageText}.", "Drop or repoint what depends on it (a view, a foreign key), then run cleanup again.", e);
+                throw new OscException($"{leftover} cannot be dropped: {e.MessageText}. {e.Detail}",
+                    $"Point those objects at {table.Name} (or drop them), then run cleanup again.", e);
             }
 
-            dropped.Add(candidate.ToString());
+            dropped.Add(leftover.ToString());
         }
 
-        return new CleanupReport(dropped, kept);
-    }
-
-    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, object? parameter, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        if (parameter is not null)
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
-        }
-
-        return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
+        return new PostgresCleanupReport(dropped, kept);
     }
 }

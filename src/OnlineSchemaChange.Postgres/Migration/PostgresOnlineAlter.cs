@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Npgsql;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Cutover;
@@ -15,6 +16,7 @@ using OnlineSchemaChange.Postgres.Cutover;
 using OnlineSchemaChange.Postgres.Plan;
 using OnlineSchemaChange.Postgres.Replication;
 using OnlineSchemaChange.Postgres.Throttle;
+using OnlineSchemaChange.Postgres.Verify;
 
 namespace OnlineSchemaChange.Postgres.Migration;
 
@@ -55,7 +57,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             await using Throttler throttler = BuildThrottler(connectionString);
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
-            var copier = new KeysetCopier(new PostgresCopySource(connectionString, facts, shadow), new ChunkSizer(options.ChunkTime), throttler, options.Workers);
+            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow)), new ChunkSizer(options.ChunkTime), throttler, options.Workers);
             PostgresReplay running = replay;
             void Report(string state) => report(new OnlineAlterProgress(state, copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived, throttler.Reason, clock.Elapsed));
 
@@ -94,7 +96,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             if (options.Verify)
             {
                 Report("verifying");
-                verification = await VerifyAsync(connectionString, facts, shadow, replay, cancellationToken);
+                verification = await new PostgresVerifier(connectionString, facts, shadow, replay.DrainAsync).RunAsync(cancellationToken);
             }
 
             Report("cutting over");
@@ -128,11 +130,6 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         }
     }
 
-    // Replaced by PostgresVerifier once it is merged.
-    private static Task<VerificationResult> VerifyAsync(string connectionString, PostgresTableFacts facts, PostgresShadowTable shadow, PostgresReplay replay,
-        CancellationToken cancellationToken) =>
-        throw new OscException("Verification is not available on PostgreSQL in this build.", "Pass --skip-verify.");
-
     private Throttler BuildThrottler(string connectionString)
     {
         var signals = new List<IThrottleSignal>();
@@ -152,5 +149,32 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
         IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : PostgresThrottleSignals.Load(connectionString, options.CriticalLoad, "--critical-load");
         return new Throttler(signals, TimeSpan.FromMilliseconds(250), TimeProvider.System, abort);
+    }
+
+    /// <summary>
+    /// A chunk that lost a deadlock to the replay's writer (both insert into the shadow, in key order but each batch
+    /// in several statements) is copied again: the copy is idempotent, and the server has already rolled it back.
+    /// </summary>
+    private sealed class RetryingCopySource(ICopySource inner) : ICopySource
+    {
+        private const int MaxAttempts = 8;
+
+        public Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken) =>
+            inner.FindChunkEndAsync(afterKey, rows, cancellationToken);
+
+        public async Task<long> CopyRangeAsync(KeyRange range, CancellationToken cancellationToken)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    return await inner.CopyRangeAsync(range, cancellationToken);
+                }
+                catch (PostgresException e) when (attempt < MaxAttempts && e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(10, 50) * attempt), cancellationToken);
+                }
+            }
+        }
     }
 }
