@@ -24,7 +24,7 @@ public static class PostgresThrottleSignals
     public static ThresholdSignal ReplicaLagOnPrimary(string connectionString, TimeSpan maxLag) =>
         new("replica lag (pg_stat_replication)", maxLag.TotalMilliseconds, async cancellationToken =>
             await MeasureAsync(connectionString, """
-                SELECT coalesce(max(CASE WHEN replay_lsn IS NOT DISTINCT FROM sent_lsn THEN 0 ELSE extract(epoch FROM replay_lag) * 1000 END), 0)
+                SELECT coalesce(max(CASE WHEN replay_lsn IS NOT DISTINCT FROM sent_lsn THEN 0 ELSE extract(epoch FROM replay_lag)::float8 * 1000 END), 0)
                 FROM pg_stat_replication
                 WHERE pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)
                 """, cancellationToken) ?? 0, " ms");
@@ -40,7 +40,7 @@ public static class PostgresThrottleSignals
             await MeasureAsync(replicaConnectionString, """
                 SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
                             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-                            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000, 'Infinity') END
+                            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 * 1000, 'Infinity'::float8) END
                 """, cancellationToken) ?? throw new OscException($"{builder.Host}:{builder.Port} is not a replica (not in recovery).",
                     "Give --replica the URI of a streaming replica of this server."), " ms");
     }
