@@ -39,6 +39,8 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         await using (var connection = new NpgsqlConnection(connectionString))
         {
             await connection.OpenAsync(cancellationToken);
+            // The copy deferred the plain indexes; the new table must never go live without them.
+            await shadow.BuildDeferredIndexesAsync(connection, cancellationToken);
             await ExecuteAsync(connection, $"ANALYZE {PostgresSql.Quote(shadow.Table)}", cancellationToken);
         }
 

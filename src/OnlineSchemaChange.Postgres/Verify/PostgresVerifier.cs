@@ -25,6 +25,9 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
     /// <summary>How long the SHARE lock may be waited for (application writes queue behind the request meanwhile).</summary>
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>How long the replay may take to reach the position read under the lock; writes wait meanwhile.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     public int LockAttempts { get; init; } = 5;
 
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
@@ -79,14 +82,17 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
             {
                 return await SnapshotsOnceAsync(key, shadowKey, originalRow, shadowRow, cancellationToken);
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable && attempt < LockAttempts)
+            catch (Exception e) when (attempt < LockAttempts && !cancellationToken.IsCancellationRequested
+                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt + Random.Shared.Next(200)), cancellationToken);
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested
+                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException)
             {
-                throw new OscException($"Verification could not lock {facts.Table} (SHARE) within {LockTimeout.TotalSeconds:0.#} s in {LockAttempts} attempts.",
-                    "A long transaction writes to the table; let it finish (pg_stat_activity), then run again. Nothing was swapped.", e);
+                throw new OscException(
+                    $"Verification could not lock {facts.Table} (SHARE) within {LockTimeout.TotalSeconds:0.#} s, or the replay did not catch up within {DrainTimeout.TotalSeconds:0.#} s, in {LockAttempts} attempts.",
+                    "A long transaction writes to the table, or the replay is far behind; let it finish (pg_stat_activity) or wait, then run again. Nothing was swapped.", e);
             }
         }
     }
@@ -108,7 +114,10 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                 await using (var lsn = new NpgsqlCommand("SELECT pg_current_wal_lsn()", locker))
                 {
                     var position = new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await lsn.ExecuteScalarAsync(cancellationToken))!);
-                    await drainTo(position, cancellationToken);
+                    // Writes to the original wait while this runs: bounded, and retried like a lock timeout.
+                    using var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    drain.CancelAfter(DrainTimeout);
+                    await drainTo(position, drain.Token);
                 }
 
                 // Taken after the drain and before the unlock: the shadow holds every change the original has.

@@ -110,6 +110,26 @@ public sealed class PostgresShadowCopyTests(ServersFixture servers) : IAsyncLife
         Assert.Equal("t_a_idx_custom", shadow.IndexNames.Single(p => p.Value == "t_a_idx_custom").Value);
     }
 
+    [Fact]
+    public async Task Plain_indexes_are_built_after_the_copy_and_unique_ones_stay_throughout()
+    {
+        await ExecuteAsync(_connectionString, "CREATE UNIQUE INDEX t_u_unique ON t (u)");
+        var (facts, shadow, _) = await ShadowAsync(_connectionString, "t", "ADD COLUMN x int");
+        const string Indexes = "SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid = 't_osc_new'::regclass";
+
+        Assert.Equal("t_osc_new_a_idx", Assert.Single(shadow.DeferredIndexes).Name);
+        Assert.Equal("t_osc_new_pkey,t_osc_new_u_idx", await ScalarAsync(_connectionString, Indexes));
+
+        await CopyAllAsync(facts, shadow, rowsPerChunk: 1000);
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await shadow.BuildDeferredIndexesAsync(connection, CancellationToken.None);
+        await shadow.BuildDeferredIndexesAsync(connection, CancellationToken.None); // again: a no-op
+
+        Assert.Equal("t_osc_new_a_idx,t_osc_new_pkey,t_osc_new_u_idx", await ScalarAsync(_connectionString, Indexes));
+        Assert.Equal("t_a_idx_custom", shadow.IndexNames["t_osc_new_a_idx"]);
+    }
+
     [Theory]
     [InlineData("ADD COLUMN z int NOT NULL", "NOT NULL without a default")]
     [InlineData("DROP COLUMN id", "drops a column of the key")]

@@ -85,6 +85,24 @@ public sealed class PostgresVerifierTests(ServersFixture servers) : IAsyncLifeti
         Assert.Equal("5000", readDuringDrain);
     }
 
+    [Fact]
+    public async Task A_replay_that_does_not_catch_up_releases_the_lock_and_fails_before_any_swap()
+    {
+        var (facts, shadow) = await ShadowAndCopyAsync("ALTER COLUMN k TYPE bigint");
+        int drains = 0;
+        var verifier = new PostgresVerifier(_connectionString, facts, shadow, async (_, ct) => { drains++; await Task.Delay(Timeout.Infinite, ct); })
+        {
+            DrainTimeout = TimeSpan.FromMilliseconds(200),
+            LockAttempts = 2,
+        };
+
+        var error = await Assert.ThrowsAsync<OscException>(() => verifier.RunAsync(CancellationToken.None));
+
+        Assert.Equal(2, drains);
+        Assert.Contains("did not catch up within 0.2 s", error.Message, StringComparison.Ordinal);
+        await ExecuteAsync(_connectionString, "UPDATE t SET k = k WHERE id = 1"); // the SHARE lock is gone
+    }
+
     private static Task NoDrain(ReplicationPosition position, CancellationToken cancellationToken) => Task.CompletedTask;
 
     private async Task<(PostgresTableFacts, PostgresShadowTable)> ShadowAndCopyAsync(string alter)
