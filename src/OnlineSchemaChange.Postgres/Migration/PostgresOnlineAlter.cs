@@ -82,6 +82,13 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await copy;
             }
 
+            if (shadow.DeferredIndexes.Count > 0)
+            {
+                // Built once rather than maintained row by row through the copy; only the replay's writes wait on it.
+                Report("building indexes");
+                await shadow.BuildDeferredIndexesAsync(connection, cancellationToken);
+            }
+
             Report("catching up");
             await replay.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, cancellationToken), cancellationToken);
 
