@@ -33,7 +33,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         ArgumentNullException.ThrowIfNull(table);
         var clock = Stopwatch.StartNew();
         AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.Postgres);
-        string connectionString = PostgresConnections.BuildConnectionString(target);
+        // Pooled: every copy chunk and replay batch opens a connection, and a fresh one costs a SCRAM handshake.
+        string connectionString = new NpgsqlConnectionStringBuilder(PostgresConnections.BuildConnectionString(target)) { Pooling = true }.ConnectionString;
 
         await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
         PostgresTableFacts facts = await new PostgresInspector(connection).InspectAsync(table, statement, cancellationToken);
@@ -43,6 +44,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             throw PostgresReplicationSlot.Leftover(leftover, names);
         }
 
+        // Built before anything is created, so a bad --max-load is refused with nothing to clean up.
+        await using Throttler throttler = BuildThrottler(connectionString);
         PostgresShadowTable shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         bool swapped = false;
         PostgresReplay? replay = null;
@@ -54,7 +57,6 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 facts.Key, shadow.KeyInShadow, shadow.Mapping, shadow.SourceExpressions);
             replay = new PostgresReplay(connectionString, names, facts.Columns.Select(c => c.Name).ToList(), facts.Key, writer);
 
-            await using Throttler throttler = BuildThrottler(connectionString);
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
             var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow)), new ChunkSizer(options.ChunkTime), throttler, options.Workers);
@@ -133,6 +135,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await using var fresh = new NpgsqlConnection(connectionString);
                 await fresh.OpenAsync(cleanup.Token);
                 await shadow.DropAsync(fresh);
+            }
+
+            await using (var pooled = new NpgsqlConnection(connectionString))
+            {
+                NpgsqlConnection.ClearPool(pooled);
             }
         }
     }

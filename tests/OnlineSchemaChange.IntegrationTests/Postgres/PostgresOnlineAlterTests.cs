@@ -107,6 +107,37 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("", await LeftoversAsync(connectionString));
     }
 
+    [Fact]
+    public async Task The_dry_run_checks_builds_the_shadow_with_the_alter_and_leaves_nothing()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint, DROP COLUMN doc, ADD COLUMN extra int DEFAULT 1", "--json");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.True(result.Json.GetProperty("dryRun").GetBoolean());
+        Assert.Matches("^osc_t_[0-9a-f]{8}$", result.Json.GetProperty("replicationSlot").GetString());
+        Assert.Equal(["doc"], result.Json.GetProperty("droppedColumns").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["extra"], result.Json.GetProperty("addedColumns").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["id", "k", "note"], result.Json.GetProperty("columns").EnumerateArray().Select(c => c.GetProperty("target").GetString()));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("integer", await ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'"));
+    }
+
+    [Fact]
+    public async Task A_max_load_postgres_cannot_measure_is_refused_before_anything_is_created()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--max-load", "Threads_running=50");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("active_sessions", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync()
     {
         string connectionString = await servers.NewPostgresDatabaseAsync("alter");
