@@ -28,7 +28,7 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         await stop.CancelAsync();
         Workload writes = await load;
 
-        output.WriteLine(result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? result.Stderr);
+        output.WriteLine(result.Stdout[Math.Max(0, result.Stdout.LastIndexOf("\n{", StringComparison.Ordinal))..] + result.Stderr);
         output.WriteLine($"load: {writes.Transactions} transactions acknowledged, {writes.Failed} failed");
         Assert.True(result.ExitCode == 0, result.Stderr + result.Stdout);
         Assert.True(writes.Transactions > 100, "the load must write through the migration");
