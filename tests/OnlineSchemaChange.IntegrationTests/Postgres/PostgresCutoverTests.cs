@@ -110,6 +110,31 @@ public sealed class PostgresCutoverTests(ServersFixture servers) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task Swaps_a_table_outside_the_search_path_with_a_view_in_another_schema()
+    {
+        await ExecuteAsync(_connectionString, """
+            CREATE SCHEMA app;
+            CREATE TABLE app."Orders" (id int PRIMARY KEY, total int);
+            INSERT INTO app."Orders" SELECT g, g * 10 FROM generate_series(1, 100) g;
+            CREATE VIEW public.order_totals AS SELECT sum(total) AS total FROM app."Orders";
+            """);
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        var name = new Core.Sql.TableName("app", "Orders");
+        var statement = Core.Sql.AlterStatement.Parse("ALTER COLUMN total TYPE bigint", name, Core.Sql.SqlDialect.Postgres);
+        PostgresTableFacts facts = await new PostgresInspector(connection).InspectAsync(name, statement, CancellationToken.None);
+        PostgresShadowTable shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, CancellationToken.None);
+        await new PostgresCopySource(_connectionString, facts, shadow).CopyRangeAsync(new KeyRange(0, null, null), CancellationToken.None);
+
+        await new PostgresCutover(_connectionString, facts, shadow, NoDrain, new CutoverOptions()).RunAsync(CancellationToken.None);
+
+        Assert.Equal("bigint", await ScalarAsync(_connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'app.\"Orders\"'::regclass AND attname = 'total'"));
+        await ExecuteAsync(_connectionString, "INSERT INTO app.\"Orders\" VALUES (101, 5)");
+        Assert.Equal("50505", await ScalarAsync(_connectionString, "SELECT total FROM public.order_totals"));
+        Assert.Equal("app.\"Orders_pkey\"", await ScalarAsync(_connectionString, "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'app.\"Orders\"'::regclass"));
+    }
+
+    [Fact]
     public async Task A_long_transaction_on_the_table_makes_it_retry_then_give_up_cleanly_and_never_stalls_the_application_long()
     {
         var (facts, shadow) = await ShadowAndCopyAsync("t", "ALTER COLUMN a TYPE bigint");
