@@ -8,6 +8,7 @@ using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Cutover;
 using OnlineSchemaChange.MySql.Migration;
+using OnlineSchemaChange.Postgres.Migration;
 using Spectre.Console;
 
 namespace OnlineSchemaChange.Cli.Commands;
@@ -29,8 +30,8 @@ internal static class AlterCommand
         var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk; chunks take no locks on the original", DefaultValueFactory = _ => 500 };
         var replicas = new Option<string[]>("--replica") { Description = "A replica to watch for lag (connection URI; repeatable)", AllowMultipleArgumentsPerToken = false };
         var maxLag = new Option<int>("--max-lag-millis") { Description = "Pause the copy while a replica lags more", DefaultValueFactory = _ => 1500 };
-        var maxLoad = new Option<string?>("--max-load") { Description = "Pause while a status variable exceeds a limit, e.g. Threads_running=50" };
-        var criticalLoad = new Option<string?>("--critical-load") { Description = "Abort cleanly when a status variable exceeds a limit, e.g. Threads_running=200" };
+        var maxLoad = new Option<string?>("--max-load") { Description = "Pause while a status variable exceeds a limit, e.g. Threads_running=50 (PostgreSQL: active_sessions=50)" };
+        var criticalLoad = new Option<string?>("--critical-load") { Description = "Abort cleanly when a status variable exceeds a limit, e.g. Threads_running=200 (PostgreSQL: active_sessions=200)" };
         var throttleFlag = new Option<string?>("--throttle-flag-file") { Description = "Pause the copy while this file exists" };
         var postponeFlag = new Option<string?>("--postpone-cut-over-flag-file") { Description = "Wait before the swap while this file exists" };
         var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 };
@@ -41,7 +42,7 @@ internal static class AlterCommand
         var cleanupOnAbort = new Option<bool>("--cleanup-on-abort") { Description = "On failure or Ctrl-C drop the shadow and bookkeeping table instead of keeping them for --resume" };
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
-            changes from the binlog, verification and an atomic swap. Without --execute: a dry run that checks
+            changes from the binlog (MySQL) or a logical replication slot (PostgreSQL), verification and an atomic swap. Without --execute: a dry run that checks
             everything, creates the shadow table with your ALTER, and drops it again.
             """);
         connection.AddTo(command);
@@ -60,15 +61,15 @@ internal static class AlterCommand
             {
                 TableName tableName = TableName.Parse(result.GetValue(table)!);
                 ConnectionTarget target = connection.Resolve(result, tableName, console.PromptSecret);
-                if (target.Engine != DatabaseEngine.MySql)
-                {
-                    throw new OscException("osc alter supports MySQL and MariaDB in this version; PostgreSQL support is being built.",
-                        "Use `osc plan` to see how PostgreSQL would run the change and its non-blocking form.");
-                }
-
                 if (result.GetValue(resume) && !result.GetValue(execute))
                 {
                     throw new OscException("--resume continues an interrupted migration, which only --execute runs.", "Add --execute.");
+                }
+
+                if (result.GetValue(resume) && target.Engine != DatabaseEngine.MySql)
+                {
+                    throw new OscException("--resume is not available on PostgreSQL yet: an interrupted run cannot be continued.",
+                        "Run `osc cleanup` for the table (it drops our slot, publication and shadow), then start again without --resume.");
                 }
 
                 if (result.GetValue(execute))
@@ -89,11 +90,13 @@ internal static class AlterCommand
                         Resume = result.GetValue(resume),
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
                     };
+                    void Report(OnlineAlterProgress progress) => ReportProgress(console, progress, asJson);
                     OnlineAlterResult done;
                     try
                     {
-                        done = await new MySqlOnlineAlter(target, options, progress => ReportProgress(console, progress, asJson))
-                            .RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
+                        done = target.Engine == DatabaseEngine.MySql
+                            ? await new MySqlOnlineAlter(target, options, Report).RunAsync(tableName, result.GetValue(alter)!, cancellationToken)
+                            : await new PostgresOnlineAlter(target, options, Report).RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
                     }
                     catch (MigrationKeptException e)
                     {
@@ -124,6 +127,38 @@ internal static class AlterCommand
                                                 + (done.Verification is { } v ? $"{v.Rows:N0} rows verified, " : "verification skipped, ")
                                                 + $"writes held {done.Cutover.WritesBlocked.TotalMilliseconds:0} ms at the swap"
                                                 + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}."));
+                    }
+
+                    return 0;
+                }
+
+                if (target.Engine == DatabaseEngine.Postgres)
+                {
+                    PostgresAlterRehearsal pg = await PostgresAlterRehearsal.RunAsync(target, tableName, result.GetValue(alter)!, cancellationToken);
+                    if (asJson)
+                    {
+                        console.WriteJson(new
+                        {
+                            dryRun = true,
+                            table = pg.Facts.Table.ToString(),
+                            serverVersion = pg.Facts.ServerVersion,
+                            alter = pg.Alter,
+                            estimatedRows = pg.Facts.EstimatedRows,
+                            totalBytes = pg.Facts.TotalBytes,
+                            key = new { name = pg.Facts.KeyName, columns = pg.Facts.Key, inShadow = pg.KeyInShadow },
+                            shadowTable = pg.Facts.Names.Shadow,
+                            oldTable = pg.Facts.Names.Old,
+                            replicationSlot = pg.Replication.Slot,
+                            publication = pg.Replication.Publication,
+                            columns = pg.Mapping.Pairs.Select(p => new { source = p.Source, target = p.Target }),
+                            droppedColumns = pg.DroppedColumns,
+                            addedColumns = pg.AddedColumns,
+                        });
+                    }
+                    else
+                    {
+                        Render(console.Ansi, pg);
+                        console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate.");
                     }
 
                     return 0;
@@ -215,7 +250,26 @@ internal static class AlterCommand
     {
         ConnectionTarget replica = ConnectionTarget.ParseUri(uri);
         replica = replica with { User = replica.User ?? primary.User, Password = replica.Password ?? primary.Password, Database = primary.Database };
-        return MySql.Connection.MySqlConnections.BuildConnectionString(replica);
+        return primary.Engine == DatabaseEngine.MySql
+            ? MySql.Connection.MySqlConnections.BuildConnectionString(replica)
+            : Postgres.Connection.PostgresConnections.BuildConnectionString(replica);
+    }
+
+    private static void Render(IAnsiConsole console, PostgresAlterRehearsal r)
+    {
+        console.MarkupLine($"[bold]Dry run[/] of an online ALTER of [bold]{Markup.Escape(r.Facts.Table.ToString())}[/] on PostgreSQL {Markup.Escape(r.Facts.ServerVersion)}: nothing was changed.");
+        var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
+        grid.AddRow("ALTER", Markup.Escape(r.Alter));
+        grid.AddRow("Table", Markup.Escape($"about {r.Facts.EstimatedRows:N0} rows, {r.Facts.TotalBytes / (1024.0 * 1024.0):0.0} MiB"));
+        grid.AddRow("Rows matched by", Markup.Escape($"{r.Facts.KeyName} ({string.Join(", ", r.Facts.Key)})"));
+        grid.AddRow("Checks", "wal_level logical; a free slot and WAL sender; REPLICATION; usable key; plain table; no leftovers: [green]passed[/]");
+        grid.AddRow("Shadow table", Markup.Escape($"{r.Facts.Names.Shadow}: created with the ALTER, then dropped"));
+        grid.AddRow("Change stream", Markup.Escape($"publication and logical slot {r.Replication.Slot} (pgoutput), dropped at the end"));
+        grid.AddRow("Columns copied", Markup.Escape(string.Join(", ", r.Mapping.Pairs.Select(p => p.Source == p.Target ? p.Source : $"{p.Source} -> {p.Target}"))));
+        grid.AddRow("Columns dropped", Markup.Escape(r.DroppedColumns.Count == 0 ? "none" : string.Join(", ", r.DroppedColumns)));
+        grid.AddRow("Columns added", Markup.Escape(r.AddedColumns.Count == 0 ? "none" : string.Join(", ", r.AddedColumns) + " (their defaults)"));
+        grid.AddRow("After the swap", Markup.Escape($"the original is kept as {r.Facts.Names.Old}"));
+        console.Write(grid);
     }
 
     private static void Render(IAnsiConsole console, AlterRehearsal r)

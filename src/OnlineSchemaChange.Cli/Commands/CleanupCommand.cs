@@ -2,8 +2,13 @@ using System.CommandLine;
 using OnlineSchemaChange.Cli.Output;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Migration;
+using Npgsql;
+using OnlineSchemaChange.Postgres.Connection;
+using OnlineSchemaChange.Postgres.Migration;
+using OnlineSchemaChange.Postgres.Replication;
 using Spectre.Console;
 
 namespace OnlineSchemaChange.Cli.Commands;
@@ -17,7 +22,7 @@ internal static class CleanupCommand
         var table = new Option<string>("--table", "-t") { Description = "The table whose leftovers to remove", Required = true };
         var dropOld = new Option<bool>("--drop-old-table") { Description = "Also drop the original kept after a finished swap (<table>_osc_old)" };
         var json = new Option<bool>("--json") { Description = "Print what was removed as JSON" };
-        var command = new Command("cleanup", "Remove the shadow, bookkeeping, sentry and plan tables an interrupted run left for a table.");
+        var command = new Command("cleanup", "Remove what an interrupted run left for a table: shadow, bookkeeping, sentry and plan tables; on PostgreSQL also its replication slot and publication.");
         connection.AddTo(command);
         command.Options.Add(table);
         command.Options.Add(dropOld);
@@ -29,13 +34,9 @@ internal static class CleanupCommand
             {
                 TableName tableName = TableName.Parse(result.GetValue(table)!);
                 ConnectionTarget target = connection.Resolve(result, tableName, console.PromptSecret);
-                if (target.Engine != DatabaseEngine.MySql)
-                {
-                    throw new OscException("osc cleanup supports MySQL and MariaDB in this version.",
-                        "On PostgreSQL osc plan leaves nothing behind: its copy is a temp table the server drops itself.");
-                }
-
-                CleanupReport report = await new MySqlCleanup(target).RunAsync(tableName, result.GetValue(dropOld), cancellationToken);
+                CleanupReport report = target.Engine == DatabaseEngine.MySql
+                    ? await new MySqlCleanup(target).RunAsync(tableName, result.GetValue(dropOld), cancellationToken)
+                    : await CleanupPostgresAsync(target, tableName, result.GetValue(dropOld), cancellationToken);
                 if (asJson)
                 {
                     console.WriteJson(report);
@@ -53,5 +54,16 @@ internal static class CleanupCommand
             }, cancellationToken);
         });
         return command;
+    }
+
+    /// <summary>The replication slot first (it holds WAL on the server until dropped), then the publication, then our tables.</summary>
+    private static async Task<CleanupReport> CleanupPostgresAsync(ConnectionTarget target, TableName table, bool dropOld, CancellationToken cancellationToken)
+    {
+        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
+        string schema = table.Schema ?? (string)(await new NpgsqlCommand("SELECT current_schema()", connection).ExecuteScalarAsync(cancellationToken))!;
+        var stream = new PostgresReplicationNames(connection.Database, new TableName(schema, table.Name));
+        IReadOnlyList<string> dropped = await PostgresReplicationSlot.DropAsync(PostgresConnections.BuildConnectionString(target), stream, cancellationToken);
+        PostgresCleanupReport tables = await new PostgresCleanup(connection).RunAsync(table, dropOld, cancellationToken);
+        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept);
     }
 }

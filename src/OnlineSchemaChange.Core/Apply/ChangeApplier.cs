@@ -114,7 +114,7 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
             }
 
             await writer.WriteAsync(batch, cancellationToken);
-            RowsWritten += batch.Deletes.Count + batch.Upserts.Count;
+            RowsWritten += batch.Rows;
         }
 
         // Every change read so far is written; the last transaction end read is therefore complete.

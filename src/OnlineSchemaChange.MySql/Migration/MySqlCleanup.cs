@@ -8,9 +8,6 @@ using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Migration;
 
-/// <summary>What `osc cleanup` did: the tables it dropped and those it left for the operator (the swapped-out original).</summary>
-public sealed record CleanupReport(IReadOnlyList<string> Dropped, IReadOnlyList<string> Kept);
-
 /// <summary>
 /// Removes every leftover of ours for one table: the shadow, the bookkeeping table, a killed cut-over's sentry and
 /// the planner's copy. The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and

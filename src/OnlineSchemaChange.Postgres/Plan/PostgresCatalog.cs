@@ -18,7 +18,8 @@ internal sealed class PostgresCatalog(NpgsqlConnection connection)
         await using var command = new NpgsqlCommand(sql, connection);
         foreach (object arg in args)
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = arg });
+            // A relation's oid arrives as uint, which Npgsql only writes when told it is an oid.
+            command.Parameters.Add(arg is uint oid ? new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid } : new NpgsqlParameter { Value = arg });
         }
 
         return (T)(await command.ExecuteScalarAsync(cancellationToken))!;

@@ -1,0 +1,129 @@
+using Npgsql;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.Postgres.Migration;
+using OnlineSchemaChange.Postgres.Plan;
+using OnlineSchemaChange.Postgres.Replication;
+
+namespace OnlineSchemaChange.Postgres.Copy;
+
+/// <summary>
+/// Copies key ranges of the original into the shadow, each in one short statement (its own transaction):
+/// INSERT INTO shadow ... OVERRIDING SYSTEM VALUE SELECT ... FROM original WHERE key in range ORDER BY key
+/// ON CONFLICT DO NOTHING. The SELECT is a plain MVCC read: it takes no row locks, so the application never waits on
+/// the copy. Identity columns keep their values (OVERRIDING SYSTEM VALUE), generated columns are computed by the
+/// shadow, retyped columns go through the ALTER's USING expression or the assignment cast a native ALTER would use.
+/// Rows already in the shadow (the replay got there first) are left alone.
+/// </summary>
+public sealed class PostgresCopySource : ICopySource
+{
+    private readonly string connectionString;
+    private readonly TableName original;
+    private readonly TableName shadow;
+    private readonly PostgresKey key;
+    private readonly string insert;
+
+    private const int MaxSnapshotAttempts = 1000;
+
+    private readonly PostgresCopyOrdering? ordering;
+
+    /// <param name="ordering">
+    /// For a copy that runs next to the replay: the fence the applier waits on and the transactions the stream has
+    /// passed on (docs/correctness.md). Without it, the copy is safe only while nothing replays.
+    /// </param>
+    public PostgresCopySource(string connectionString, PostgresTableFacts facts, PostgresShadowTable shadowTable, PostgresCopyOrdering? ordering = null)
+    {
+        this.ordering = ordering;
+        ArgumentNullException.ThrowIfNull(facts);
+        ArgumentNullException.ThrowIfNull(shadowTable);
+        this.connectionString = connectionString;
+        original = facts.Table;
+        shadow = shadowTable.Table;
+        key = KeyOf(facts);
+        string targets = string.Join(", ", shadowTable.Mapping.TargetColumns.Select(PostgresSql.Quote));
+        string sources = string.Join(", ", shadowTable.Mapping.TargetColumns.Select(t => shadowTable.SourceExpressions[t]));
+        insert = $"INSERT INTO {PostgresSql.Quote(shadow)} ({targets}) OVERRIDING SYSTEM VALUE SELECT {sources} FROM {PostgresSql.Quote(original)}";
+    }
+
+    /// <summary>The original's key with each column's type, as comparisons need it.</summary>
+    public static PostgresKey KeyOf(PostgresTableFacts facts)
+    {
+        ArgumentNullException.ThrowIfNull(facts);
+        return new PostgresKey(facts.Key, facts.Key.Select(k => facts.Column(k).Type).ToList());
+    }
+
+    public async Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        string where = afterKey is null ? "" : "WHERE " + key.Compare(afterKey, ">", command);
+        command.CommandText = $"SELECT {key.ColumnList} FROM {PostgresSql.Quote(original)} {where} ORDER BY {key.ColumnList} LIMIT 1 OFFSET {rows - 1}";
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? PostgresKey.Read(reader, key.Columns.Count) : null;
+    }
+
+    public async Task<long> CopyRangeAsync(KeyRange range, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(range);
+        if (ordering is null)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            return await CopyAsync(connection, null, range, cancellationToken);
+        }
+
+        using IDisposable passage = ordering.Fence.Enter();
+        for (int attempt = 1; ; attempt++)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+
+            // The snapshot is taken here; a transaction the stream already passed on but this snapshot still sees as
+            // running would be missing from the read while the replay may already have applied it: take a new one.
+            var running = new List<uint>();
+            await using (var snapshot = new NpgsqlCommand(
+                "SELECT (x::text::numeric % 4294967296)::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x", connection, transaction))
+            await using (NpgsqlDataReader reader = await snapshot.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    running.Add((uint)reader.GetInt64(0));
+                }
+            }
+
+            if (ordering.Received.ContainsAny(running))
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                if (attempt >= MaxSnapshotAttempts)
+                {
+                    throw new OscException($"A copy chunk of {original} could not get a snapshot that sees every replayed commit in {attempt} attempts.",
+                        "A committed transaction stays invisible unusually long; check the server's health and run the migration again.");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(5), cancellationToken);
+                continue;
+            }
+
+            long rows = await CopyAsync(connection, transaction, range, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return rows;
+        }
+    }
+
+    private async Task<long> CopyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, KeyRange range, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        string where = key.Range(range.LowerExclusive, range.UpperInclusive, command);
+
+        // The count of rows the range covered, copied now or already there: what chunk sizing and progress want.
+        command.CommandText = $"WITH copied AS ({insert} WHERE {where} ORDER BY {key.ColumnList} ON CONFLICT DO NOTHING RETURNING 1) " +
+                              $"SELECT count(*) FROM {PostgresSql.Quote(original)} WHERE {where}";
+        command.CommandTimeout = 600;
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+}

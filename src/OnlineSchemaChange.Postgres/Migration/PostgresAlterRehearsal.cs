@@ -1,0 +1,48 @@
+using Npgsql;
+using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.Postgres.Connection;
+using OnlineSchemaChange.Postgres.Replication;
+
+namespace OnlineSchemaChange.Postgres.Migration;
+
+/// <summary>What a dry run on PostgreSQL established: the checks passed, the shadow the ALTER produces, how rows map onto it, the slot it would stream from.</summary>
+public sealed record PostgresAlterRehearsal(
+    PostgresTableFacts Facts,
+    string Alter,
+    ColumnMapping Mapping,
+    IReadOnlyList<string> DroppedColumns,
+    IReadOnlyList<string> AddedColumns,
+    IReadOnlyList<string> KeyInShadow,
+    PostgresReplicationNames Replication)
+{
+    /// <summary>
+    /// `osc alter` without --execute: every check (leftover slot and publication included), then the shadow created
+    /// with the real ALTER, so the server validates it against the real definition, and dropped again.
+    /// </summary>
+    public static async Task<PostgresAlterRehearsal> RunAsync(ConnectionTarget target, TableName table, string alter, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.Postgres);
+        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
+        PostgresTableFacts facts = await new PostgresInspector(connection).InspectAsync(table, statement, cancellationToken);
+        var names = new PostgresReplicationNames(connection.Database, facts.Table);
+        if (await PostgresReplicationSlot.FindLeftoverAsync(connection, names, cancellationToken) is { } leftover)
+        {
+            throw PostgresReplicationSlot.Leftover(leftover, names);
+        }
+
+        PostgresShadowTable shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
+        try
+        {
+            var fed = shadow.Mapping.TargetColumns.ToHashSet(StringComparer.Ordinal);
+            return new PostgresAlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns(facts).ToList(),
+                shadow.Columns.Where(c => !fed.Contains(c.Name)).Select(c => c.Name).ToList(), shadow.KeyInShadow, names);
+        }
+        finally
+        {
+            await shadow.DropAsync(connection);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+using System.Text;
+using Npgsql;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.Postgres.Plan;
+
+namespace OnlineSchemaChange.Postgres.Migration;
+
+/// <summary>
+/// The shadow table: CREATE TABLE ... (LIKE original INCLUDING ALL), then the operator's ALTER applied to it, so the
+/// server validates the statement against the real definition. Columns are matched to the original's by attribute
+/// number, which survives a rename: renames are exact, a dropped column has no target (even when a new column takes
+/// its name), generated columns are never written. Creation refuses, and drops the shadow again, when the ALTER drops a
+/// column of the matching key or adds a NOT NULL column that copied rows could not fill.
+/// </summary>
+public sealed class PostgresShadowTable
+{
+    private PostgresShadowTable(TableName table, IReadOnlyList<PostgresTableColumn> columns, ColumnMapping mapping, IReadOnlyList<string> keyInShadow,
+        IReadOnlyDictionary<string, string> sourceExpressions, IReadOnlyDictionary<string, string> indexNames, IReadOnlyList<(string Name, string Definition)> deferredIndexes)
+    {
+        DeferredIndexes = deferredIndexes;
+        Table = table;
+        Columns = columns;
+        Mapping = mapping;
+        KeyInShadow = keyInShadow;
+        SourceExpressions = sourceExpressions;
+        IndexNames = indexNames;
+    }
+
+    public TableName Table { get; }
+
+    /// <summary>The shadow's columns after the ALTER.</summary>
+    public IReadOnlyList<PostgresTableColumn> Columns { get; }
+
+    public ColumnMapping Mapping { get; }
+
+    /// <summary>The original's key columns under the names the shadow gives them.</summary>
+    public IReadOnlyList<string> KeyInShadow { get; }
+
+    /// <summary>The new type of each shadow column (format_type), which verification compares in.</summary>
+    public IReadOnlyDictionary<string, string> ColumnTypes => Columns.ToDictionary(c => c.Name, c => c.Type, StringComparer.Ordinal);
+
+    /// <summary>
+    /// Per target column, the SQL over the original's columns that yields its value: the quoted source column, or the
+    /// ALTER's USING expression for a retyped column. Assignment casts into the new type happen on INSERT, as they do in
+    /// a native ALTER ... TYPE (a value too long for a varchar(n) fails rather than being cut).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> SourceExpressions { get; }
+
+    /// <summary>
+    /// Shadow index name to the original index name it copies (LIKE makes up new names): the cut-over gives the new
+    /// table the original's names back.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> IndexNames { get; }
+
+    /// <summary>
+    /// The shadow's plain (non-unique, constraint-free) indexes, removed before the copy and built once it is done: on
+    /// 1,000,000 rows that is about 40% faster than maintaining them row by row (docs/architecture.md). Unique indexes
+    /// stay, since ON CONFLICT and the replay rely on them. <see cref="BuildDeferredIndexesAsync"/> builds them; the
+    /// cut-over does so too if they are still missing, so the new table never goes live without them.
+    /// </summary>
+    public IReadOnlyList<(string Name, string Definition)> DeferredIndexes { get; }
+
+    /// <summary>Builds the deferred indexes that do not exist yet. A plain build: it holds off the replay's writes to the shadow, never the application.</summary>
+    public async Task BuildDeferredIndexesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var catalog = new PostgresCatalog(connection);
+        foreach ((string name, string definition) in DeferredIndexes)
+        {
+            if (await catalog.RelationAsync(Table with { Name = name }, cancellationToken) is null)
+            {
+                await catalog.ExecuteAsync(definition, cancellationToken);
+            }
+        }
+    }
+
+    public IEnumerable<string> DroppedColumns(PostgresTableFacts facts)
+    {
+        ArgumentNullException.ThrowIfNull(facts);
+        var mapped = Mapping.SourceColumns.ToHashSet(StringComparer.Ordinal);
+        return facts.Columns.Where(c => !c.Generated && !mapped.Contains(c.Name)).Select(c => c.Name);
+    }
+
+    public static Task<PostgresShadowTable> CreateAsync(NpgsqlConnection connection, PostgresTableFacts facts, AlterStatement statement, CancellationToken cancellationToken) =>
+        CreateAsync(connection, facts, statement, deferSecondaryIndexes: true, cancellationToken);
+
+    public static async Task<PostgresShadowTable> CreateAsync(NpgsqlConnection connection, PostgresTableFacts facts, AlterStatement statement,
+        bool deferSecondaryIndexes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(facts);
+        ArgumentNullException.ThrowIfNull(statement);
+        var table = facts.Table with { Name = facts.Names.Shadow };
+        var catalog = new PostgresCatalog(connection);
+        string tablespace = await catalog.ScalarAsync<string>(
+            "SELECT coalesce((SELECT ' TABLESPACE ' || quote_ident(spcname) FROM pg_tablespace WHERE oid = c.reltablespace), '') FROM pg_class c WHERE c.oid = $1",
+            cancellationToken, facts.Oid);
+        await catalog.ExecuteAsync("SET lock_timeout = '5s'", cancellationToken);
+        await catalog.ExecuteAsync($"CREATE TABLE {PostgresSql.Quote(table)} (LIKE {PostgresSql.Quote(facts.Table)} INCLUDING ALL){tablespace}", cancellationToken);
+        try
+        {
+            uint oid = await catalog.ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(table));
+            IReadOnlyDictionary<string, string> indexNames = await MatchIndexesAsync(connection, facts.Oid, oid, cancellationToken);
+            IReadOnlyList<PostgresTableColumn> before = await ColumnsAsync(connection, oid, cancellationToken);
+            if (statement.ChangeClauses.Any())
+            {
+                string alter = RenameIndexReferences(statement.RenderFor(PostgresSql.Quote(table)), indexNames.ToDictionary(p => p.Value, p => p.Key, StringComparer.Ordinal));
+                try
+                {
+                    await catalog.ExecuteAsync(alter, cancellationToken);
+                }
+                catch (PostgresException e)
+                {
+                    throw new OscException($"The server rejects the ALTER: {e.MessageText} (SQLSTATE {e.SqlState})",
+                        "Fix the statement; it was tried only on the (now removed) shadow table, the table is untouched.", e);
+                }
+            }
+
+            IReadOnlyList<PostgresTableColumn> after = await ColumnsAsync(connection, oid, cancellationToken);
+            IReadOnlyList<(string, string)> deferred = deferSecondaryIndexes ? await DeferIndexesAsync(connection, oid, cancellationToken) : [];
+            return Describe(facts, table, statement, before, after, indexNames, deferred);
+        }
+        catch
+        {
+            await DropAsync(connection, table);
+            throw;
+        }
+    }
+
+    /// <summary>Drops the shadow; not cancellable, since it must go even when the operator pressed Ctrl-C.</summary>
+    public Task DropAsync(NpgsqlConnection connection) => DropAsync(connection, Table);
+
+    private static async Task DropAsync(NpgsqlConnection connection, TableName table)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await new PostgresCatalog(connection).ExecuteAsync($"DROP TABLE IF EXISTS {PostgresSql.Quote(table)}", timeout.Token);
+    }
+
+    private static PostgresShadowTable Describe(PostgresTableFacts facts, TableName table, AlterStatement statement,
+        IReadOnlyList<PostgresTableColumn> before, IReadOnlyList<PostgresTableColumn> after, IReadOnlyDictionary<string, string> indexNames,
+        IReadOnlyList<(string Name, string Definition)> deferredIndexes)
+    {
+        // LIKE numbers the copy's columns 1..n in the original's order (the original may have gaps from dropped
+        // columns); the ALTER then keeps each surviving column's number, whatever it renames it to.
+        var afterByNumber = after.ToDictionary(c => c.Number);
+        var renames = new Dictionary<string, string>(StringComparer.Ordinal);
+        var fedTargets = new List<TableColumn>();
+        for (int i = 0; i < facts.Columns.Count; i++)
+        {
+            if (afterByNumber.TryGetValue(before[i].Number, out PostgresTableColumn? target))
+            {
+                renames[facts.Columns[i].Name] = target.Name;
+                fedTargets.Add(new TableColumn(target.Name, target.Generated));
+            }
+        }
+
+        // Only targets that descend from a source column are candidates: a column dropped and added again under the
+        // same name is a new column and takes its default.
+        ColumnMapping mapping = ColumnMapping.Build(
+            facts.Columns.Select(c => new TableColumn(c.Name, c.Generated)).ToList(), fedTargets, renames);
+
+        string?[] keyInShadow = facts.Key.Select(k => mapping.Pairs.FirstOrDefault(p => p.Source == k).Target).ToArray();
+        if (keyInShadow.Any(k => k is null))
+        {
+            throw new OscException($"The ALTER drops a column of the key {facts.KeyName} ({string.Join(", ", facts.Key)}) that matches changes to rows.",
+                "Keep the key's columns, or change the key in a separate migration first.");
+        }
+
+        var mappedTargets = mapping.TargetColumns.ToHashSet(StringComparer.Ordinal);
+        PostgresTableColumn? unfillable = after.FirstOrDefault(c => !mappedTargets.Contains(c.Name) && c.NotNull && !c.HasDefault && !c.Generated && c.Identity == '\0');
+        if (unfillable is not null)
+        {
+            throw new OscException($"The ALTER adds {unfillable.Name} as NOT NULL without a default: copied rows would have no value for it.",
+                $"Give it a default (ADD COLUMN {unfillable.Name} ... NOT NULL DEFAULT ...), or add it nullable and fill it afterwards.");
+        }
+
+        Dictionary<string, string> usings = UsingExpressions(statement);
+        var expressions = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (_, source, target) in mapping.Pairs)
+        {
+            expressions[target] = usings.TryGetValue(source, out string? expression) ? $"({expression})" : PostgresSql.Quote(source);
+        }
+
+        return new PostgresShadowTable(table, after, mapping, keyInShadow!, expressions, indexNames, deferredIndexes);
+    }
+
+    private static async Task<IReadOnlyList<PostgresTableColumn>> ColumnsAsync(NpgsqlConnection connection, uint oid, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT attnum, attname, format_type(atttypid, atttypmod), attnotnull, atthasdef, attidentity, attgenerated <> ''
+            FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        var columns = new List<PostgresTableColumn>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            columns.Add(new PostgresTableColumn(reader.GetInt16(0), reader.GetString(1), reader.GetString(2), reader.GetBoolean(3),
+                reader.GetBoolean(4), reader.GetChar(5), reader.GetBoolean(6)));
+        }
+
+        return columns;
+    }
+
+    /// <summary>Drops the shadow's plain indexes and returns how to build them again (schema-qualified definitions).</summary>
+    private static async Task<IReadOnlyList<(string Name, string Definition)>> DeferIndexesAsync(NpgsqlConnection connection, uint shadow, CancellationToken cancellationToken)
+    {
+        var indexes = new List<(string, string)>();
+        var drops = new List<string>();
+        await using (var command = new NpgsqlCommand(
+            """
+            SELECT c.relname, pg_get_indexdef(i.indexrelid), format('%I.%I', n.nspname, c.relname)
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE i.indrelid = $1 AND NOT i.indisunique AND NOT i.indisreplident AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid)
+            ORDER BY c.relname
+            """, connection))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = shadow, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                indexes.Add((reader.GetString(0), reader.GetString(1)));
+                drops.Add(reader.GetString(2));
+            }
+        }
+
+        if (drops.Count > 0)
+        {
+            await new PostgresCatalog(connection).ExecuteAsync("DROP INDEX " + string.Join(", ", drops), cancellationToken);
+        }
+
+        return indexes;
+    }
+
+    /// <summary>Shadow index name to original index name, matched by definition (the part after USING names no table or index).</summary>
+    private static async Task<IReadOnlyDictionary<string, string>> MatchIndexesAsync(NpgsqlConnection connection, uint original, uint shadow, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            """
+            WITH defs AS (
+              SELECT i.indrelid AS rel, c.relname AS name, i.indisunique AS uniq, i.indisprimary AS prim, split_part(pg_get_indexdef(i.indexrelid), ' USING ', 2) AS def
+              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid IN ($1, $2))
+            SELECT s.name, o.name FROM defs o JOIN defs s ON o.rel = $1 AND s.rel = $2 AND s.def = o.def AND s.uniq = o.uniq AND s.prim = o.prim
+            ORDER BY o.name, s.name
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = original, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+        command.Parameters.Add(new NpgsqlParameter { Value = shadow, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        var taken = new HashSet<string>(StringComparer.Ordinal);
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            // Two identical indexes match each other crosswise; pair them off one to one.
+            if (!names.ContainsKey(reader.GetString(0)) && taken.Add(reader.GetString(1)))
+            {
+                names[reader.GetString(0)] = reader.GetString(1);
+            }
+        }
+
+        return names;
+    }
+
+    /// <summary>
+    /// Points the ALTER's references to the original's indexes and index-backed constraints (DROP CONSTRAINT t_pkey,
+    /// REPLICA IDENTITY USING INDEX t_k) at the shadow's copies, which LIKE named differently.
+    /// </summary>
+    internal static string RenameIndexReferences(string sql, IReadOnlyDictionary<string, string> originalToShadow)
+    {
+        var tokens = SqlLexer.Tokenize(sql, SqlDialect.Postgres);
+        var result = new StringBuilder();
+        int copied = 0;
+        for (int i = 1; i < tokens.Count; i++)
+        {
+            SqlToken token = tokens[i];
+            bool afterObjectWord = tokens[i - 1].IsWord("CONSTRAINT") || tokens[i - 1].IsWord("INDEX")
+                                   || (i >= 3 && tokens[i - 1].IsWord("EXISTS") && tokens[i - 2].IsWord("IF") && tokens[i - 3].IsWord("CONSTRAINT"));
+            if (afterObjectWord && token.IsIdentifier && originalToShadow.TryGetValue(token.IdentifierValue, out string? shadowName))
+            {
+                result.Append(sql, copied, token.Start - copied).Append(PostgresSql.Quote(shadowName));
+                copied = token.End;
+            }
+        }
+
+        return result.Append(sql, copied, sql.Length - copied).ToString();
+    }
+
+    /// <summary>ALTER COLUMN c [SET DATA] TYPE t USING expr: the expression, by column, to compute the new value from the old row.</summary>
+    private static Dictionary<string, string> UsingExpressions(AlterStatement statement)
+    {
+        var usings = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (AlterClause clause in statement.ChangeClauses.Where(c => c.Kind == AlterClauseKind.RetypeColumn && c.Column is not null))
+        {
+            var tokens = SqlLexer.Tokenize(clause.Text, SqlDialect.Postgres);
+            int depth = 0;
+            for (int i = 0; i < tokens.Count; i++)
+            {
+                depth += tokens[i].IsPunctuation('(') ? 1 : tokens[i].IsPunctuation(')') ? -1 : 0;
+                if (depth == 0 && tokens[i].IsWord("USING") && i + 1 < tokens.Count)
+                {
+                    usings[clause.Column!] = clause.Text[tokens[i + 1].Start..];
+                    break;
+                }
+            }
+        }
+
+        return usings;
+    }
+}

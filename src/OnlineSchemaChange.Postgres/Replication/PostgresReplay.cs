@@ -1,0 +1,92 @@
+using System.Threading.Channels;
+using Npgsql;
+using NpgsqlTypes;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Apply;
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Copy;
+
+namespace OnlineSchemaChange.Postgres.Replication;
+
+/// <summary>
+/// The slot's stream replayed into the shadow table: the feed and the applier running on their own, joined by a
+/// bounded channel, with the drain the verifier and the cut-over wait on. Disposing stops both.
+/// </summary>
+public sealed class PostgresReplay : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly string _connectionString;
+    private readonly Task _feeding;
+    private readonly Task _applying;
+    private readonly Task _failed;
+
+    public PostgresReplay(string connectionString, PostgresReplicationNames names, IReadOnlyList<string> columns, IReadOnlyList<string> keyColumns,
+        IChangeWriter writer, ApplierOptions? applierOptions = null, PostgresChangeFeedOptions? feedOptions = null, CopyFence? fence = null)
+    {
+        _connectionString = connectionString;
+        var changes = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
+        Applier = new ChangeApplier(writer, applierOptions ?? new ApplierOptions(), TimeProvider.System, fence);
+        Feed = new PostgresChangeFeed(connectionString, names, columns, keyColumns, () => Applier.Applied, feedOptions);
+        _feeding = Task.Run(() => Feed.RunAsync(changes.Writer, _stop.Token));
+        _applying = Task.Run(() => Applier.RunAsync(changes.Reader, _stop.Token));
+        _failed = WatchAsync(_feeding, _applying);
+    }
+
+    public PostgresChangeFeed Feed { get; }
+
+    public ChangeApplier Applier { get; }
+
+    /// <summary>Ends only in an error: the replay's own, or that it stopped, which must never happen mid-migration.</summary>
+    public Task Failed => _failed;
+
+    /// <summary>
+    /// Completes once every change committed before <paramref name="target"/> is written to the shadow table. A
+    /// marker emitted into the WAL after the target gives the stream a position past it even when nothing more is
+    /// committed to the table.
+    /// </summary>
+    public async Task DrainAsync(ReplicationPosition target, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        Task caughtUp = Applier.WaitForAsync(target, cancellationToken);
+        if (!caughtUp.IsCompleted)
+        {
+            await EmitMarkerAsync(_connectionString, cancellationToken);
+        }
+
+        if (await Task.WhenAny(caughtUp, _failed) == _failed)
+        {
+            await _failed;
+        }
+
+        await caughtUp;
+    }
+
+    /// <summary>The position a drain started now has to reach: the server's current WAL insert position.</summary>
+    public static async Task<PostgresLsnPosition> CurrentPositionAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT pg_current_wal_lsn()", connection);
+        return new PostgresLsnPosition((NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken))!);
+    }
+
+    /// <summary>Writes a non-transactional logical message to the WAL; every slot's stream passes it at once.</summary>
+    public static async Task<PostgresLsnPosition> EmitMarkerAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{PostgresChangeFeed.MarkerPrefix}', 'drain')", connection);
+        return new PostgresLsnPosition((NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken))!);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_feeding, _applying).ContinueWith(_ => { }, TaskScheduler.Default);
+        _stop.Dispose();
+    }
+
+    private static async Task WatchAsync(Task feeding, Task applying)
+    {
+        await await Task.WhenAny(feeding, applying);
+        throw new OscException("The replication stream replay stopped unexpectedly.", "Check the server's log; the original table is untouched.");
+    }
+}

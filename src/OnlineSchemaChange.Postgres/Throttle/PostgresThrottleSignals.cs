@@ -1,0 +1,82 @@
+using System.Globalization;
+using Npgsql;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Throttle;
+
+namespace OnlineSchemaChange.Postgres.Throttle;
+
+/// <summary>The PostgreSQL measurements the throttler acts on.</summary>
+public static class PostgresThrottleSignals
+{
+    /// <summary>The names --max-load and --critical-load accept, each a count of client sessions from pg_stat_activity.</summary>
+    public static IReadOnlyDictionary<string, string> LoadVariables { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["active_sessions"] = "state = 'active'",
+        ["sessions"] = "true",
+        ["lock_waits"] = "wait_event_type = 'Lock'",
+        ["idle_in_transaction"] = "state LIKE 'idle in transaction%'",
+    };
+
+    /// <summary>
+    /// The largest replay lag, in milliseconds, of the streaming replicas the primary reports in pg_stat_replication
+    /// (logical walsenders, ours included, are not replicas). A replica that has replayed everything shows no lag.
+    /// </summary>
+    public static ThresholdSignal ReplicaLagOnPrimary(string connectionString, TimeSpan maxLag) =>
+        new("replica lag (pg_stat_replication)", maxLag.TotalMilliseconds, async cancellationToken =>
+            await MeasureAsync(connectionString, """
+                SELECT coalesce(max(CASE WHEN replay_lsn IS NOT DISTINCT FROM sent_lsn THEN 0 ELSE extract(epoch FROM replay_lag)::float8 * 1000 END), 0)
+                FROM pg_stat_replication
+                WHERE pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)
+                """, cancellationToken) ?? 0, " ms");
+
+    /// <summary>
+    /// Replay lag in milliseconds read on a replica itself: none when it has replayed all the WAL it received,
+    /// otherwise the age of the last transaction it replayed.
+    /// </summary>
+    public static ThresholdSignal ReplicaLag(string replicaConnectionString, TimeSpan maxLag)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(replicaConnectionString);
+        return new ThresholdSignal($"replica lag on {builder.Host}:{builder.Port}", maxLag.TotalMilliseconds, async cancellationToken =>
+            await MeasureAsync(replicaConnectionString, """
+                SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 * 1000, 'Infinity'::float8) END
+                """, cancellationToken) ?? throw new OscException($"{builder.Host}:{builder.Port} is not a replica (not in recovery).",
+                    "Give --replica the URI of a streaming replica of this server."), " ms");
+    }
+
+    /// <summary>Signals for "active_sessions=50,lock_waits=10": one per variable of <see cref="LoadVariables"/>.</summary>
+    public static IReadOnlyList<ThresholdSignal> Load(string connectionString, string spec, string optionName)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var signals = new List<ThresholdSignal>();
+        foreach (string part in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string[] pair = part.Split('=', 2, StringSplitOptions.TrimEntries);
+            if (pair.Length != 2 || !double.TryParse(pair[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double limit))
+            {
+                throw new OscException($"{optionName} '{part}' is not of the form name=number.", $"Write for example {optionName} active_sessions=50.");
+            }
+
+            if (!LoadVariables.TryGetValue(pair[0], out string? condition))
+            {
+                throw new OscException($"{optionName} names {pair[0]}, which PostgreSQL does not measure here.",
+                    $"Use one of {string.Join(", ", LoadVariables.Keys)} (client sessions counted in pg_stat_activity).");
+            }
+
+            string sql = $"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND {condition}";
+            signals.Add(new ThresholdSignal(pair[0], limit, async cancellationToken => (await MeasureAsync(connectionString, sql, cancellationToken))!.Value));
+        }
+
+        return signals;
+    }
+
+    private static async Task<double?> MeasureAsync(string connectionString, string sql, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(sql, connection);
+        object? value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is null or DBNull ? null : Convert.ToDouble(value, CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,186 @@
+using Npgsql;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Verify;
+using OnlineSchemaChange.Postgres.Copy;
+using OnlineSchemaChange.Postgres.Migration;
+using OnlineSchemaChange.Postgres.Plan;
+using OnlineSchemaChange.Postgres.Replication;
+
+namespace OnlineSchemaChange.Postgres.Verify;
+
+/// <summary>
+/// Compares the original and the shadow before the cut-over. Under a brief SHARE lock on the original (writes wait,
+/// reads go on) the replay drains to pg_current_wal_lsn(), and one REPEATABLE READ transaction exports its snapshot
+/// to a second: both see the original and the shadow at the same instant, with nothing of the original's changes
+/// still to replay. The lock is released, then chunk by chunk each side computes the row count and the sum and XOR
+/// of a 64-bit hash of each row's mapped columns converted to the new types, in parallel. A chunk that differs is
+/// deleted from the shadow, copied again and checked under a fresh snapshot, up to three times; one that still differs
+/// stops the migration before any swap.
+/// </summary>
+public sealed class PostgresVerifier(string connectionString, PostgresTableFacts facts, PostgresShadowTable shadow,
+    Func<ReplicationPosition, CancellationToken, Task> drainTo, int chunkRows = 10_000)
+{
+    /// <summary>How long the SHARE lock may be waited for (application writes queue behind the request meanwhile).</summary>
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long the replay may take to reach the position read under the lock; writes wait meanwhile.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public int LockAttempts { get; init; } = 5;
+
+    /// <summary>Set when the replay runs during verification: repairs then pass the copy fence like the copy does.</summary>
+    public PostgresCopyOrdering? Ordering { get; init; }
+
+    public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
+    {
+        PostgresKey key = PostgresCopySource.KeyOf(facts);
+        var shadowKey = new PostgresKey(shadow.KeyInShadow, shadow.KeyInShadow.Select(k => shadow.ColumnTypes[k]).ToList());
+        var pairs = shadow.Mapping.Pairs;
+        string originalRow = string.Join(", ", pairs.Select(p => $"CAST({shadow.SourceExpressions[p.Target]} AS {shadow.ColumnTypes[p.Target]})"));
+        string shadowRow = string.Join(", ", pairs.Select(p => PostgresSql.Quote(p.Target)));
+        var copy = new PostgresCopySource(connectionString, facts, shadow, Ordering);
+        IReadOnlyList<KeyRange> ranges = await RangesAsync(copy, cancellationToken);
+
+        return await ChunkVerification.RunAsync(facts.Table.ToString(), ranges,
+            async ct => await SnapshotsAsync(key, shadowKey, originalRow, shadowRow, ct),
+            async (range, ct) =>
+            {
+                // The delete too: a batch must not land between it and the copy with a state older than the copy's read.
+                using IDisposable? passage = Ordering?.Fence.Enter();
+                await using (var connection = new NpgsqlConnection(connectionString))
+                {
+                    await connection.OpenAsync(ct);
+                    await using var delete = connection.CreateCommand();
+                    delete.CommandText = $"DELETE FROM {PostgresSql.Quote(shadow.Table)} WHERE {shadowKey.Range(range.LowerExclusive, range.UpperInclusive, delete)}";
+                    await delete.ExecuteNonQueryAsync(ct);
+                }
+
+                await copy.CopyRangeAsync(range, ct);
+            },
+            cancellationToken);
+    }
+
+    private async Task<List<KeyRange>> RangesAsync(PostgresCopySource copy, CancellationToken cancellationToken)
+    {
+        var ranges = new List<KeyRange>();
+        RowKey? after = null;
+        for (long sequence = 0; ; sequence++)
+        {
+            RowKey? end = await copy.FindChunkEndAsync(after, chunkRows, cancellationToken);
+            ranges.Add(new KeyRange(sequence, after, end));
+            if (end is null)
+            {
+                return ranges;
+            }
+
+            after = end;
+        }
+    }
+
+    private async Task<IChunkSnapshots> SnapshotsAsync(PostgresKey key, PostgresKey shadowKey, string originalRow, string shadowRow, CancellationToken cancellationToken)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await SnapshotsOnceAsync(key, shadowKey, originalRow, shadowRow, cancellationToken);
+            }
+            catch (Exception e) when (attempt < LockAttempts && !cancellationToken.IsCancellationRequested
+                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt + Random.Shared.Next(200)), cancellationToken);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested
+                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException)
+            {
+                throw new OscException(
+                    $"Verification could not lock {facts.Table} (SHARE) within {LockTimeout.TotalSeconds:0.#} s, or the replay did not catch up within {DrainTimeout.TotalSeconds:0.#} s, in {LockAttempts} attempts.",
+                    "A long transaction writes to the table, or the replay is far behind; let it finish (pg_stat_activity) or wait, then run again. Nothing was swapped.", e);
+            }
+        }
+    }
+
+    private async Task<IChunkSnapshots> SnapshotsOnceAsync(PostgresKey key, PostgresKey shadowKey, string originalRow, string shadowRow, CancellationToken cancellationToken)
+    {
+        var original = new NpgsqlConnection(connectionString);
+        var copy = new NpgsqlConnection(connectionString);
+        try
+        {
+            await original.OpenAsync(cancellationToken);
+            await copy.OpenAsync(cancellationToken);
+            await using (var locker = new NpgsqlConnection(connectionString))
+            {
+                await locker.OpenAsync(cancellationToken);
+                await using NpgsqlTransaction locked = await locker.BeginTransactionAsync(cancellationToken);
+                await ExecuteAsync(locker, $"SET LOCAL lock_timeout = {Math.Max(1, (int)LockTimeout.TotalMilliseconds)}", cancellationToken);
+                await ExecuteAsync(locker, $"LOCK TABLE {PostgresSql.Quote(facts.Table)} IN SHARE MODE", cancellationToken);
+                await using (var lsn = new NpgsqlCommand("SELECT pg_current_wal_lsn()", locker))
+                {
+                    var position = new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await lsn.ExecuteScalarAsync(cancellationToken))!);
+                    // Writes to the original wait while this runs: bounded, and retried like a lock timeout.
+                    using var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    drain.CancelAfter(DrainTimeout);
+                    await drainTo(position, drain.Token);
+                }
+
+                // Taken after the drain and before the unlock: the shadow holds every change the original has.
+                await ExecuteAsync(original, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", cancellationToken);
+                string snapshot;
+                await using (var export = new NpgsqlCommand("SELECT pg_export_snapshot()", original))
+                {
+                    snapshot = (string)(await export.ExecuteScalarAsync(cancellationToken))!;
+                }
+
+                await ExecuteAsync(copy, $"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'", cancellationToken);
+                await locked.CommitAsync(cancellationToken);
+            }
+
+            return new Snapshots(original, copy, facts, shadow, key, shadowKey, originalRow, shadowRow);
+        }
+        catch
+        {
+            await original.DisposeAsync();
+            await copy.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private sealed class Snapshots(NpgsqlConnection original, NpgsqlConnection copy, PostgresTableFacts facts, PostgresShadowTable shadow,
+        PostgresKey key, PostgresKey shadowKey, string originalRow, string shadowRow) : IChunkSnapshots
+    {
+        public async Task<(ChunkChecksum Original, ChunkChecksum Shadow)> ChecksumAsync(KeyRange range, CancellationToken cancellationToken)
+        {
+            Task<ChunkChecksum> a = ChecksumAsync(original, PostgresSql.Quote(facts.Table), key, originalRow, range, cancellationToken);
+            Task<ChunkChecksum> b = ChecksumAsync(copy, PostgresSql.Quote(shadow.Table), shadowKey, shadowRow, range, cancellationToken);
+            return (await a, await b);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await original.DisposeAsync();
+            await copy.DisposeAsync();
+        }
+
+        /// <summary>Row count, and sum and XOR of the first 64 bits of md5 over the row's text form (NULL and '' differ there).</summary>
+        private static async Task<ChunkChecksum> ChecksumAsync(NpgsqlConnection connection, string table, PostgresKey key, string row, KeyRange range,
+            CancellationToken cancellationToken)
+        {
+            await using var command = connection.CreateCommand();
+            string where = key.Range(range.LowerExclusive, range.UpperInclusive, command);
+            command.CommandText =
+                $"SELECT count(*), coalesce(sum(h), 0)::text || ':' || coalesce(bit_xor(h), 0)::text FROM (SELECT ('x' || substr(md5(ROW({row})::text), 1, 16))::bit(64)::bigint AS h FROM {table} WHERE {where}) s";
+            command.CommandTimeout = 600;
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            return new ChunkChecksum(reader.GetInt64(0), reader.GetString(1));
+        }
+    }
+}

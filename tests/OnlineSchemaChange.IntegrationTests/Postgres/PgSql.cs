@@ -1,0 +1,36 @@
+using System.Globalization;
+using Npgsql;
+
+namespace OnlineSchemaChange.IntegrationTests.Postgres;
+
+/// <summary>One-line SQL for tests against the PostgreSQL servers: each call on its own short connection.</summary>
+internal static class PgSql
+{
+    public static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>The first column of the first row as invariant text ("" for NULL or no row).</summary>
+    public static async Task<string> ScalarAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return Convert.ToString(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture) ?? "";
+    }
+
+    /// <summary>Rows of <paramref name="a"/> not in <paramref name="b"/> plus the reverse: 0 when the two hold the same rows.</summary>
+    public static async Task<long> DifferenceAsync(string connectionString, string a, string b) =>
+        long.Parse(await ScalarAsync(connectionString,
+            $"SELECT (SELECT count(*) FROM (TABLE {a} EXCEPT ALL TABLE {b}) x) + (SELECT count(*) FROM (TABLE {b} EXCEPT ALL TABLE {a}) y)"), CultureInfo.InvariantCulture);
+
+    /// <summary>Our slots and publications left on the server (their names start with osc_).</summary>
+    public static async Task<string> LeftoversAsync(string connectionString) => await ScalarAsync(connectionString, """
+        SELECT concat_ws(',', (SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name LIKE 'osc\_%' AND database = current_database()),
+                              (SELECT string_agg(pubname, ',') FROM pg_publication WHERE pubname LIKE 'osc\_%'))
+        """);
+}

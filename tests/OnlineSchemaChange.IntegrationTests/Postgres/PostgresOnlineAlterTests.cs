@@ -1,0 +1,318 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+using static OnlineSchemaChange.IntegrationTests.Postgres.PgSql;
+
+namespace OnlineSchemaChange.IntegrationTests.Postgres;
+
+/// <summary>`osc alter --execute` end to end on a real PostgreSQL 15, with the application writing all the way through.</summary>
+[Collection("servers")]
+public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutputHelper output)
+{
+    private const int Rows = 20_000;
+
+    [Fact]
+    public async Task An_online_alter_under_writes_keeps_every_acknowledged_write_and_nothing_else_and_leaves_no_slot_or_shadow()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+        using var stop = new CancellationTokenSource();
+        var model = await Workload.LoadAsync(connectionString);
+        Task<Workload> load = Task.Run(() => model.RunAsync(connectionString, stop.Token));
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint, ADD COLUMN extra int NOT NULL DEFAULT 7",
+            "--execute", "--json", "--chunk-time-millis", "50");
+        await Task.Delay(300);
+        await stop.CancelAsync();
+        Workload writes = await load;
+
+        output.WriteLine(result.Stdout[Math.Max(0, result.Stdout.LastIndexOf("\n{", StringComparison.Ordinal))..] + result.Stderr);
+        output.WriteLine($"load: {writes.Transactions} transactions acknowledged, {writes.Failed} failed");
+        Assert.True(result.ExitCode == 0, result.Stderr + result.Stdout);
+        Assert.True(writes.Transactions > 100, "the load must write through the migration");
+        Assert.Equal("bigint", await ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'"));
+        Assert.Equal("7", await ScalarAsync(connectionString, "SELECT min(extra) FROM t"));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname = 't_osc_new'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        await writes.AssertMatchesAsync(connectionString);
+    }
+
+    [Fact]
+    public async Task A_truncate_during_the_migration_stops_it_with_a_clear_error_and_nothing_of_ours_left()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+        Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint",
+            "--execute", "--workers", "1", "--chunk-time-millis", "20", "--max-load", "active_sessions=1000");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await ScalarAsync(connectionString, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_%' AND database = current_database()") == "0")
+        {
+            if (alter.IsCompleted || DateTime.UtcNow > deadline)
+            {
+                Assert.Fail("the slot never appeared: " + (alter.IsCompleted ? (await alter).Stderr : ""));
+            }
+
+            await Task.Delay(10);
+        }
+
+        await ExecuteAsync(connectionString, "TRUNCATE t");
+        var result = await alter.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("truncated", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal("integer", await ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'"));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    [Fact]
+    public async Task Kill_9_during_the_copy_then_cleanup_removes_slot_publication_and_shadow_and_a_rerun_finishes()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint",
+                     "--execute", "--workers", "1", "--chunk-time-millis", "20" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using (var osc = System.Diagnostics.Process.Start(start)!)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await ShadowRowsAsync(connectionString) <= 500)
+            {
+                Assert.True(DateTime.UtcNow < deadline && !osc.HasExited, "the copy never started");
+                await Task.Delay(20);
+            }
+
+            osc.Kill(entireProcessTree: true);
+            await osc.WaitForExitAsync();
+        }
+
+        Assert.NotEqual("", await LeftoversAsync(connectionString));
+        var refused = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("osc cleanup", refused.Stderr, StringComparison.Ordinal);
+
+        var cleanup = await OscRunner.RunAsync("cleanup", uri, "--table", "t", "--json");
+        Assert.True(cleanup.ExitCode == 0, cleanup.Stderr);
+        Assert.Contains("replication slot osc_t_", cleanup.Stdout, StringComparison.Ordinal);
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+
+        var rerun = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute");
+        Assert.True(rerun.ExitCode == 0, rerun.Stderr);
+        Assert.Equal(Rows.ToString(CultureInfo.InvariantCulture), await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    [Fact]
+    public async Task The_dry_run_checks_builds_the_shadow_with_the_alter_and_leaves_nothing()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint, DROP COLUMN doc, ADD COLUMN extra int DEFAULT 1", "--json");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.True(result.Json.GetProperty("dryRun").GetBoolean());
+        Assert.Matches("^osc_t_[0-9a-f]{8}$", result.Json.GetProperty("replicationSlot").GetString());
+        Assert.Equal(["doc"], result.Json.GetProperty("droppedColumns").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["extra"], result.Json.GetProperty("addedColumns").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["id", "k", "note"], result.Json.GetProperty("columns").EnumerateArray().Select(c => c.GetProperty("target").GetString()));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("integer", await ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'"));
+    }
+
+    [Fact]
+    public async Task A_max_load_postgres_cannot_measure_is_refused_before_anything_is_created()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--max-load", "Threads_running=50");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("active_sessions", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    private async Task<(string ConnectionString, string Uri)> DatabaseAsync()
+    {
+        string connectionString = await servers.NewPostgresDatabaseAsync("alter");
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        await ExecuteAsync(connectionString, $"""
+            CREATE TABLE t (id bigint PRIMARY KEY, k int NOT NULL, note text, doc jsonb);
+            ALTER TABLE t ALTER COLUMN note SET STORAGE EXTERNAL;
+            INSERT INTO t SELECT g, g % 97, CASE WHEN g % 10 = 0 THEN repeat('big-' || g, 1000) ELSE 'row-' || g END, jsonb_build_object('g', g)
+            FROM generate_series(1, {Rows}) g;
+            ANALYZE t;
+            """);
+        return (connectionString, uri);
+    }
+
+    private static async Task<long> ShadowRowsAsync(string connectionString)
+    {
+        try
+        {
+            return long.Parse(await ScalarAsync(connectionString, "SELECT count(*) FROM t_osc_new"), CultureInfo.InvariantCulture);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>
+    /// The application: inserts, updates of small columns next to large out-of-line ones (sent as unchanged TOAST),
+    /// updates of the large ones, key changes, deletes and multi-statement transactions, one at a time, with a model
+    /// of what every acknowledged transaction left. A transaction that fails is rolled back and not modelled.
+    /// </summary>
+    private sealed class Workload
+    {
+        private readonly Dictionary<long, (long K, string NoteHash)> _rows = [];
+        private readonly Random _random = new(5);
+        private long _nextId = 10_000_000;
+
+        public int Transactions { get; private set; }
+
+        public int Failed { get; private set; }
+
+        public static async Task<Workload> LoadAsync(string connectionString)
+        {
+            var workload = new Workload();
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("SELECT id, k, encode(sha256(convert_to(note, 'UTF8')), 'hex') FROM t", connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                workload._rows[reader.GetInt64(0)] = (reader.GetInt32(1), reader.GetString(2));
+            }
+
+            return workload;
+        }
+
+        public async Task<Workload> RunAsync(string connectionString, CancellationToken cancellationToken)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var changes = new Dictionary<long, (long K, string NoteHash)?>();
+                var sql = new StringBuilder("BEGIN;\n");
+                int statements = _random.Next(10) == 0 ? 3 : 1;
+                for (int s = 0; s < statements; s++)
+                {
+                    sql.Append(NextStatement(changes)).Append(";\n");
+                }
+
+                sql.Append("COMMIT;");
+                try
+                {
+                    await using var command = new NpgsqlCommand(sql.ToString(), connection);
+                    await command.ExecuteNonQueryAsync(CancellationToken.None);
+                    foreach (var (id, row) in changes)
+                    {
+                        if (row is { } value)
+                        {
+                            _rows[id] = value;
+                        }
+                        else
+                        {
+                            _rows.Remove(id);
+                        }
+                    }
+
+                    Transactions++;
+                }
+                catch (PostgresException)
+                {
+                    Failed++;
+                    await using var rollback = new NpgsqlCommand("ROLLBACK", connection);
+                    await rollback.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+
+                await Task.Delay(2, CancellationToken.None);
+            }
+
+            return this;
+        }
+
+        /// <summary>One statement, with its effect recorded in <paramref name="changes"/> over the model.</summary>
+        private string NextStatement(Dictionary<long, (long K, string NoteHash)?> changes)
+        {
+            (long K, string NoteHash)? Current(long id) => changes.TryGetValue(id, out var c) ? c : _rows.TryGetValue(id, out var r) ? r : null;
+            long Existing()
+            {
+                for (int tries = 0; ; tries++)
+                {
+                    long id = tries < 50 ? 1 + _random.Next(20_000) : _rows.Keys.ElementAt(_random.Next(_rows.Count));
+                    if (Current(id) is not null)
+                    {
+                        return id;
+                    }
+                }
+            }
+
+            int op = _random.Next(100);
+            if (op < 25)
+            {
+                long id = _nextId++;
+                changes[id] = (id % 13, Hash("new-" + id));
+                return $"INSERT INTO t (id, k, note, doc) VALUES ({id}, {id % 13}, 'new-{id}', '{{\"new\": {id}}}')";
+            }
+
+            long target = Existing();
+            var row = Current(target)!.Value;
+            if (op < 55)
+            {
+                // Leaves note (often out of line) unsent in the stream.
+                changes[target] = (row.K + 1, row.NoteHash);
+                return $"UPDATE t SET k = k + 1 WHERE id = {target}";
+            }
+
+            if (op < 65)
+            {
+                string note = $"grown-{target}-" + new string('x', 3000 + _random.Next(3000));
+                changes[target] = (row.K, Hash(note));
+                return $"UPDATE t SET note = '{note}' WHERE id = {target}";
+            }
+
+            if (op < 80)
+            {
+                long moved = _nextId++;
+                changes[target] = null;
+                changes[moved] = row;
+                return $"UPDATE t SET id = {moved} WHERE id = {target}";
+            }
+
+            changes[target] = null;
+            return $"DELETE FROM t WHERE id = {target}";
+        }
+
+        public async Task AssertMatchesAsync(string connectionString)
+        {
+            var actual = new Dictionary<long, (long K, string NoteHash)>();
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("SELECT id, k, encode(sha256(convert_to(note, 'UTF8')), 'hex') FROM t", connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                actual[reader.GetInt64(0)] = (reader.GetInt64(1), reader.GetString(2));
+            }
+
+            var missing = _rows.Keys.Except(actual.Keys).Take(10).ToList();
+            var extra = actual.Keys.Except(_rows.Keys).Take(10).ToList();
+            var wrong = _rows.Where(r => actual.TryGetValue(r.Key, out var a) && a != r.Value).Select(r => r.Key).Take(10).ToList();
+            Assert.True(missing.Count == 0 && extra.Count == 0 && wrong.Count == 0,
+                $"missing {string.Join(",", missing)}; extra {string.Join(",", extra)}; different {string.Join(",", wrong)}");
+            Assert.Equal(_rows.Count, actual.Count);
+        }
+
+        private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    }
+}
