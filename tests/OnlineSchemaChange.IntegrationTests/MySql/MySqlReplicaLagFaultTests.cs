@@ -23,6 +23,48 @@ public sealed class MySqlReplicaLagFaultTests(ServersFixture servers, ITestOutpu
         await AssertThrottledByLagThenCompletesAsync(db, replica.ConnectionString, $"replica lag on {replica.Server}:{replica.Port}", "--replica", replicaUri);
     }
 
+    [Fact]
+    public async Task Without_replica_the_primary_s_replicas_are_discovered_and_their_lag_pauses_the_copy()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "replica_discovery", """
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_3000;
+            """);
+        var replica = new MySqlConnectionStringBuilder(await servers.MySqlReplicaAsync()) { Database = db.Name };
+        await AssertThrottledByLagThenCompletesAsync(db, replica.ConnectionString, $"replica lag on 127.0.0.1:{replica.Port}");
+    }
+
+    [Fact]
+    public async Task Discovery_finds_the_replica_by_its_reported_address_and_the_opt_out_watches_none()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "replica_discovery", """
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL);
+            INSERT INTO t SELECT seq, seq FROM seq_1_to_100;
+            """);
+        var replica = new MySqlConnectionStringBuilder(await servers.MySqlReplicaAsync());
+        var primary = new MySqlConnectionStringBuilder(db.ConnectionString);
+        var target = new OnlineSchemaChange.Core.Connection.ConnectionTarget(OnlineSchemaChange.Core.Connection.DatabaseEngine.MySql, primary.Server, (int)primary.Port, primary.UserID, db.Name)
+        {
+            Password = primary.Password,
+        };
+
+        var found = await OnlineSchemaChange.MySql.Throttle.MySqlReplicaDiscovery.DiscoverAsync(target, new HashSet<uint>(), CancellationToken.None);
+        output.WriteLine(string.Join("; ", found.Notes));
+        Assert.Contains(found.Replicas, r => r.Host == "127.0.0.1" && r.Port == (int)replica.Port);
+        Assert.DoesNotContain(found.Replicas, r => r.Port == (int)primary.Port);
+
+        OscRunner.Result discovered = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json");
+        Assert.True(discovered.ExitCode == 0, discovered.Stderr);
+        JsonElement replicas = LiveOscRun.ParseAll(discovered.Stdout)[0];
+        Assert.Equal("replicas", replicas.GetProperty("event").GetString());
+        Assert.Contains($"127.0.0.1:{replica.Port}", replicas.GetProperty("watched").EnumerateArray().Select(w => w.GetString()));
+
+        await ExecuteAsync(db.ConnectionString, "DROP TABLE t_osc_old");
+        OscRunner.Result optedOut = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k INT NOT NULL", "--execute", "--json", "--no-replica-discovery");
+        Assert.True(optedOut.ExitCode == 0, optedOut.Stderr);
+        Assert.DoesNotContain(LiveOscRun.ParseAll(optedOut.Stdout), e => e.GetProperty("event").GetString() == "replicas");
+    }
+
     /// <summary>
     /// Holds the copy with the flag file until the replica shows our heartbeat, stops the replica's SQL thread, lifts
     /// the flag: the progress lines must then show the lag as the reason and rows copied must stop growing, until the
