@@ -120,6 +120,29 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
         }
     }
 
+    [Fact]
+    public async Task A_unique_key_over_duplicates_under_writes_stops_before_the_swap_and_loses_no_row()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "matrix_dup", """
+            CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL DEFAULT 0, u INT);
+            INSERT INTO t (id, n, u) SELECT seq, seq % 10, IF(seq % 500 = 0, 1, seq) FROM seq_1_to_2000;
+            """);
+        using var stop = new CancellationTokenSource();
+        var counter = new WriteCounter();
+        Task<int> load = LoadAsync(db.ConnectionString, 2000, counter, stop.Token);
+        OscRunner.Result result = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD UNIQUE KEY uq (u)", "--execute",
+            "--no-replica-discovery", "--chunk-time-millis", "20");
+        await stop.CancelAsync();
+        await load;
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("Verification failed", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", await db.OscTablesAsync());
+        Assert.Equal("0", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND INDEX_NAME = 'uq'"));
+        Assert.Equal((2000 + counter.Inserted - counter.Deleted).ToString(System.Globalization.CultureInfo.InvariantCulture), await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM t"));
+        Assert.True(counter.Writes > 0);
+    }
+
     /// <summary>A column list split at its commas outside parentheses.</summary>
     private static IEnumerable<string> TopLevelParts(string list)
     {
@@ -146,10 +169,27 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
     private sealed class WriteCounter
     {
         private int _writes;
+        private int _inserted;
+        private int _deleted;
 
         public int Writes => Volatile.Read(ref _writes);
 
-        public void Add() => Interlocked.Increment(ref _writes);
+        public int Inserted => Volatile.Read(ref _inserted);
+
+        public int Deleted => Volatile.Read(ref _deleted);
+
+        public void Add(string sql)
+        {
+            Interlocked.Increment(ref _writes);
+            if (sql.StartsWith("INSERT", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref _inserted);
+            }
+            else if (sql.StartsWith("DELETE", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref _deleted);
+            }
+        }
     }
 
     private static async Task<int> LoadAsync(string connectionString, int rows, WriteCounter counter, CancellationToken cancellationToken)
@@ -174,7 +214,7 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
                 if (await command.ExecuteNonQueryAsync(CancellationToken.None) > 0)
                 {
                     writes++;
-                    counter.Add();
+                    counter.Add(sql);
                 }
             }
             catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockDeadlock or MySqlErrorCode.LockWaitTimeout)
