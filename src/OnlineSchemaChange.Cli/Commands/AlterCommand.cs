@@ -66,6 +66,7 @@ internal static class AlterCommand
                         "Use `osc plan` to see how PostgreSQL would run the change and its non-blocking form.");
                 }
 
+                await ValidateLoadLimitsAsync(target, result.GetValue(maxLoad), result.GetValue(criticalLoad), cancellationToken);
                 if (result.GetValue(execute))
                 {
                     string[] listed = result.GetValue(replicas) ?? [];
@@ -182,6 +183,19 @@ internal static class AlterCommand
 
         // Draining under the lock gets as long as the lock wait: together they bound what a query waits on us.
         return new CutoverOptions { LockTimeout = TimeSpan.FromSeconds(lockSeconds), DrainTimeout = TimeSpan.FromSeconds(lockSeconds), Attempts = attempts };
+    }
+
+    /// <summary>A misspelled status variable is an error now, not a copy paused for ever.</summary>
+    private static async Task ValidateLoadLimitsAsync(ConnectionTarget target, string? maxLoad, string? criticalLoad, CancellationToken cancellationToken)
+    {
+        string connectionString = MySql.Connection.MySqlConnections.BuildConnectionString(target);
+        foreach ((string? spec, string option) in new[] { (maxLoad, "--max-load"), (criticalLoad, "--critical-load") })
+        {
+            if (spec is not null)
+            {
+                await MySqlThrottleSignals.ValidateLoadAsync(connectionString, spec, option, cancellationToken);
+            }
+        }
     }
 
     /// <summary>The primary's replicas, found from the primary, and a note for each that could not be found or reached.</summary>
