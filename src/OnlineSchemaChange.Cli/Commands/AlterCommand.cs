@@ -87,11 +87,21 @@ internal static class AlterCommand
                         DropOldTable = result.GetValue(dropOld),
                         Cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts)),
                     };
-                    OnlineAlterResult done = await new MySqlOnlineAlter(target, options, progress => ReportProgress(console, progress, asJson))
+                    string? phase = null;
+                    OnlineAlterResult done = await new MySqlOnlineAlter(target, options, progress =>
+                        {
+                            if (asJson && progress.State != phase)
+                            {
+                                phase = progress.State;
+                                console.WriteJsonLine(new { @event = "phase", phase, elapsedSeconds = Math.Round(progress.Elapsed.TotalSeconds, 1) });
+                            }
+
+                            ReportProgress(console, progress, asJson);
+                        })
                         .RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
                     if (asJson)
                     {
-                        console.WriteJson(new
+                        console.WriteJsonLine(new
                         {
                             @event = "done",
                             totalSeconds = Math.Round(done.Total.TotalSeconds, 2),
