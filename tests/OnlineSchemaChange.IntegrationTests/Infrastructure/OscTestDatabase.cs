@@ -10,7 +10,8 @@ public sealed record OscTestDatabase(string ConnectionString, string Uri)
     public static async Task<OscTestDatabase> CreateAsync(ServersFixture servers, string prefix, string setup)
     {
         ArgumentNullException.ThrowIfNull(servers);
-        string connectionString = await servers.NewMySqlDatabaseAsync(prefix);
+        // Unpooled: a pool per test database would keep its idle connections open for minutes, and a run creates many.
+        string connectionString = new MySqlConnectionStringBuilder(await servers.NewMySqlDatabaseAsync(prefix)) { Pooling = false }.ConnectionString;
         if (setup.Length > 0)
         {
             await MySqlTestSql.ExecuteAsync(connectionString, setup);
