@@ -104,7 +104,7 @@ public sealed class LocalMariaDb : IAsyncDisposable
             var port = LoopbackPort.Next();
             var serverId = ServerIds.Next();
             var watchdog = Watchdog.Start(
-                options.OwnerProcessId, directory, logPath, "TERM", asDatabaseUser: false, [mariadbd, .. Arguments(options, directory, port, serverId)]);
+                options.OwnerProcessId, directory, logPath, "TERM", asDatabaseUser: false, [mariadbd, .. Arguments(options, directory, port, serverId, replica: primary is not null)]);
             var server = new LocalMariaDb(options, primary, directory, port, serverId, watchdog);
             try
             {
@@ -131,7 +131,7 @@ public sealed class LocalMariaDb : IAsyncDisposable
         }
     }
 
-    private static List<string> Arguments(MariaDbOptions options, string directory, int port, int serverId)
+    private static List<string> Arguments(MariaDbOptions options, string directory, int port, int serverId, bool replica)
     {
         List<string> arguments =
         [
@@ -144,6 +144,13 @@ public sealed class LocalMariaDb : IAsyncDisposable
             $"--port={port}",
             $"--innodb-log-file-size={MariaDbTemplate.RedoLogSize}",
         ];
+        if (replica)
+        {
+            // Listed in the primary's SHOW SLAVE HOSTS with an address osc can connect to: how replicas are discovered.
+            arguments.Add("--report-host=127.0.0.1");
+            arguments.Add($"--report-port={port}");
+        }
+
         if (DatabaseUser.WeAreRoot)
         {
             arguments.Add("--user=root");

@@ -8,6 +8,7 @@ using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Cutover;
 using OnlineSchemaChange.MySql.Migration;
+using OnlineSchemaChange.MySql.Throttle;
 using OnlineSchemaChange.Postgres.Migration;
 using Spectre.Console;
 
@@ -29,6 +30,7 @@ internal static class AlterCommand
         var workers = new Option<int>("--workers") { Description = "Parallel copy workers", DefaultValueFactory = _ => 2 };
         var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk; chunks take no locks on the original", DefaultValueFactory = _ => 500 };
         var replicas = new Option<string[]>("--replica") { Description = "A replica to watch for lag (connection URI; repeatable)", AllowMultipleArgumentsPerToken = false };
+        var noDiscovery = new Option<bool>("--no-replica-discovery") { Description = "Without --replica, do not look for the primary's replicas (their lag then never pauses the copy)" };
         var maxLag = new Option<int>("--max-lag-millis") { Description = "Pause the copy while a replica lags more", DefaultValueFactory = _ => 1500 };
         var maxLoad = new Option<string?>("--max-load") { Description = "Pause while a status variable exceeds a limit, e.g. Threads_running=50 (PostgreSQL: active_sessions=50)" };
         var criticalLoad = new Option<string?>("--critical-load") { Description = "Abort cleanly when a status variable exceeds a limit, e.g. Threads_running=200 (PostgreSQL: active_sessions=200)" };
@@ -50,7 +52,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, maxLag, maxLoad, criticalLoad, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort })
         {
             command.Options.Add(option);
         }
@@ -72,13 +74,24 @@ internal static class AlterCommand
                         "Run `osc cleanup` for the table (it drops our slot, publication and shadow), then start again without --resume.");
                 }
 
+                if (target.Engine == DatabaseEngine.MySql)
+                {
+                    // PostgreSQL's load names are checked by its engine before anything is created.
+                    await ValidateLoadLimitsAsync(target, result.GetValue(maxLoad), result.GetValue(criticalLoad), cancellationToken);
+                }
+
                 if (result.GetValue(execute))
                 {
+                    string[] listed = result.GetValue(replicas) ?? [];
+                    // PostgreSQL needs no discovery: the primary's pg_stat_replication lists its standbys' lag.
+                    IReadOnlyList<string> watched = listed.Length > 0 || result.GetValue(noDiscovery) || target.Engine != DatabaseEngine.MySql
+                        ? listed.Select(r => ReplicaConnectionString(r, target)).ToList()
+                        : await DiscoverReplicasAsync(console, target, asJson, cancellationToken);
                     var options = new OnlineAlterOptions
                     {
                         Workers = result.GetValue(workers),
                         ChunkTime = TimeSpan.FromMilliseconds(result.GetValue(chunkTime)),
-                        ReplicaConnectionStrings = (result.GetValue(replicas) ?? []).Select(r => ReplicaConnectionString(r, target)).ToList(),
+                        ReplicaConnectionStrings = watched,
                         MaxLag = TimeSpan.FromMilliseconds(result.GetValue(maxLag)),
                         MaxLoad = result.GetValue(maxLoad),
                         CriticalLoad = result.GetValue(criticalLoad),
@@ -90,7 +103,18 @@ internal static class AlterCommand
                         Resume = result.GetValue(resume),
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
                     };
-                    void Report(OnlineAlterProgress progress) => ReportProgress(console, progress, asJson);
+                    string? phase = null;
+                    void Report(OnlineAlterProgress progress)
+                    {
+                        if (asJson && progress.State != phase)
+                        {
+                            phase = progress.State;
+                            console.WriteJsonLine(new { @event = "phase", phase, elapsedSeconds = Math.Round(progress.Elapsed.TotalSeconds, 1) });
+                        }
+
+                        ReportProgress(console, progress, asJson);
+                    }
+
                     OnlineAlterResult done;
                     try
                     {
@@ -105,7 +129,7 @@ internal static class AlterCommand
 
                     if (asJson)
                     {
-                        console.WriteJson(new
+                        console.WriteJsonLine(new
                         {
                             @event = "done",
                             totalSeconds = Math.Round(done.Total.TotalSeconds, 2),
@@ -243,6 +267,41 @@ internal static class AlterCommand
 
         // Draining under the lock gets as long as the lock wait: together they bound what a query waits on us.
         return new CutoverOptions { LockTimeout = TimeSpan.FromSeconds(lockSeconds), DrainTimeout = TimeSpan.FromSeconds(lockSeconds), Attempts = attempts };
+    }
+
+    /// <summary>A misspelled status variable is an error now, not a copy paused for ever.</summary>
+    private static async Task ValidateLoadLimitsAsync(ConnectionTarget target, string? maxLoad, string? criticalLoad, CancellationToken cancellationToken)
+    {
+        string connectionString = MySql.Connection.MySqlConnections.BuildConnectionString(target);
+        foreach ((string? spec, string option) in new[] { (maxLoad, "--max-load"), (criticalLoad, "--critical-load") })
+        {
+            if (spec is not null)
+            {
+                await MySqlThrottleSignals.ValidateLoadAsync(connectionString, spec, option, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>The primary's replicas, found from the primary, and a note for each that could not be found or reached.</summary>
+    private static async Task<IReadOnlyList<string>> DiscoverReplicasAsync(OscConsole console, ConnectionTarget primary, bool asJson, CancellationToken cancellationToken)
+    {
+        DiscoveredReplicas found = await MySqlReplicaDiscovery.DiscoverAsync(primary, new HashSet<uint> { new OnlineAlterOptions().ServerId }, cancellationToken);
+        var watched = found.Replicas.Select(r => $"{r.Host}:{r.Port}").ToList();
+        const string Fix = "list replicas with --replica, or set report_host and report_port on them";
+        if (asJson)
+        {
+            console.WriteJsonLine(new { @event = "replicas", discovered = true, watched, notes = found.Notes, fix = found.Notes.Count > 0 ? Fix : null });
+        }
+        else
+        {
+            console.Progress(watched.Count > 0 ? $"Replica lag watched on {string.Join(", ", watched)} (discovered from the primary)." : "No replicas discovered: replica lag is not watched.");
+            foreach (string note in found.Notes)
+            {
+                console.Progress($"note: {note}; its lag is not watched: {Fix}.");
+            }
+        }
+
+        return found.Replicas.Select(MySql.Connection.MySqlConnections.BuildConnectionString).ToList();
     }
 
     /// <summary>A replica given as a URI, with the primary's credentials when the URI has none.</summary>

@@ -30,6 +30,55 @@ public static class MySqlThrottleSignals
     }
 
     /// <summary>
+    /// Checks, before anything starts, that every status variable a --max-load / --critical-load names exists: a
+    /// misspelled one could never be measured, and would hold the copy (or never abort) for the whole run.
+    /// </summary>
+    public static async Task ValidateLoadAsync(string connectionString, string spec, string optionName, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var variables = Load(connectionString, spec, optionName).Select(s => s.Name).ToList();
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        var known = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        await using (var command = new MySqlCommand("SHOW GLOBAL STATUS", connection))
+        await using (MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                known.Add(reader.GetString(0));
+            }
+        }
+
+        foreach (string variable in variables)
+        {
+            if (!known.Contains(variable))
+            {
+                string? near = known.MinBy(k => EditDistance(k.ToUpperInvariant(), variable.ToUpperInvariant()));
+                throw new OscException($"{optionName}: the server has no status variable {variable}.",
+                    $"Use a name SHOW GLOBAL STATUS lists{(near is null ? "" : $", such as {near}")}.");
+            }
+        }
+    }
+
+    private static int EditDistance(string a, string b)
+    {
+        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
+        for (int i = 1; i <= a.Length; i++)
+        {
+            var current = new int[b.Length + 1];
+            current[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+
+            previous = current;
+        }
+
+        return previous[b.Length];
+    }
+
+    /// <summary>
     /// Signals for "Threads_running=50,Threads_connected=500" (gh-ost's --max-load / --critical-load syntax): one per
     /// status variable, each above its limit when SHOW GLOBAL STATUS says so.
     /// </summary>

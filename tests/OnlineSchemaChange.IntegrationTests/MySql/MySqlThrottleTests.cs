@@ -95,6 +95,27 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
         Assert.Contains("Variable=number", Assert.Throws<OscException>(() => MySqlThrottleSignals.Load(_primary, "Threads_running>50", "--max-load")).Message,
             StringComparison.Ordinal);
 
+    [Fact]
+    public async Task A_misspelled_status_variable_is_an_error_at_start_and_nothing_is_created()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "load_names", "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1);");
+        string uri = db.Uri;
+
+        var misspelled = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY v BIGINT", "--execute", "--no-replica-discovery",
+            "--max-load", "Threads_running=50,Threads_runing=50");
+        Assert.Equal(1, misspelled.ExitCode);
+        Assert.Contains("--max-load: the server has no status variable Threads_runing", misspelled.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Threads_running", misspelled.Stderr, StringComparison.Ordinal);
+        var critical = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY v BIGINT", "--critical-load", "Nope=1");
+        Assert.Equal(1, critical.ExitCode);
+        Assert.Contains("--critical-load: the server has no status variable Nope", critical.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", await db.OscTablesAsync());
+
+        var valid = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY v BIGINT", "--execute", "--no-replica-discovery",
+            "--max-load", "threads_running=1000", "--critical-load", "Threads_connected=100000");
+        Assert.True(valid.ExitCode == 0, valid.Stderr);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);

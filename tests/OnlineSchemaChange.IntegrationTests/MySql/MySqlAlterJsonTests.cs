@@ -1,0 +1,47 @@
+using System.Text.Json;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+
+namespace OnlineSchemaChange.IntegrationTests.MySql;
+
+/// <summary>The JSON lines of `osc alter --execute --json`, as a script reads them: one object per line, phases in order.</summary>
+[Collection("servers")]
+public sealed class MySqlAlterJsonTests(ServersFixture servers)
+{
+    [Fact]
+    public async Task Every_stdout_line_is_one_json_event_and_the_phases_come_in_order()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "alter_json", """
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL);
+            INSERT INTO t SELECT seq, seq FROM seq_1_to_2000;
+            """);
+
+        OscRunner.Result result = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--no-replica-discovery");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var events = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        Assert.Equal(["copying", "catching up", "verifying", "cutting over", "done"],
+            events.Where(e => e.GetProperty("event").GetString() == "phase").Select(e => e.GetProperty("phase").GetString()!));
+        var progress = events.Where(e => e.GetProperty("event").GetString() == "progress").ToList();
+        Assert.NotEmpty(progress);
+        Assert.All(progress, p =>
+        {
+            foreach (string field in new[] { "state", "rowsCopied", "estimatedRows", "changesApplied", "elapsedSeconds" })
+            {
+                Assert.True(p.TryGetProperty(field, out _), $"progress has {field}: {p}");
+            }
+        });
+        Assert.Equal(2000, progress[^1].GetProperty("rowsCopied").GetInt64());
+        var elapsed = events.Where(e => e.TryGetProperty("elapsedSeconds", out _)).Select(e => e.GetProperty("elapsedSeconds").GetDouble()).ToList();
+        Assert.Equal(elapsed.Order(), elapsed);
+
+        JsonElement done = events[^1];
+        Assert.Equal("done", done.GetProperty("event").GetString());
+        Assert.Equal(2000, done.GetProperty("rowsCopied").GetInt64());
+        Assert.Equal(2000, done.GetProperty("verifiedRows").GetInt64());
+        Assert.Equal("t_osc_old", done.GetProperty("oldTable").GetString());
+        foreach (string field in new[] { "totalSeconds", "changesApplied", "writesBlockedMillis", "cutOverAttempts" })
+        {
+            Assert.True(done.TryGetProperty(field, out _), $"done has {field}");
+        }
+    }
+}
