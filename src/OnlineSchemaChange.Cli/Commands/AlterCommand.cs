@@ -104,6 +104,7 @@ internal static class AlterCommand
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
                     };
                     string? phase = null;
+                    var bar = new ProgressBar();
                     void Report(OnlineAlterProgress progress)
                     {
                         if (asJson && progress.State != phase)
@@ -112,7 +113,7 @@ internal static class AlterCommand
                             console.WriteJsonLine(new { @event = "phase", phase, elapsedSeconds = Math.Round(progress.Elapsed.TotalSeconds, 1) });
                         }
 
-                        ReportProgress(console, progress, asJson);
+                        ReportProgress(console, bar, progress, asJson);
                     }
 
                     OnlineAlterResult done;
@@ -125,6 +126,10 @@ internal static class AlterCommand
                     catch (MigrationKeptException e)
                     {
                         throw WithResumeCommands(e, target, tableName, result.GetValue(alter)!);
+                    }
+                    finally
+                    {
+                        console.EndProgressLine();
                     }
 
                     if (asJson)
@@ -220,7 +225,7 @@ internal static class AlterCommand
         return command;
     }
 
-    private static void ReportProgress(OscConsole console, OnlineAlterProgress p, bool asJson)
+    private static void ReportProgress(OscConsole console, ProgressBar bar, OnlineAlterProgress p, bool asJson)
     {
         if (asJson)
         {
@@ -237,9 +242,7 @@ internal static class AlterCommand
             return;
         }
 
-        double percent = p.EstimatedRows > 0 ? Math.Min(100, 100.0 * p.RowsCopied / p.EstimatedRows) : 100;
-        console.Progress($"[{p.Elapsed.TotalSeconds,6:0.0}s] {p.State}: {p.RowsCopied:N0} of ~{p.EstimatedRows:N0} rows ({percent:0}%), "
-                         + $"{p.ChangesApplied:N0} changes replayed" + (p.Throttled is null ? "" : $", paused: {p.Throttled}"));
+        console.ProgressInPlace(bar.Format(p));
     }
 
     /// <summary>The kept-for-resume error with the exact commands that resume the run or remove what it kept.</summary>

@@ -51,10 +51,37 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
     }
 
     /// <summary>A progress line for people, on stderr so stdout stays clean for the result.</summary>
+    private bool _progressLineOpen;
+
     public void Progress(string line)
     {
+        EndProgressLine();
         stderr.WriteLine(line);
         stderr.Flush();
+    }
+
+    /// <summary>On a terminal, redraws one progress line in place; otherwise writes a line per report, for logs.</summary>
+    public void ProgressInPlace(string line)
+    {
+        if (!interactive)
+        {
+            Progress(line);
+            return;
+        }
+
+        stderr.Write("\r\u001b[2K" + line);
+        stderr.Flush();
+        _progressLineOpen = true;
+    }
+
+    /// <summary>Ends a line drawn in place, so what follows starts on a line of its own.</summary>
+    public void EndProgressLine()
+    {
+        if (_progressLineOpen)
+        {
+            stderr.WriteLine();
+            _progressLineOpen = false;
+        }
     }
 
     private static readonly JsonSerializerOptions JsonLineOptions = new(JsonOptions) { WriteIndented = false };
