@@ -81,7 +81,7 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
                 "Connect as the table's owner (or a member of the owning role).");
         }
 
-        IReadOnlyList<PostgresTableColumn> columns = await ColumnsAsync(relation.Oid, cancellationToken);
+        IReadOnlyList<PostgresTableColumn> columns = await ColumnsAsync(connection, relation.Oid, cancellationToken);
         (string keyName, IReadOnlyList<string> key) = await ChooseKeyAsync(qualified, relation.Oid, cancellationToken);
 
         var names = new ShadowNames(table.Name, MaxIdentifierLength);
@@ -160,7 +160,8 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         }
     }
 
-    private async Task<IReadOnlyList<PostgresTableColumn>> ColumnsAsync(uint oid, CancellationToken cancellationToken)
+    /// <summary>A relation's live columns in attribute order (the shadow reads its own the same way).</summary>
+    internal static async Task<IReadOnlyList<PostgresTableColumn>> ColumnsAsync(NpgsqlConnection connection, uint oid, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(
             """

@@ -103,7 +103,7 @@ public sealed class PostgresShadowTable
         {
             uint oid = await catalog.ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(table));
             IReadOnlyDictionary<string, string> indexNames = await MatchIndexesAsync(connection, facts.Oid, oid, cancellationToken);
-            IReadOnlyList<PostgresTableColumn> before = await ColumnsAsync(connection, oid, cancellationToken);
+            IReadOnlyList<PostgresTableColumn> before = await PostgresInspector.ColumnsAsync(connection, oid, cancellationToken);
             if (statement.ChangeClauses.Any())
             {
                 string alter = RenameIndexReferences(statement.RenderFor(PostgresSql.Quote(table)), indexNames.ToDictionary(p => p.Value, p => p.Key, StringComparer.Ordinal));
@@ -118,7 +118,7 @@ public sealed class PostgresShadowTable
                 }
             }
 
-            IReadOnlyList<PostgresTableColumn> after = await ColumnsAsync(connection, oid, cancellationToken);
+            IReadOnlyList<PostgresTableColumn> after = await PostgresInspector.ColumnsAsync(connection, oid, cancellationToken);
             IReadOnlyList<(string, string)> deferred = deferSecondaryIndexes ? await DeferIndexesAsync(connection, oid, cancellationToken) : [];
             return Describe(facts, table, statement, before, after, indexNames, deferred);
         }
@@ -184,25 +184,6 @@ public sealed class PostgresShadowTable
         }
 
         return new PostgresShadowTable(table, after, mapping, keyInShadow!, expressions, indexNames, deferredIndexes);
-    }
-
-    private static async Task<IReadOnlyList<PostgresTableColumn>> ColumnsAsync(NpgsqlConnection connection, uint oid, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            """
-            SELECT attnum, attname, format_type(atttypid, atttypmod), attnotnull, atthasdef, attidentity, attgenerated <> ''
-            FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum
-            """, connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
-        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
-        var columns = new List<PostgresTableColumn>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            columns.Add(new PostgresTableColumn(reader.GetInt16(0), reader.GetString(1), reader.GetString(2), reader.GetBoolean(3),
-                reader.GetBoolean(4), reader.GetChar(5), reader.GetBoolean(6)));
-        }
-
-        return columns;
     }
 
     /// <summary>Drops the shadow's plain indexes and returns how to build them again (schema-qualified definitions).</summary>

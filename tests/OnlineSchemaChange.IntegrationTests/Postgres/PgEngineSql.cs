@@ -1,4 +1,3 @@
-using System.Globalization;
 using Npgsql;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Migration;
@@ -8,22 +7,9 @@ namespace OnlineSchemaChange.IntegrationTests.Postgres;
 /// <summary>One-line SQL and setup shortcuts for the PostgreSQL engine tests: each call on its own short connection.</summary>
 internal static class PgEngineSql
 {
-    public static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
+    public static Task ExecuteAsync(string connectionString, string sql) => PgSql.ExecuteAsync(connectionString, sql);
 
-    /// <summary>The first column of the first row as invariant text ("" for NULL or no row).</summary>
-    public static async Task<string> ScalarAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        return Convert.ToString(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture) ?? "";
-    }
+    public static Task<string> ScalarAsync(string connectionString, string sql) => PgSql.ScalarAsync(connectionString, sql);
 
     /// <summary>Relations whose name has "osc" in it: what a refused run must not have created.</summary>
     public static Task<string> OurRelationsAsync(string connectionString) =>
