@@ -168,7 +168,12 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             {
                 Report("verifying");
                 verification = await new MySqlVerifier(connectionString, original, shadow.Table, originalKey, shadowKey, shadow.Mapping,
-                    shadow.ColumnTypes, DrainAsync).RunAsync(cancellationToken);
+                    shadow.ColumnTypes, DrainAsync)
+                {
+                    LockTimeout = options.Cutover.LockTimeout,
+                    DrainTimeout = options.Cutover.DrainTimeout,
+                    LockAttempts = options.Cutover.Attempts,
+                }.RunAsync(cancellationToken);
             }
 
             Report("cutting over");

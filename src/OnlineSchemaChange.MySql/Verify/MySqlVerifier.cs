@@ -23,6 +23,17 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
 {
     public const int MaxRepairs = 3;
 
+    /// <summary>
+    /// How long the READ lock may be waited for. Application writes queue behind the waiting request, so this is the
+    /// longest they wait on verification (the cut-over's lock timeout is passed here).
+    /// </summary>
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long the replay may take to catch up while writes are held, before the attempt lets go.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    public int LockAttempts { get; init; } = 5;
+
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
     {
         (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes);
@@ -105,7 +116,35 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         }
     }
 
+    /// <summary>Takes the snapshots, retrying with backoff when the lock or the drain under it takes too long.</summary>
     private async Task<Snapshots> SnapshotsAsync(CancellationToken cancellationToken)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await SnapshotsOnceAsync(cancellationToken);
+            }
+            catch (Exception e) when (attempt < LockAttempts && IsLockOrDrainTimeout(e, cancellationToken))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250 * attempt), cancellationToken);
+            }
+            catch (Exception e) when (IsLockOrDrainTimeout(e, cancellationToken))
+            {
+                throw new OscException(
+                    $"Verification could not hold {original} for its consistent snapshots in {LockAttempts} attempts: " +
+                    (e is MySqlException ? $"its READ lock waited more than {LockTimeout.TotalSeconds:0.#} s" : $"the replay did not catch up within {DrainTimeout.TotalSeconds:0.#} s under the lock") + ".",
+                    "A long transaction that wrote to the table holds it (see information_schema.INNODB_TRX), or the replay is far behind. " +
+                    "End that transaction and run again (--resume continues), or raise --cut-over-lock-timeout-seconds.");
+            }
+        }
+    }
+
+    private static bool IsLockOrDrainTimeout(Exception e, CancellationToken cancellationToken) =>
+        e is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
+        || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
+
+    private async Task<Snapshots> SnapshotsOnceAsync(CancellationToken cancellationToken)
     {
         var locker = new MySqlConnection(connectionString);
         var a = new MySqlConnection(connectionString);
@@ -115,7 +154,8 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         await b.OpenAsync(cancellationToken);
         try
         {
-            await ExecuteAsync(locker, "SET SESSION lock_wait_timeout = 10", cancellationToken);
+            // lock_wait_timeout is whole seconds: at least 1.
+            await ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {Math.Max(1, (int)Math.Ceiling(LockTimeout.TotalSeconds))}", cancellationToken);
             await ExecuteAsync(locker, $"LOCK TABLES {MySqlSql.Quote(original)} READ", cancellationToken);
             try
             {
@@ -128,7 +168,12 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
                 }
 
                 // With writes to the original held and the replay at the same point, both snapshots see one state.
-                await drainTo(position, cancellationToken);
+                using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                {
+                    drain.CancelAfter(DrainTimeout);
+                    await drainTo(position, drain.Token);
+                }
+
                 await ExecuteAsync(a, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken);
                 await ExecuteAsync(b, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken);
                 await ExecuteAsync(a, "START TRANSACTION WITH CONSISTENT SNAPSHOT", cancellationToken);

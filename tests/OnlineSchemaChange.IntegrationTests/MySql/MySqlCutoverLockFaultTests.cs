@@ -76,6 +76,38 @@ public sealed class MySqlCutoverLockFaultTests(ServersFixture servers, ITestOutp
         AssertProbeBounded(probed);
     }
 
+    [Fact]
+    public async Task Verification_behind_a_long_writing_transaction_gives_up_after_its_attempts_without_holding_the_application()
+    {
+        OscTestDatabase db = await TableAsync();
+        string before = await ScalarAsync(db.ConnectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t WHERE id <> 2");
+
+        // A transaction that wrote to the table: its metadata lock conflicts with verification's READ lock.
+        await using var writer = new MySqlConnection(db.ConnectionString);
+        await writer.OpenAsync();
+        await using (var begin = new MySqlCommand("START TRANSACTION; UPDATE t SET c = 'uncommitted' WHERE id = 2;", writer))
+        {
+            await begin.ExecuteNonQueryAsync();
+        }
+
+        await using var probe = await Probe.StartAsync(db.ConnectionString);
+        OscRunner.Result result = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute",
+            "--cut-over-lock-timeout-seconds", LockTimeoutSeconds.ToString(CultureInfo.InvariantCulture), "--cut-over-attempts", "3", "--cleanup-on-abort");
+        ProbeResult probed = await probe.StopAsync();
+        output.WriteLine($"probe: {probed.Count} updates, slowest {probed.Slowest.TotalMilliseconds:0} ms");
+        output.WriteLine(result.Stderr);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("Verification could not hold", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("3 attempts", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal("int(11)", await ScalarAsync(db.ConnectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
+        Assert.Equal(before, await ScalarAsync(db.ConnectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t WHERE id <> 2"));
+        Assert.Equal("", await db.OscTablesAsync());
+        // MariaDB lets writes pass a waiting READ lock request, so the application may not wait at all; it must never
+        // wait longer than the lock timeout.
+        Assert.True(probed.Count > 0 && probed.Slowest < TimeSpan.FromSeconds(LockTimeoutSeconds + 0.75), $"an application write waited {probed.Slowest.TotalMilliseconds:0} ms");
+    }
+
     /// <summary>
     /// The application waited on us at most the lock timeout (plus scheduling slack on a busy machine), and it did
     /// wait: a probe that never queued would prove nothing.
