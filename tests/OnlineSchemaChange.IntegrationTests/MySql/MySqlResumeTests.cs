@@ -33,11 +33,17 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         using var stop = new CancellationTokenSource();
         Task<Writes> load = Writes.RunAsync(connectionString, 200000, stop.Token);
 
-        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--workers", workers, "--chunk-time-millis", "50"))
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-hold-{Guid.NewGuid():N}");
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
+                         "--throttle-flag-file", flag))
         {
-            // Killed once a checkpoint records part of the copy (the first after two seconds), while the copy goes on.
+            // Part of the copy done, the copy is held (the flag throttles it) so the kill lands mid-copy however fast
+            // the machine copies; killed once a checkpoint (every two seconds) records that part.
+            await WaitForAsync(async () => await MySqlOnlineAlterTests.ShadowRowsAsync(connectionString) >= 20000, osc, "20,000 rows in the shadow");
+            await File.WriteAllTextAsync(flag, "");
             await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 20000, osc, "a checkpoint past 20,000 rows");
             osc.Kill();
+            File.Delete(flag);
         }
 
         Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
