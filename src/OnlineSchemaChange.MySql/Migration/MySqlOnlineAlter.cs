@@ -116,7 +116,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
                 new ChunkSizer(options.ChunkTime), throttler, options.Workers);
             long copiedBefore = checkpointer.RowsCopiedBefore;
-            void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, throttler.Reason, clock.Elapsed));
+            void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, copier.Finished ? null : throttler.Reason, clock.Elapsed));
 
             if (resumed?.CopyFinished != true)
             {

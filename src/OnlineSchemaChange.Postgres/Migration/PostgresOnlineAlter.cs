@@ -63,7 +63,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             throttler.Start();
             var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), new ChunkSizer(options.ChunkTime), throttler, options.Workers);
             PostgresReplay running = replay;
-            void Report(string state) => report(new OnlineAlterProgress(state, copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived, throttler.Reason, clock.Elapsed));
+            void Report(string state) => report(new OnlineAlterProgress(state, copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived, copier.Finished ? null : throttler.Reason, clock.Elapsed));
 
             Report("copying");
             using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))

@@ -99,6 +99,11 @@ public sealed class MySqlReplicaLagFaultTests(ServersFixture servers, ITestOutpu
             JsonElement done = LiveOscRun.ParseAll(result.Stdout)[^1];
             Assert.Equal("done", done.GetProperty("event").GetString());
             Assert.Equal(3000, done.GetProperty("rowsCopied").GetInt64());
+
+            // Once the copy has finished, progress no longer reports a pause that only applied to it.
+            JsonElement last = LiveOscRun.ParseAll(result.Stdout).Last(e => e.GetProperty("event").GetString() == "progress");
+            Assert.NotEqual("copying", last.GetProperty("state").GetString());
+            Assert.Equal("", Reason(last));
             Assert.Equal("bigint(20)", await ScalarAsync(db.ConnectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
             Assert.Equal("3000", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM t"));
         }
