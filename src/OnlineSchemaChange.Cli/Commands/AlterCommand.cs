@@ -5,6 +5,7 @@ using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Cutover;
 using OnlineSchemaChange.MySql.Migration;
@@ -317,36 +318,36 @@ internal static class AlterCommand
             : Postgres.Connection.PostgresConnections.BuildConnectionString(replica);
     }
 
-    private static void Render(IAnsiConsole console, PostgresAlterRehearsal r)
-    {
-        console.MarkupLine($"[bold]Dry run[/] of an online ALTER of [bold]{Markup.Escape(r.Facts.Table.ToString())}[/] on PostgreSQL {Markup.Escape(r.Facts.ServerVersion)}: nothing was changed.");
-        var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
-        grid.AddRow("ALTER", Markup.Escape(r.Alter));
-        grid.AddRow("Table", Markup.Escape($"about {r.Facts.EstimatedRows:N0} rows, {r.Facts.TotalBytes / (1024.0 * 1024.0):0.0} MiB"));
-        grid.AddRow("Rows matched by", Markup.Escape($"{r.Facts.KeyName} ({string.Join(", ", r.Facts.Key)})"));
-        grid.AddRow("Checks", "wal_level logical; a free slot and WAL sender; REPLICATION; usable key; plain table; no leftovers: [green]passed[/]");
-        grid.AddRow("Shadow table", Markup.Escape($"{r.Facts.Names.Shadow}: created with the ALTER, then dropped"));
-        grid.AddRow("Change stream", Markup.Escape($"publication and logical slot {r.Replication.Slot} (pgoutput), dropped at the end"));
-        grid.AddRow("Columns copied", Markup.Escape(string.Join(", ", r.Mapping.Pairs.Select(p => p.Source == p.Target ? p.Source : $"{p.Source} -> {p.Target}"))));
-        grid.AddRow("Columns dropped", Markup.Escape(r.DroppedColumns.Count == 0 ? "none" : string.Join(", ", r.DroppedColumns)));
-        grid.AddRow("Columns added", Markup.Escape(r.AddedColumns.Count == 0 ? "none" : string.Join(", ", r.AddedColumns) + " (their defaults)"));
-        grid.AddRow("After the swap", Markup.Escape($"the original is kept as {r.Facts.Names.Old}"));
-        console.Write(grid);
-    }
+    private static void Render(IAnsiConsole console, PostgresAlterRehearsal r) => RenderRehearsal(console,
+        $"PostgreSQL {r.Facts.ServerVersion}", r.Alter, r.Facts.Table, r.Facts.EstimatedRows, r.Facts.TotalBytes, r.Facts.KeyName, r.Facts.Key,
+        "wal_level logical; a free slot and WAL sender; REPLICATION; usable key; plain table; no leftovers",
+        r.Facts.Names, $"publication and logical slot {r.Replication.Slot} (pgoutput), dropped at the end", r.Mapping, r.DroppedColumns, r.AddedColumns);
 
-    private static void Render(IAnsiConsole console, AlterRehearsal r)
+    private static void Render(IAnsiConsole console, AlterRehearsal r) => RenderRehearsal(console,
+        r.Facts.ServerVersion, r.Alter, r.Facts.Table, r.Facts.EstimatedRows, r.Facts.TotalBytes, r.Facts.KeyName, r.Facts.Key,
+        "binlog on, ROW, FULL; InnoDB; usable key; no triggers; no foreign keys; no leftovers",
+        r.Facts.Names, null, r.Mapping, r.DroppedColumns, r.AddedColumns);
+
+    /// <summary>The dry run's report, the same on both engines but for the checks made and the change stream.</summary>
+    private static void RenderRehearsal(IAnsiConsole console, string server, string alter, TableName table, long rows, long bytes, string keyName,
+        IReadOnlyList<string> key, string checks, ShadowNames names, string? stream, ColumnMapping mapping, IReadOnlyList<string> dropped, IReadOnlyList<string> added)
     {
-        console.MarkupLine($"[bold]Dry run[/] of an online ALTER of [bold]{Markup.Escape(r.Facts.Table.ToString())}[/] on {Markup.Escape(r.Facts.ServerVersion)}: nothing was changed.");
+        console.MarkupLine($"[bold]Dry run[/] of an online ALTER of [bold]{Markup.Escape(table.ToString())}[/] on {Markup.Escape(server)}: nothing was changed.");
         var grid = new Grid().AddColumn(new GridColumn().NoWrap()).AddColumn();
-        grid.AddRow("ALTER", Markup.Escape(r.Alter));
-        grid.AddRow("Table", Markup.Escape($"about {r.Facts.EstimatedRows:N0} rows, {r.Facts.TotalBytes / (1024.0 * 1024.0):0.0} MiB"));
-        grid.AddRow("Rows matched by", Markup.Escape($"{r.Facts.KeyName} ({string.Join(", ", r.Facts.Key)})"));
-        grid.AddRow("Checks", "binlog on, ROW, FULL; InnoDB; usable key; no triggers; no foreign keys; no leftovers: [green]passed[/]");
-        grid.AddRow("Shadow table", Markup.Escape($"{r.Facts.Names.Shadow}: created with the ALTER, then dropped"));
-        grid.AddRow("Columns copied", Markup.Escape(string.Join(", ", r.Mapping.Pairs.Select(p => p.Source == p.Target ? p.Source : $"{p.Source} -> {p.Target}"))));
-        grid.AddRow("Columns dropped", Markup.Escape(r.DroppedColumns.Count == 0 ? "none" : string.Join(", ", r.DroppedColumns)));
-        grid.AddRow("Columns added", Markup.Escape(r.AddedColumns.Count == 0 ? "none" : string.Join(", ", r.AddedColumns) + " (their defaults)"));
-        grid.AddRow("After the swap", Markup.Escape($"the original is kept as {r.Facts.Names.Old}"));
+        grid.AddRow("ALTER", Markup.Escape(alter));
+        grid.AddRow("Table", Markup.Escape($"about {rows:N0} rows, {bytes / (1024.0 * 1024.0):0.0} MiB"));
+        grid.AddRow("Rows matched by", Markup.Escape($"{keyName} ({string.Join(", ", key)})"));
+        grid.AddRow("Checks", Markup.Escape(checks) + ": [green]passed[/]");
+        grid.AddRow("Shadow table", Markup.Escape($"{names.Shadow}: created with the ALTER, then dropped"));
+        if (stream is not null)
+        {
+            grid.AddRow("Change stream", Markup.Escape(stream));
+        }
+
+        grid.AddRow("Columns copied", Markup.Escape(string.Join(", ", mapping.Pairs.Select(p => p.Source == p.Target ? p.Source : $"{p.Source} -> {p.Target}"))));
+        grid.AddRow("Columns dropped", Markup.Escape(dropped.Count == 0 ? "none" : string.Join(", ", dropped)));
+        grid.AddRow("Columns added", Markup.Escape(added.Count == 0 ? "none" : string.Join(", ", added) + " (their defaults)"));
+        grid.AddRow("After the swap", Markup.Escape($"the original is kept as {names.Old}"));
         console.Write(grid);
     }
 }
