@@ -81,7 +81,7 @@ internal static class BinlogCommand
             {
                 return 0;
             }
-            catch (Exception e) when (e is ReplicationSetupException or MySqlServerException or BinlogDecodeException or MySqlProtocolException or FormatException or IOException or System.Net.Sockets.SocketException)
+            catch (Exception e) when (e is ReplicationSetupException or BinlogStreamException or MySqlServerException or BinlogDecodeException or MySqlProtocolException or FormatException or IOException or System.Net.Sockets.SocketException)
             {
                 await Console.Error.WriteLineAsync("osc binlog: " + e.Message);
                 return 1;
@@ -150,7 +150,7 @@ internal static class BinlogCommand
             }
 
             _text.WriteLine(Describe(e));
-            if (e is RowsEvent or XidEvent or HeartbeatEvent)
+            if (e is RowsEvent or XidEvent or XaPrepareEvent or HeartbeatEvent)
             {
                 _text.Flush();
             }
@@ -178,6 +178,7 @@ internal static class BinlogCommand
                 TableMapEvent m => $"{at} TABLE_MAP {m.TableId} {m.Database}.{m.Table} ({m.ColumnCount} columns)",
                 RotateEvent r => $"{at} ROTATE {r.NextFile}:{r.Position}",
                 XidEvent x => $"{at} XID {x.Xid}",
+                XaPrepareEvent p => p.OnePhase ? $"{at} XA COMMIT ONE PHASE" : $"{at} XA PREPARE",
                 MariaDbGtidEvent g => $"{at} GTID {g.Gtid}",
                 MySqlGtidEvent g => $"{at} GTID {g.Gtid}",
                 _ => $"{at} {e.Header.EventType}",

@@ -141,10 +141,11 @@ public sealed class BinlogEventDecoder
             case MariaDbGtidEvent gtid:
                 CurrentGtid = gtid.Gtid;
                 break;
-            case QueryEvent { IsBegin: true }:
+            case QueryEvent { IsBegin: true } or QueryEvent { IsXaStart: true }:
                 _inTransaction = true;
                 break;
             case XidEvent:
+            case XaPrepareEvent:
             case QueryEvent { IsTransactionEnd: true }:
                 CurrentGtid = null;
                 _inTransaction = false;
@@ -215,6 +216,8 @@ public sealed class BinlogEventDecoder
 
             case BinlogEventType.Heartbeat:
                 return new HeartbeatEvent(header, reader.ReadStringToEnd());
+            case BinlogEventType.XaPrepare:
+                return new XaPrepareEvent(header, reader.ReadByte() != 0);
             case BinlogEventType.TransactionPayload:
                 throw new MySqlProtocolException("TRANSACTION_PAYLOAD (zstd-compressed transaction) is not supported: set binlog_transaction_compression=OFF on the server.");
             case BinlogEventType.PartialUpdateRows:

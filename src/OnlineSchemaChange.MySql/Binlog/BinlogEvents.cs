@@ -42,7 +42,16 @@ public sealed record QueryEvent(BinlogEventHeader Header, uint ThreadId, ushort 
     /// <summary>BEGIN opens a transaction; COMMIT (non-transactional engines) or ROLLBACK closes one.</summary>
     public bool IsBegin => Sql.Equals("BEGIN", StringComparison.OrdinalIgnoreCase);
     public bool IsTransactionEnd => Sql.Equals("COMMIT", StringComparison.OrdinalIgnoreCase) || Sql.Equals("ROLLBACK", StringComparison.OrdinalIgnoreCase);
+    /// <summary>XA START opens the group of a two-phase (XA) transaction, logged when it is prepared.</summary>
+    public bool IsXaStart => Sql.StartsWith("XA START", StringComparison.OrdinalIgnoreCase);
+    /// <summary>XA COMMIT / XA ROLLBACK of a prepared XA transaction: a group of its own, with no XID after it.</summary>
+    public bool IsXaCompletion => Sql.StartsWith("XA COMMIT", StringComparison.OrdinalIgnoreCase) || Sql.StartsWith("XA ROLLBACK", StringComparison.OrdinalIgnoreCase);
 }
+
+/// <summary>XA_PREPARE_LOG_EVENT: ends the group of an XA transaction. With <see cref="OnePhase"/> (MySQL's
+/// XA COMMIT ... ONE PHASE) the transaction is committed; otherwise it is only prepared, and an XA COMMIT or
+/// XA ROLLBACK follows later as a group of its own.</summary>
+public sealed record XaPrepareEvent(BinlogEventHeader Header, bool OnePhase) : BinlogEvent(Header);
 
 /// <summary>Commit of a transaction in a transactional engine.</summary>
 public sealed record XidEvent(BinlogEventHeader Header, ulong Xid) : BinlogEvent(Header);

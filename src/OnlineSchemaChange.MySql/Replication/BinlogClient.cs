@@ -6,9 +6,11 @@ using OnlineSchemaChange.MySql.Protocol;
 
 namespace OnlineSchemaChange.MySql.Replication;
 
-/// <summary>Reads the binlog as a replica. Events of a transaction are handed out together once its commit has
-/// been read, so a dropped connection (reconnected with backoff, resumed after the last commit) never delivers half
-/// a transaction or the same one twice.</summary>
+/// <summary>Reads the binlog as a replica and hands events out one by one as they are decoded, a transaction's rows
+/// before its commit, so memory does not grow with a transaction's size: a slow consumer holds the reading back.
+/// <see cref="LastCommitted"/> moves only at transaction ends. A dropped connection is reconnected with backoff and
+/// resumed at <see cref="LastCommitted"/>; the part of a transaction handed out before the drop is recognised by
+/// its offsets and not handed out again, so every event arrives exactly once (see <see cref="DeliveryCursor"/>).</summary>
 public sealed class BinlogClient : IAsyncDisposable
 {
     private const int ErrorAccessDenied = 1045;
@@ -20,10 +22,9 @@ public sealed class BinlogClient : IAsyncDisposable
 
     private readonly BinlogClientOptions _options;
     private readonly InformationSchemaTables _schemas;
+    private readonly DeliveryCursor _cursor = new();
     private MySqlProtocolConnection? _connection;
     private BinlogEventDecoder? _decoder;
-    private readonly List<BinlogEvent> _transaction = [];
-    private bool _inTransaction;
 
     public BinlogClient(BinlogClientOptions options)
     {
@@ -31,9 +32,12 @@ public sealed class BinlogClient : IAsyncDisposable
         _schemas = new InformationSchemaTables(options.Endpoint);
     }
 
-    /// <summary>Coordinates just after the last transaction handed out: where a restart resumes.</summary>
-    public BinlogCoordinates? LastCommitted { get; private set; }
+    /// <summary>Coordinates just after the last transaction handed out whole (or the start position): a position
+    /// to record and resume from, never one inside a transaction.</summary>
+    public BinlogCoordinates? LastCommitted => _cursor.LastCommitted;
     public int Reconnects { get; private set; }
+    /// <summary>Reconnects that resumed inside a transaction, dropping the part of it already handed out.</summary>
+    public int MidTransactionResumes { get; private set; }
     public bool? IsMariaDb => _connection?.IsMariaDb;
 
     public async IAsyncEnumerable<BinlogEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
@@ -41,7 +45,7 @@ public sealed class BinlogClient : IAsyncDisposable
         var failures = 0;
         while (true)
         {
-            List<BinlogEvent> ready;
+            BinlogEvent next;
             try
             {
                 if (_connection is null)
@@ -49,7 +53,7 @@ public sealed class BinlogClient : IAsyncDisposable
                     await StartStreamAsync(cancellationToken);
                 }
 
-                ready = await ReadUntilDeliverableAsync(cancellationToken);
+                next = await ReadDeliverableAsync(cancellationToken);
                 failures = 0;
             }
             catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
@@ -66,10 +70,7 @@ public sealed class BinlogClient : IAsyncDisposable
                 continue;
             }
 
-            foreach (var e in ready)
-            {
-                yield return e;
-            }
+            yield return next;
         }
     }
 
@@ -81,78 +82,26 @@ public sealed class BinlogClient : IAsyncDisposable
         _ => false,
     };
 
-    /// <summary>Reads events until some can be handed out: a whole transaction, or an event outside any.</summary>
-    private async Task<List<BinlogEvent>> ReadUntilDeliverableAsync(CancellationToken cancellationToken)
+    /// <summary>Reads until an event to hand out: not one handed out before a reconnect, a table we want, decoded.</summary>
+    private async Task<BinlogEvent> ReadDeliverableAsync(CancellationToken cancellationToken)
     {
-        var ready = new List<BinlogEvent>();
-        while (ready.Count == 0)
+        while (true)
         {
             var decoded = await ReadEventAsync(cancellationToken);
-            switch (decoded)
+            var step = _cursor.Accept(decoded);
+            if (step == TransactionStep.Statement)
             {
-                case MySqlGtidEvent or MariaDbGtidEvent:
-                    _transaction.Clear();
-                    _transaction.Add(decoded);
-                    _inTransaction = decoded is MariaDbGtidEvent { IsStandalone: false };
-                    break;
-                case QueryEvent { IsBegin: true }:
-                    _inTransaction = true;
-                    _transaction.Add(decoded);
-                    break;
-                case XidEvent:
-                case QueryEvent { IsTransactionEnd: true }:
-                    _transaction.Add(decoded);
-                    Commit(decoded, ready);
-                    break;
-                case QueryEvent when !_inTransaction:
-                    // A statement on its own (DDL): its own transaction, and the table definitions may have changed.
-                    _schemas.Invalidate();
-                    _transaction.Add(decoded);
-                    Commit(decoded, ready);
-                    break;
-                case TableMapEvent map:
-                    if (Wanted(map))
-                    {
-                        _transaction.Add(decoded);
-                    }
-
-                    break;
-                case RowsEvent:
-                    _transaction.Add(decoded);
-                    break;
-                case SkippedEvent:
-                    break;
-                case RotateEvent rotate:
-                    if (!_inTransaction && _transaction.Count == 0)
-                    {
-                        LastCommitted = new BinlogCoordinates(rotate.NextFile, (long)rotate.Position, LastCommitted?.Gtid);
-                    }
-
-                    ready.Add(decoded);
-                    break;
-                default:
-                    if (_inTransaction || _transaction.Count > 0)
-                    {
-                        _transaction.Add(decoded);
-                    }
-                    else
-                    {
-                        ready.Add(decoded);
-                    }
-
-                    break;
+                // A statement on its own (DDL): table definitions may have changed.
+                _schemas.Invalidate();
             }
+
+            if (step is null || decoded is SkippedEvent || (decoded is TableMapEvent map && !Wanted(map)))
+            {
+                continue;
+            }
+
+            return decoded;
         }
-
-        return ready;
-    }
-
-    private void Commit(BinlogEvent commit, List<BinlogEvent> ready)
-    {
-        ready.AddRange(_transaction);
-        _transaction.Clear();
-        _inTransaction = false;
-        LastCommitted = commit.Coordinates with { Gtid = commit.Coordinates.Gtid ?? LastCommitted?.Gtid };
     }
 
     private bool Wanted(TableMapEvent map) =>
@@ -248,13 +197,20 @@ public sealed class BinlogClient : IAsyncDisposable
             start = await CurrentPositionAsync(connection, cancellationToken);
         }
 
+        // A file position given or read is between groups: a reconnect before the first commit resumes there, not
+        // at a newer current position.
+        _cursor.Start(start is BinlogStart.FilePosition at ? new BinlogCoordinates(at.File, at.Position, null) : null);
+        _cursor.Reconnecting();
+        if (_cursor.Skipping)
+        {
+            MidTransactionResumes++;
+        }
+
         _decoder = new BinlogEventDecoder(_schemas, start is BinlogStart.FilePosition f ? f.File : "")
         {
             Checksum = checksum,
             TableFilter = _options.Tables is null ? null : Wanted,
         };
-        _transaction.Clear();
-        _inTransaction = false;
 
         try
         {

@@ -1,0 +1,208 @@
+using System.Threading.Channels;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.MySql.Binlog;
+using OnlineSchemaChange.MySql.Replication;
+
+namespace OnlineSchemaChange.Tests.MySql;
+
+/// <summary>Transaction boundaries, the client's exactly-once delivery across reconnects, and the change feed's
+/// positions, on event sequences shaped as MySQL 8 and MariaDB 10.11 log them (GTID, BEGIN or not, XA).</summary>
+public sealed class TransactionStreamingTests
+{
+    private const string File = "binlog.000003";
+    private static readonly TableMapEvent Map = new(Header(BinlogEventType.TableMap, 0), 7, "shop", "items", [ColumnType.Long, ColumnType.Long], [], []);
+
+    private static BinlogEventHeader Header(BinlogEventType type, uint next, ushort flags = 0) => new(1_700_000_000, type, 1, 30, next, flags);
+
+    private static T At<T>(T e, string file = File) where T : BinlogEvent
+    {
+        e.Coordinates = new BinlogCoordinates(file, e.Header.NextPosition, null);
+        return e;
+    }
+
+    private static MariaDbGtidEvent MariaGtid(uint next, bool standalone = false) => At(new MariaDbGtidEvent(Header(BinlogEventType.MariaDbGtid, next), 1, 0, (byte)(standalone ? 1 : 0)));
+    private static MySqlGtidEvent MySqlGtid(uint next) => At(new MySqlGtidEvent(Header(BinlogEventType.Gtid, next), Guid.Empty, 1, false));
+    private static QueryEvent Query(uint next, string sql) => At(new QueryEvent(Header(BinlogEventType.Query, next), 1, 0, "shop", sql));
+    private static TableMapEvent TableMap(uint next) => At(Map with { Header = Header(BinlogEventType.TableMap, next) });
+    private static XidEvent Xid(uint next) => At(new XidEvent(Header(BinlogEventType.Xid, next), 9));
+    private static XaPrepareEvent XaPrepare(uint next, bool onePhase) => At(new XaPrepareEvent(Header(BinlogEventType.XaPrepare, next), onePhase));
+
+    private static RowsEvent Rows(uint next, params int[] ids) =>
+        At(new RowsEvent(Header(BinlogEventType.WriteRowsV1, next), RowsEventKind.Insert, Map, null, [.. ids.Select(id => new OnlineSchemaChange.MySql.Binlog.RowChange(null, [id, id * 10]))]));
+
+    private static RotateEvent FakeRotate(string file, ulong position) => At(new RotateEvent(Header(BinlogEventType.Rotate, 0, flags: 0x20), position, file), file);
+
+    private static FormatDescriptionEvent Format(uint next) => At(new FormatDescriptionEvent(Header(BinlogEventType.FormatDescription, next), 4, "10.11", 19, [], ChecksumAlgorithm.Crc32));
+
+    [Fact]
+    public void Mysql_transaction_is_inside_until_its_xid_and_a_ddl_is_a_statement()
+    {
+        var boundaries = new TransactionBoundaries();
+        TransactionStep[] steps = [.. new BinlogEvent[] { MySqlGtid(100), Query(150, "BEGIN"), TableMap(200), Rows(300, 1), Xid(330) }.Select(boundaries.Observe)];
+        Assert.Equal([TransactionStep.Inside, TransactionStep.Inside, TransactionStep.Inside, TransactionStep.Inside, TransactionStep.Commit], steps);
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(MySqlGtid(400)));
+        Assert.Equal(TransactionStep.Statement, boundaries.Observe(Query(500, "ALTER TABLE items ADD COLUMN c INT")));
+        Assert.False(boundaries.InGroup);
+    }
+
+    [Fact]
+    public void Mariadb_transaction_without_begin_keeps_savepoints_inside()
+    {
+        var boundaries = new TransactionBoundaries();
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(MariaGtid(100)));
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(Query(150, "SAVEPOINT `a`")));
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(Rows(300, 1)));
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(Query(350, "ROLLBACK TO `a`")));
+        Assert.Equal(TransactionStep.Commit, boundaries.Observe(Xid(400)));
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(MariaGtid(450, standalone: true)));
+        Assert.Equal(TransactionStep.Statement, boundaries.Observe(Query(500, "CREATE TABLE x (id INT)")));
+    }
+
+    [Fact]
+    public void Two_phase_xa_ends_prepared_and_its_commit_is_a_group_of_its_own()
+    {
+        var boundaries = new TransactionBoundaries();
+        boundaries.Observe(MariaGtid(100));
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(Query(150, "XA START X'61',X'',1")));
+        Assert.True(boundaries.InXa);
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(Rows(300, 1)));
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(Query(380, "XA END X'61',X'',1")));
+        Assert.Equal(TransactionStep.Prepared, boundaries.Observe(XaPrepare(420, onePhase: false)));
+        boundaries.Observe(MariaGtid(460));
+        Assert.Equal(TransactionStep.Commit, boundaries.Observe(Query(540, "XA COMMIT X'61',X'',1")));
+        boundaries.Observe(MySqlGtid(600));
+        boundaries.Observe(Query(650, "XA START X'62',X'',1"));
+        Assert.Equal(TransactionStep.Commit, boundaries.Observe(XaPrepare(700, onePhase: true)));
+    }
+
+    [Fact]
+    public void A_new_binlog_file_inside_a_transaction_is_refused()
+    {
+        var boundaries = new TransactionBoundaries();
+        boundaries.Observe(MariaGtid(100));
+        boundaries.Observe(Rows(300, 1));
+        Assert.Throws<BinlogStreamException>(() => boundaries.Observe(Format(256)));
+        var quiet = new TransactionBoundaries();
+        Assert.Equal(TransactionStep.Outside, quiet.Observe(Format(256)));
+    }
+
+    [Fact]
+    public void Reconnect_mid_transaction_drops_what_was_handed_out_and_delivers_the_rest_once()
+    {
+        var cursor = new DeliveryCursor();
+        cursor.Start(new BinlogCoordinates(File, 4, null));
+        var delivered = new List<BinlogEvent>();
+        void Feed(params BinlogEvent[] events)
+        {
+            foreach (BinlogEvent e in events)
+            {
+                if (cursor.Accept(e) is not null)
+                {
+                    delivered.Add(e);
+                }
+            }
+        }
+
+        Feed(MariaGtid(100), Query(150, "BEGIN"), Xid(180)); // an earlier transaction: LastCommitted 180
+        Feed(MariaGtid(220), TableMap(260), Rows(300, 1, 2), Rows(340, 3));
+        Assert.Equal(new BinlogCoordinates(File, 180, null), cursor.LastCommitted);
+
+        // The connection drops; the server resends from 180: preamble, then the same events at the same offsets.
+        cursor.Reconnecting();
+        Assert.True(cursor.Skipping);
+        Feed(FakeRotate(File, 180), Format(0), MariaGtid(220), TableMap(260), Rows(300, 1, 2), Rows(340, 3), Rows(380, 4), Xid(410));
+        Assert.False(cursor.Skipping);
+        Assert.Equal([1, 2, 3, 4], delivered.OfType<RowsEvent>().SelectMany(r => r.Rows).Select(r => (int)r.After![0]!));
+        Assert.Single(delivered.OfType<MariaDbGtidEvent>(), g => g.Header.NextPosition == 220);
+        Assert.DoesNotContain(delivered, e => e is FormatDescriptionEvent or RotateEvent);
+        Assert.Equal(new BinlogCoordinates(File, 410, null), cursor.LastCommitted);
+    }
+
+    [Fact]
+    public void Reconnect_between_transactions_skips_nothing()
+    {
+        var cursor = new DeliveryCursor();
+        cursor.Start(new BinlogCoordinates(File, 4, null));
+        Assert.NotNull(cursor.Accept(MariaGtid(100)));
+        Assert.NotNull(cursor.Accept(Rows(150, 1)));
+        Assert.NotNull(cursor.Accept(Xid(180)));
+        cursor.Reconnecting();
+        Assert.False(cursor.Skipping);
+        Assert.Equal(TransactionStep.Outside, cursor.Accept(FakeRotate(File, 180)));
+        Assert.Equal(TransactionStep.Outside, cursor.Accept(Format(0)));
+        Assert.Equal(TransactionStep.Inside, cursor.Accept(MariaGtid(220)));
+        Assert.Equal(new BinlogCoordinates(File, 180, null), cursor.LastCommitted);
+    }
+
+    [Fact]
+    public void Rotation_between_groups_moves_the_resume_point_and_the_start_counts_until_a_commit()
+    {
+        var cursor = new DeliveryCursor();
+        cursor.Start(new BinlogCoordinates(File, 4, null));
+        Assert.Equal(new BinlogCoordinates(File, 4, null), cursor.LastCommitted);
+        cursor.Accept(MariaGtid(100));
+        cursor.Accept(Rows(150, 1));
+        Assert.Equal(new BinlogCoordinates(File, 4, null), cursor.LastCommitted); // inside: nothing to resume from yet
+        cursor.Accept(Xid(180));
+        cursor.Accept(At(new RotateEvent(Header(BinlogEventType.Rotate, 220), 4, "binlog.000004")));
+        Assert.Equal(new BinlogCoordinates("binlog.000004", 4, null), cursor.LastCommitted);
+    }
+
+    [Fact]
+    public void A_transaction_gone_from_the_binlog_after_a_reconnect_is_refused()
+    {
+        var cursor = new DeliveryCursor();
+        cursor.Start(new BinlogCoordinates(File, 4, null));
+        cursor.Accept(MariaGtid(100));
+        cursor.Accept(Rows(150, 1));
+        cursor.Reconnecting();
+        Assert.Null(cursor.Accept(FakeRotate(File, 4)));
+        Assert.Null(cursor.Accept(Format(0)));
+        // The file now ends before the mark (the server truncated the unfinished group) and the next one begins.
+        Assert.Throws<BinlogStreamException>(() => cursor.Accept(FakeRotate("binlog.000004", 4)));
+    }
+
+    [Fact]
+    public async Task Feed_streams_rows_before_the_commit_and_sends_a_position_only_at_transaction_ends()
+    {
+        var channel = Channel.CreateUnbounded<ReplicationMessage>();
+        BinlogEvent[] events =
+        [
+            MariaGtid(100), Query(150, "SAVEPOINT `a`"), TableMap(200), Rows(300, 1, 2), Rows(340, 3), Xid(380),
+            MariaGtid(420, standalone: true), Query(480, "ALTER TABLE other ADD COLUMN c INT"),
+            MariaGtid(520), Query(560, "XA START X'61',X'',1"), Query(600, "XA END X'61',X'',1"), XaPrepare(640, onePhase: false),
+        ];
+        var feed = new MySqlChangeFeed(events.ToAsyncEnumerable(), "shop", "items", [0]);
+        await feed.RunAsync(channel.Writer, CancellationToken.None);
+        List<string> seen = [];
+        await foreach (ReplicationMessage m in channel.Reader.ReadAllAsync())
+        {
+            seen.Add(m switch
+            {
+                RowChangeMessage r => "row " + r.Change.Key.Values[0],
+                PositionMessage p => "at " + p.Position,
+                _ => "?",
+            });
+        }
+
+        Assert.Equal(["row 1", "row 2", "row 3", $"at {File}:380", $"at {File}:480", $"at {File}:640"], seen);
+    }
+
+    [Fact]
+    public async Task Feed_refuses_a_prepared_xa_transaction_that_changed_the_table()
+    {
+        var channel = Channel.CreateUnbounded<ReplicationMessage>();
+        BinlogEvent[] events = [MariaGtid(100), Query(150, "XA START X'61',X'',1"), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: false)];
+        var feed = new MySqlChangeFeed(events.ToAsyncEnumerable(), "shop", "items", [0]);
+        var error = await Assert.ThrowsAsync<OscException>(() => feed.RunAsync(channel.Writer, CancellationToken.None));
+        Assert.Contains("XA", error.Message, StringComparison.Ordinal);
+        Assert.Contains("shop.items", error.Message, StringComparison.Ordinal);
+
+        // The same rows committed in one phase (MySQL's XA COMMIT ... ONE PHASE) are an ordinary transaction.
+        var onePhase = Channel.CreateUnbounded<ReplicationMessage>();
+        BinlogEvent[] committed = [MariaGtid(100), Query(150, "XA START X'61',X'',1"), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: true)];
+        await new MySqlChangeFeed(committed.ToAsyncEnumerable(), "shop", "items", [0]).RunAsync(onePhase.Writer, CancellationToken.None);
+        Assert.Equal(2, onePhase.Reader.Count);
+    }
+}
