@@ -137,16 +137,18 @@ public sealed class BinlogEventDecoder
                 break;
             case MySqlGtidEvent gtid:
                 CurrentGtid = gtid.Gtid;
+                _inTransaction = false; // BEGIN follows, or a statement on its own
                 break;
             case MariaDbGtidEvent gtid:
                 CurrentGtid = gtid.Gtid;
+                _inTransaction = !gtid.IsStandalone; // MariaDB writes no BEGIN: the GTID opens the transaction
                 break;
             case QueryEvent { IsBegin: true } or QueryEvent { IsXaStart: true }:
                 _inTransaction = true;
                 break;
             case XidEvent:
             case XaPrepareEvent:
-            case QueryEvent { IsTransactionEnd: true }:
+            case QueryEvent { IsTransactionEnd: true } or QueryEvent { IsXaCompletion: true }:
                 CurrentGtid = null;
                 _inTransaction = false;
                 break;

@@ -94,6 +94,9 @@ public sealed record MySqlGtidEvent(BinlogEventHeader Header, Guid SourceId, lon
 public sealed record MariaDbGtidEvent(BinlogEventHeader Header, ulong Sequence, uint Domain, byte Flags) : BinlogEvent(Header)
 {
     public bool IsStandalone => (Flags & 0x01) != 0;
+    /// <summary>FL_PREPARED_XA: the group of an XA transaction, logged at XA PREPARE (MariaDB writes no XA START
+    /// statement; the XID is in this event).</summary>
+    public bool IsPreparedXa => (Flags & 0x40) != 0;
     public string Gtid => $"{Domain}-{Header.ServerId}-{Sequence}";
 }
 

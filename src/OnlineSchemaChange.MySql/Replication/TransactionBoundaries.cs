@@ -28,7 +28,8 @@ public enum TransactionStep
 /// rows as they arrive yet only treat its end as a point to record or resume from. MySQL opens a group with a GTID
 /// (or anonymous GTID) event then BEGIN, or logs a DDL statement alone after the GTID; MariaDB's GTID event says
 /// itself whether a transaction follows (not standalone) or a single statement. XA transactions are logged at
-/// XA PREPARE (XA START ... XA END, then XA_PREPARE_LOG) and completed by a later XA COMMIT/ROLLBACK statement.
+/// XA PREPARE (MySQL: XA START ... XA END, then XA_PREPARE_LOG; MariaDB: a GTID flagged as a prepared XA instead of
+/// XA START) and completed by a later XA COMMIT/ROLLBACK statement.
 /// </summary>
 public sealed class TransactionBoundaries
 {
@@ -38,7 +39,8 @@ public sealed class TransactionBoundaries
     /// <summary>Inside a multi-event transaction (BEGIN, XA START, or a MariaDB GTID that is not standalone).</summary>
     public bool InTransaction { get; private set; }
 
-    /// <summary>The open group is an XA transaction's (XA START): it may end prepared, not committed.</summary>
+    /// <summary>The open group is an XA transaction's (XA START, or MariaDB's prepared-XA GTID): it may end prepared,
+    /// not committed.</summary>
     public bool InXa { get; private set; }
 
     public TransactionStep Observe(BinlogEvent e)
@@ -55,6 +57,7 @@ public sealed class TransactionBoundaries
                 Reset();
                 InGroup = true;
                 InTransaction = !gtid.IsStandalone;
+                InXa = gtid.IsPreparedXa;
                 return TransactionStep.Inside;
             case QueryEvent { IsBegin: true }:
                 InGroup = true;

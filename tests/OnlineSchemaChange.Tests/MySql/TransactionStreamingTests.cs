@@ -21,7 +21,8 @@ public sealed class TransactionStreamingTests
         return e;
     }
 
-    private static MariaDbGtidEvent MariaGtid(uint next, bool standalone = false) => At(new MariaDbGtidEvent(Header(BinlogEventType.MariaDbGtid, next), 1, 0, (byte)(standalone ? 1 : 0)));
+    private static MariaDbGtidEvent MariaGtid(uint next, bool standalone = false, bool preparedXa = false) =>
+        At(new MariaDbGtidEvent(Header(BinlogEventType.MariaDbGtid, next), 1, 0, (byte)((standalone ? 1 : 0) | (preparedXa ? 0x40 : 0))));
     private static MySqlGtidEvent MySqlGtid(uint next) => At(new MySqlGtidEvent(Header(BinlogEventType.Gtid, next), Guid.Empty, 1, false));
     private static QueryEvent Query(uint next, string sql) => At(new QueryEvent(Header(BinlogEventType.Query, next), 1, 0, "shop", sql));
     private static TableMapEvent TableMap(uint next) => At(Map with { Header = Header(BinlogEventType.TableMap, next) });
@@ -62,8 +63,10 @@ public sealed class TransactionStreamingTests
     [Fact]
     public void Two_phase_xa_ends_prepared_and_its_commit_is_a_group_of_its_own()
     {
+        // MySQL: GTID, then an XA START statement.
         var boundaries = new TransactionBoundaries();
-        boundaries.Observe(MariaGtid(100));
+        boundaries.Observe(MySqlGtid(100));
+        Assert.False(boundaries.InXa);
         Assert.Equal(TransactionStep.Inside, boundaries.Observe(Query(150, "XA START X'61',X'',1")));
         Assert.True(boundaries.InXa);
         Assert.Equal(TransactionStep.Inside, boundaries.Observe(Rows(300, 1)));
@@ -74,6 +77,14 @@ public sealed class TransactionStreamingTests
         boundaries.Observe(MySqlGtid(600));
         boundaries.Observe(Query(650, "XA START X'62',X'',1"));
         Assert.Equal(TransactionStep.Commit, boundaries.Observe(XaPrepare(700, onePhase: true)));
+
+        // MariaDB: no XA START statement; the GTID says the group is a prepared XA transaction's.
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(MariaGtid(800, preparedXa: true)));
+        Assert.True(boundaries.InXa);
+        boundaries.Observe(Rows(900, 2));
+        Assert.Equal(TransactionStep.Inside, boundaries.Observe(Query(950, "XA END X'63',X'',1")));
+        Assert.Equal(TransactionStep.Prepared, boundaries.Observe(XaPrepare(990, onePhase: false)));
+        Assert.False(boundaries.InXa);
     }
 
     [Fact]
@@ -171,7 +182,7 @@ public sealed class TransactionStreamingTests
         [
             MariaGtid(100), Query(150, "SAVEPOINT `a`"), TableMap(200), Rows(300, 1, 2), Rows(340, 3), Xid(380),
             MariaGtid(420, standalone: true), Query(480, "ALTER TABLE other ADD COLUMN c INT"),
-            MariaGtid(520), Query(560, "XA START X'61',X'',1"), Query(600, "XA END X'61',X'',1"), XaPrepare(640, onePhase: false),
+            MariaGtid(520, preparedXa: true), Query(600, "XA END X'61',X'',1"), XaPrepare(640, onePhase: false),
         ];
         var feed = new MySqlChangeFeed(events.ToAsyncEnumerable(), "shop", "items", [0]);
         await feed.RunAsync(channel.Writer, CancellationToken.None);
@@ -193,7 +204,7 @@ public sealed class TransactionStreamingTests
     public async Task Feed_refuses_a_prepared_xa_transaction_that_changed_the_table()
     {
         var channel = Channel.CreateUnbounded<ReplicationMessage>();
-        BinlogEvent[] events = [MariaGtid(100), Query(150, "XA START X'61',X'',1"), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: false)];
+        BinlogEvent[] events = [MariaGtid(100, preparedXa: true), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: false)];
         var feed = new MySqlChangeFeed(events.ToAsyncEnumerable(), "shop", "items", [0]);
         var error = await Assert.ThrowsAsync<OscException>(() => feed.RunAsync(channel.Writer, CancellationToken.None));
         Assert.Contains("XA", error.Message, StringComparison.Ordinal);
@@ -201,7 +212,7 @@ public sealed class TransactionStreamingTests
 
         // The same rows committed in one phase (MySQL's XA COMMIT ... ONE PHASE) are an ordinary transaction.
         var onePhase = Channel.CreateUnbounded<ReplicationMessage>();
-        BinlogEvent[] committed = [MariaGtid(100), Query(150, "XA START X'61',X'',1"), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: true)];
+        BinlogEvent[] committed = [MySqlGtid(100), Query(150, "XA START X'61',X'',1"), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: true)];
         await new MySqlChangeFeed(committed.ToAsyncEnumerable(), "shop", "items", [0]).RunAsync(onePhase.Writer, CancellationToken.None);
         Assert.Equal(2, onePhase.Reader.Count);
     }
