@@ -78,6 +78,21 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
         int pid = connection.ProcessID;
+        // Catch up first, unlocked: under the lock only what was written since is left to drain. Without it the
+        // lock would be held for however far the replay happened to be behind (a second and more under load). Bounded
+        // like the drain under the lock; a replay that does not get there fails that one instead.
+        using (var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            catchUp.CancelAfter(options.DrainTimeout);
+            try
+            {
+                await drainTo(new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", cancellationToken)), catchUp.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+        }
+
         await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
         int lockMs = Math.Max(1, (int)options.LockTimeout.TotalMilliseconds);
         // Qualified definitions (views, constraints, triggers) come out schema-qualified under an empty search path.
