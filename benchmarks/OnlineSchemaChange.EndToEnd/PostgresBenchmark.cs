@@ -40,6 +40,9 @@ public static class PostgresBenchmark
             ("native `ALTER TABLE`", ct => NativeAsync(postgres, ct)),
             ("`osc alter --execute`", ct => OscAsync(
                 [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json"], ct)),
+            // One copy worker: on a small machine the second competes with the application for the same cores.
+            ("`osc alter --execute --workers 1`", ct => OscAsync(
+                [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json", "--workers", "1"], ct)),
         };
 
         var results = new List<(string Name, MethodOutcome Outcome, PgbenchSummary Load, int Aborted)>();
