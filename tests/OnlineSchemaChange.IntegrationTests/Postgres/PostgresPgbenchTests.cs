@@ -49,6 +49,7 @@ public sealed partial class PostgresPgbenchTests(ServersFixture servers, ITestOu
             OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
 
             long processed = rounds.Sum(r => r.Processed);
+            output.WriteLine(result.Stdout[Math.Max(0, result.Stdout.LastIndexOf("{\"event\":\"done\"", StringComparison.Ordinal))..] + result.Stderr);
             output.WriteLine($"pgbench: {rounds.Count} rounds, {processed} transactions, {rounds.Sum(r => r.Failed)} failed; ours: {written.Transactions} transactions");
             Assert.True(result.ExitCode == 0, result.Stderr + result.Stdout);
             Assert.All(rounds, r => Assert.True(r.ExitCode == 0 && r.Failed == 0 && r.Processed > 0, r.Output));
