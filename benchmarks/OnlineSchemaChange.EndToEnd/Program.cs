@@ -8,6 +8,7 @@ using OnlineSchemaChange.LocalServers;
 // ALTER (the baseline), pt-online-schema-change, and osc. See docs/benchmarks.md.
 int rows = 1_000_000;
 string? oscPath = null;
+string engine = "mysql";
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -18,13 +19,16 @@ for (int i = 0; i < args.Length; i++)
         case "--osc" when i + 1 < args.Length:
             oscPath = args[++i];
             break;
+        case "--engine" when i + 1 < args.Length && args[i + 1] is "mysql" or "postgres" or "all":
+            engine = args[++i];
+            break;
         default:
-            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--rows N (default 1000000)] [--osc path/to/osc.dll]");
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll]");
             return 2;
     }
 }
 
-string[] needed = ["sysbench", "pt-online-schema-change", "mariadbd"];
+string[] needed = engine == "postgres" ? [] : ["sysbench", "pt-online-schema-change", "mariadbd"];
 string[] missing = [.. needed.Where(t => !Tools.OnPath(t))];
 if (missing.Length > 0)
 {
@@ -42,6 +46,16 @@ if (oscPath is null || !File.Exists(oscPath))
 
 using var cancel = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+int postgresExit = 0;
+if (engine is "postgres" or "all")
+{
+    postgresExit = await PostgresBenchmark.RunAsync(rows, oscPath, cancel.Token);
+    if (engine == "postgres")
+    {
+        return postgresExit;
+    }
+}
+
 const string Change = "MODIFY k BIGINT NOT NULL DEFAULT 0";
 var margin = TimeSpan.FromSeconds(5);
 
@@ -124,4 +138,4 @@ Console.WriteLine();
 Console.WriteLine("Per second, tps/p99 ms (* = a second overlapping the ALTER):");
 timelines.ForEach(Console.WriteLine);
 int failed = results.Count(r => !r.Outcome.Ok);
-return failed == 0 ? 0 : 1;
+return failed == 0 ? postgresExit : 1;

@@ -147,6 +147,7 @@ internal static class AlterCommand
                             writesBlockedMillis = Math.Round(done.Cutover.WritesBlocked.TotalMilliseconds, 1),
                             cutOverAttempts = done.Cutover.Attempts,
                             oldTable = result.GetValue(dropOld) ? null : done.OldTable,
+                            notes = done.Cutover.Notes,
                         });
                     }
                     else
@@ -157,6 +158,10 @@ internal static class AlterCommand
                                                 + (done.Verification is { } v ? $"{v.Rows:N0} rows verified, " : "verification skipped, ")
                                                 + $"writes held {done.Cutover.WritesBlocked.TotalMilliseconds:0} ms at the swap"
                                                 + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}."));
+                        foreach (string note in done.Cutover.Notes)
+                        {
+                            console.Ansi.MarkupLine($"Note: {Markup.Escape(note)}");
+                        }
                     }
 
                     return 0;

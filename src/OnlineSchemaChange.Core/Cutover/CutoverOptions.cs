@@ -12,4 +12,8 @@ public sealed record CutoverOptions
 }
 
 /// <summary>How the swap went: how long writes to the table were held, and how many attempts it took.</summary>
-public sealed record CutoverResult(TimeSpan WritesBlocked, int Attempts);
+public sealed record CutoverResult(TimeSpan WritesBlocked, int Attempts)
+{
+    /// <summary>What the operator should know about objects around the table (a constraint left NOT VALID, a view rebuilt or not).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+}

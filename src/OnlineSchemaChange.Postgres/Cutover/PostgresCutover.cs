@@ -18,13 +18,15 @@ namespace OnlineSchemaChange.Postgres.Cutover;
 /// the original to &lt;t&gt;_osc_old and the shadow to &lt;t&gt;, and carry over what the new table must have and
 /// LIKE does not copy: index and sequence names, sequence ownership and values, owner, grants, comment, row-level
 /// security and its policies, storage options, replica identity, triggers, dependent views, and foreign keys in
-/// both directions (added NOT VALID inside the swap, validated after it without blocking writes). Any failure rolls
+/// both directions (added NOT VALID inside the swap, validated after it without blocking writes); materialized views
+/// are rebuilt on the new table after the swap (<see cref="PostgresMaterializedViews"/>). Any failure rolls
 /// the whole transaction back: the original is untouched. A lock or drain timeout is retried with backoff and jitter.
 /// </summary>
 public sealed class PostgresCutover(string connectionString, PostgresTableFacts facts, PostgresShadowTable shadow,
     Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options)
 {
     private readonly List<string> notes = [];
+    private IReadOnlyList<PostgresMaterializedViews.View> materializedViews = [];
 
     private TableName Original => facts.Table;
 
@@ -51,7 +53,10 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             {
                 (TimeSpan blocked, IReadOnlyList<ForeignKey> toValidate) = await AttemptAsync(cancellationToken);
                 await ValidateAsync(toValidate, cancellationToken);
-                return new CutoverResult(blocked, attempt);
+                // After the swap, so the lock is never held while a view's query runs.
+                notes.AddRange(await new PostgresMaterializedViews(connectionString, options.LockTimeout, options.Attempts)
+                    .RebuildAsync(materializedViews, Old.ToString(), cancellationToken));
+                return new CutoverResult(blocked, attempt) { Notes = notes };
             }
             catch (CutoverAttemptException e)
             {
@@ -73,6 +78,21 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
         int pid = connection.ProcessID;
+        // Catch up first, unlocked: under the lock only what was written since is left to drain. Without it the
+        // lock would be held for however far the replay happened to be behind (a second and more under load). Bounded
+        // like the drain under the lock; a replay that does not get there fails that one instead.
+        using (var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            catchUp.CancelAfter(options.DrainTimeout);
+            try
+            {
+                await drainTo(new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", cancellationToken)), catchUp.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+        }
+
         await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
         int lockMs = Math.Max(1, (int)options.LockTimeout.TotalMilliseconds);
         // Qualified definitions (views, constraints, triggers) come out schema-qualified under an empty search path.
@@ -154,6 +174,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND v.oid <> $1
             ORDER BY v.oid
             """, ct, facts.Oid);
+        materializedViews = await PostgresMaterializedViews.CaptureAsync(c, facts.Oid, ct);
         var foreignKeys = (await RowsAsync(c,
             """
             SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid), convalidated, conrelid = $1
@@ -323,8 +344,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         {
             if ((char)view[4]! == 'm')
             {
-                notes.Add($"The materialized view {view[1]} still reads {Old}; recreate it on {Original} before dropping the old table.");
-                continue;
+                continue; // Rebuilt after the swap: PostgresMaterializedViews.
             }
 
             await RecreateViewAsync(c, view, ct);

@@ -68,12 +68,20 @@ public sealed class PostgresReplay : IAsyncDisposable
         return new PostgresLsnPosition((NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken))!);
     }
 
-    /// <summary>Writes a non-transactional logical message to the WAL; every slot's stream passes it at once.</summary>
+    /// <summary>
+    /// Writes a non-transactional logical message to the WAL and flushes it; every slot's stream passes it at once.
+    /// A walsender sends only flushed WAL, and nothing flushes a lone message until the WAL writer's next round (up to
+    /// wal_writer_delay, 200 ms by default, later when it hibernates; always so with synchronous_commit off). So the
+    /// message is written in a transaction that takes an xid and commits with synchronous_commit on: its commit
+    /// flushes the WAL through the message. Every drain, under the cut-over's lock too, waited for that round before.
+    /// </summary>
     public static async Task<PostgresLsnPosition> EmitMarkerAsync(string connectionString, CancellationToken cancellationToken)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
-        await using var command = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{PostgresChangeFeed.MarkerPrefix}', 'drain')", connection);
+        await using var command = new NpgsqlCommand(
+            $"BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(false, '{PostgresChangeFeed.MarkerPrefix}', 'drain'); SELECT pg_current_xact_id(); COMMIT",
+            connection);
         return new PostgresLsnPosition((NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken))!);
     }
 

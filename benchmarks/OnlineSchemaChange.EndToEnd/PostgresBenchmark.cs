@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using System.Globalization;
+using Npgsql;
+using OnlineSchemaChange.LocalServers;
+
+namespace OnlineSchemaChange.EndToEnd;
+
+/// <summary>
+/// The PostgreSQL section: the same column change on pgbench_accounts, natively and with osc, each under the same
+/// pgbench load, on a throwaway PostgreSQL 15. See docs/benchmarks.md.
+/// </summary>
+public static class PostgresBenchmark
+{
+    private const string Change = "ALTER COLUMN bid TYPE bigint";
+    private const string Database = "bench";
+
+    public static async Task<int> RunAsync(int rows, string oscPath, CancellationToken cancellationToken)
+    {
+        string pgbench = PgbenchLoad.Locate();
+        if (!File.Exists(pgbench) || !File.Exists("/usr/lib/postgresql/15/bin/postgres"))
+        {
+            Console.Error.WriteLine("Missing: PostgreSQL 15 and its pgbench. Install them with tools/setup (or: sudo apt-get install postgresql-15).");
+            return 2;
+        }
+
+        // pgbench_accounts holds 100,000 rows per scale unit.
+        int scale = Math.Max(1, rows / 100_000);
+        var margin = TimeSpan.FromSeconds(5);
+        Console.WriteLine($"Starting a throwaway PostgreSQL 15 on loopback; osc is {oscPath}");
+        await using LocalPostgres postgres = await LocalPostgres.StartAsync(new PostgresOptions
+        {
+            // Room for the original and the new table, as the MariaDB section's 512 MB buffer pool.
+            Settings = new Dictionary<string, string> { ["shared_buffers"] = "512MB", ["max_wal_size"] = "4GB" },
+        }, cancellationToken);
+        Console.WriteLine($"  {postgres}");
+        string uri = $"postgres://osc:osc@127.0.0.1:{postgres.Port}/{Database}";
+
+        var methods = new (string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
+        {
+            ("native `ALTER TABLE`", ct => NativeAsync(postgres, ct)),
+            ("`osc alter --execute`", ct => OscAsync(
+                [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json"], ct)),
+            // One copy worker: on a small machine the second competes with the application for the same cores.
+            ("`osc alter --execute --workers 1`", ct => OscAsync(
+                [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json", "--workers", "1"], ct)),
+        };
+
+        var results = new List<(string Name, MethodOutcome Outcome, PgbenchSummary Load, int Aborted)>();
+        var timelines = new List<string>();
+        foreach (var (name, run) in methods)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"== {name}: pgbench -i -s {scale} ({scale * 100_000:N0} pgbench_accounts rows)");
+            var fill = Stopwatch.StartNew();
+            await InitializeAsync(postgres, pgbench, scale, cancellationToken);
+            Console.WriteLine($"   initialized in {fill.Elapsed.TotalSeconds:0.0} s; pgbench starts, the ALTER follows in {margin.TotalSeconds:0} s");
+
+            string logs = Directory.CreateTempSubdirectory("osc-pgbench-").FullName;
+            try
+            {
+                MethodOutcome outcome;
+                DateTimeOffset alterStart, alterEnd;
+                PgbenchLoad load = PgbenchLoad.Start(pgbench, postgres.Port, Database, logs);
+                await using (load)
+                {
+                    await Task.Delay(margin, cancellationToken);
+                    alterStart = DateTimeOffset.UtcNow;
+                    outcome = await run(cancellationToken);
+                    alterEnd = DateTimeOffset.UtcNow;
+                    // One second more than the margin: pgbench is interrupted and its last buffered second is dropped.
+                    await Task.Delay(margin + TimeSpan.FromSeconds(1), cancellationToken);
+                    if (load.Exited)
+                    {
+                        outcome = outcome with { Ok = false, Detail = "pgbench stopped before the end of the run" };
+                    }
+                }
+
+                if (outcome.Ok && await ColumnTypeAsync(postgres, cancellationToken) is var type && type != "bigint")
+                {
+                    outcome = outcome with { Ok = false, Detail = $"bid is {type} afterwards, not bigint" };
+                }
+
+                IReadOnlyList<PgbenchSecond> seconds = PgbenchLog.Read(logs);
+                PgbenchSummary summary = PgbenchSummary.Of(seconds, alterStart, alterEnd);
+                foreach (string problem in load.Problems.Take(10))
+                {
+                    Console.WriteLine($"   pgbench: {problem}");
+                }
+
+                results.Add((name, outcome, summary, load.AbortedClients));
+                timelines.Add($"{name}: " + string.Join(" ", seconds.Select(s =>
+                    (PgbenchSummary.During(s, alterStart, alterEnd) ? "*" : "") + $"{s.Completed}/{s.P99Millis:0}" + (s.Failed > 0 ? $"!{s.Failed}" : ""))));
+                Console.WriteLine($"   {(outcome.Ok ? "done" : "FAILED")} in {outcome.Elapsed.TotalSeconds:0.0} s{(outcome.Detail is null ? "" : ": " + outcome.Detail)}");
+            }
+            finally
+            {
+                Directory.Delete(logs, recursive: true);
+            }
+        }
+
+        double native = results[0].Outcome.Elapsed.TotalSeconds;
+        Console.WriteLine();
+        Console.WriteLine($"pgbench_accounts, {scale * 100_000:N0} rows, `{Change}`; load: pgbench -N -c 4 -j 2 -R 300 -P 1 -l from {margin.TotalSeconds:0} s before to {margin.TotalSeconds:0} s after each ALTER.");
+        Console.WriteLine();
+        Console.WriteLine("| Method | ALTER time | vs native | worst 1-s p99 before | worst 1-s p99 during | transactions | failed tx | aborted clients | longest 0-tps run | ACCESS EXCLUSIVE held | peak RSS |");
+        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var (name, o, l, aborted) in results)
+        {
+            string held = o.WritesHeld is { } h ? $"{h.TotalMilliseconds:N0} ms" : "—";
+            string rss = o.PeakRssBytes is { } b ? $"{b / (1024.0 * 1024):N0} MB" : "—";
+            string status = o.Ok ? "" : " (FAILED)";
+            Console.WriteLine($"| {name}{status} | {o.Elapsed.TotalSeconds:0.0} s | {o.Elapsed.TotalSeconds / native:0.0} | {l.P99Before:N0} ms | {l.P99During:N0} ms | "
+                              + $"{l.Transactions:N0} | {l.Failed:N0} | {aborted} | {l.LongestStallSeconds} s | {held} | {rss} |");
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("ACCESS EXCLUSIVE held: native = the whole ALTER (a type change rewrites under ACCESS EXCLUSIVE); osc = its own figure for the swap. "
+                          + "peak RSS: VmHWM of the osc process (the server's own memory for native is not counted).");
+        Console.WriteLine();
+        Console.WriteLine("Per second, completed/p99 ms (* = a second overlapping the ALTER, !n = n failed):");
+        timelines.ForEach(Console.WriteLine);
+        return results.All(r => r.Outcome.Ok && r.Aborted == 0) ? 0 : 1;
+    }
+
+    /// <summary>osc as its own process, as a DBA runs it, with its peak memory; prints when each phase began.</summary>
+    private static async Task<MethodOutcome> OscAsync(IEnumerable<string> arguments, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var clock = Stopwatch.StartNew();
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        Task<long?> peak = PeakMemory.WatchAsync(process, cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        TimeSpan elapsed = clock.Elapsed;
+        string output = await stdout;
+        long? peakBytes = await peak;
+
+        var phases = new List<string>();
+        TimeSpan? held = null;
+        foreach (string line in output.Split('\n'))
+        {
+            if (!line.StartsWith('{'))
+            {
+                continue;
+            }
+
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            System.Text.Json.JsonElement e = json.RootElement;
+            switch (e.GetProperty("event").GetString())
+            {
+                case "phase":
+                    phases.Add($"{e.GetProperty("phase").GetString()} {e.GetProperty("elapsedSeconds").GetDouble():0.0}");
+                    break;
+                case "done":
+                    held = TimeSpan.FromMilliseconds(e.GetProperty("writesBlockedMillis").GetDouble());
+                    Console.WriteLine($"   osc: {line}");
+                    break;
+            }
+        }
+
+        Console.WriteLine($"   osc phases (s from its start): {string.Join(", ", phases)}");
+        if (process.ExitCode != 0)
+        {
+            Console.Error.WriteLine(output);
+            Console.Error.WriteLine(await stderr);
+            return new MethodOutcome(false, elapsed, held, peakBytes, $"osc exited with {process.ExitCode}");
+        }
+
+        return new MethodOutcome(true, elapsed, held, peakBytes, null);
+    }
+
+    private static async Task<MethodOutcome> NativeAsync(LocalPostgres postgres, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString(postgres));
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand($"ALTER TABLE pgbench_accounts {Change}", connection) { CommandTimeout = 0 };
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            // The rewrite holds ACCESS EXCLUSIVE from start to commit: the whole ALTER is the hold.
+            return new MethodOutcome(true, clock.Elapsed, clock.Elapsed, null, null);
+        }
+        catch (PostgresException e)
+        {
+            return new MethodOutcome(false, clock.Elapsed, null, null, e.Message);
+        }
+    }
+
+    /// <summary>A fresh database each time, so no method sees another's leftovers (the kept old table, dead rows).</summary>
+    private static async Task InitializeAsync(LocalPostgres postgres, string pgbench, int scale, CancellationToken cancellationToken)
+    {
+        await using (var connection = new NpgsqlConnection(postgres.ConnectionString))
+        {
+            await connection.OpenAsync(cancellationToken);
+            foreach (string sql in new[] { $"DROP DATABASE IF EXISTS {Database} WITH (FORCE)", $"CREATE DATABASE {Database}" })
+            {
+                await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
+
+        var start = new ProcessStartInfo(pgbench) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["PGPASSWORD"] = "osc";
+        foreach (string argument in new[] { "-h", "127.0.0.1", "-p", postgres.Port.ToString(CultureInfo.InvariantCulture), "-U", "osc", "-i", "-q", "-s", scale.ToString(CultureInfo.InvariantCulture), Database })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"pgbench -i failed ({process.ExitCode}): {await stderr}{await stdout}");
+        }
+    }
+
+    private static async Task<string?> ColumnTypeAsync(LocalPostgres postgres, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString(postgres));
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'pgbench_accounts'::regclass AND attname = 'bid'", connection);
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    private static string ConnectionString(LocalPostgres postgres) =>
+        new NpgsqlConnectionStringBuilder(postgres.ConnectionString) { Database = Database, Pooling = false }.ConnectionString;
+}
