@@ -72,7 +72,8 @@ public static class MySqlReplicaDiscovery
             ConnectionTarget replica = primary with { Host = host, Port = port };
             try
             {
-                await using MySqlConnection connection = await MySqlConnections.OpenAsync(replica, cancellationToken);
+                // No default database: a replica that has not replicated the database yet is lagging, the one to watch.
+                await using MySqlConnection connection = await MySqlConnections.OpenAsync(replica with { Database = null }, cancellationToken);
                 uint id = Convert.ToUInt32(await ScalarAsync(connection, "SELECT @@server_id", cancellationToken), CultureInfo.InvariantCulture);
                 if (id == primaryId)
                 {
