@@ -20,6 +20,12 @@ public sealed record PostgresChangeFeedOptions
     public int MaxReconnects { get; init; } = 10;
 
     public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// For a resumed run: the checkpoint's position, up to which every change is in the shadow already. The stream asks
+    /// for what follows it (the server sends from its confirmed position when that is later).
+    /// </summary>
+    public PostgresLsnPosition? StartAfter { get; init; }
 }
 
 /// <summary>
@@ -42,7 +48,7 @@ public sealed class PostgresChangeFeed(
     private readonly PostgresChangeFeedOptions _options = options ?? new PostgresChangeFeedOptions();
     private readonly Dictionary<uint, RelationLayout> _layouts = [];
     private NpgsqlLogSequenceNumber _lastCommit = NpgsqlLogSequenceNumber.Invalid;
-    private NpgsqlLogSequenceNumber _lastPosition = NpgsqlLogSequenceNumber.Invalid;
+    private NpgsqlLogSequenceNumber _lastPosition = options?.StartAfter?.Lsn ?? NpgsqlLogSequenceNumber.Invalid;
 
     // The transaction being passed on, and how many of its rows are: when the connection drops inside it, the server
     // sends it again whole, and the rows already passed on are skipped.
