@@ -190,8 +190,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 ResumedAfterRows = resumed is null ? null : copiedBefore,
             };
         }
-        catch (Exception e) when (!swapped && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null)
-                                  && e is not VerificationFailedException)
+        catch (Exception e) when (!swapped && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null) && !EndsTheMigration(e))
         {
             // A resumed run keeps its work even before its own first checkpoint: the one it resumed from still stands.
             keep = true;
@@ -253,6 +252,23 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 NpgsqlConnection.ClearPool(pooled);
             }
         }
+    }
+
+    /// <summary>
+    /// A failure that a resume would meet again: verification still differing after repairs (the ALTER itself loses
+    /// rows), or a TRUNCATE of the original, which stays in the slot. Nothing is kept for those.
+    /// </summary>
+    private static bool EndsTheMigration(Exception e)
+    {
+        for (Exception? cause = e; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is VerificationFailedException or TableTruncatedException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>What the digest records of the table: its columns and key, so a resume notices the table changed.</summary>
