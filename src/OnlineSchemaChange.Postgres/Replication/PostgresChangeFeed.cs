@@ -59,7 +59,7 @@ public sealed class PostgresChangeFeed(
 
     public long RowsSeen { get; private set; }
 
-    /// <summary>The transactions whose commits this feed has passed on (recent ones), for the copy's visibility check.</summary>
+    /// <summary>The transactions this feed has begun to pass on (recent ones; each has committed, as pgoutput sends a transaction at its commit), for the copy's visibility check.</summary>
     public ReceivedTransactions Received { get; } = new();
 
     /// <summary>How often the replication connection was lost and opened again.</summary>
@@ -129,6 +129,10 @@ public sealed class PostgresChangeFeed(
                 {
                     case BeginMessage begin:
                         _xid = begin.TransactionXid;
+                        // Before any of its rows is passed on: the applier may write them before this feed reads the
+                        // COMMIT, and a copy chunk entering after that batch closed must see the transaction. pgoutput
+                        // sends a transaction only once it has committed, so its id is final here.
+                        RecordReceived();
                         skipping = begin.TransactionFinalLsn <= _lastCommit;
                         _rowsToSkip = begin.TransactionFinalLsn == _transaction ? _transactionRows : 0;
                         _transaction = begin.TransactionFinalLsn;
@@ -165,13 +169,11 @@ public sealed class PostgresChangeFeed(
                         throw new TableTruncatedException($"{names.Table} was truncated during the migration: its rows cannot be replayed into the new table.",
                             "Nothing was changed on the original's side; run the migration again once nothing truncates the table.");
                     case CommitMessage commit when !skipping:
-                        RecordReceived();
                         _lastCommit = commit.CommitLsn;
                         _transaction = NpgsqlLogSequenceNumber.Invalid;
                         await PositionAsync(writer, commit.TransactionEndLsn, cancellationToken);
                         break;
                     case CommitMessage:
-                        RecordReceived();
                         skipping = false;
                         break;
                     case LogicalDecodingMessage marker when marker.Flags == 0 && marker.Prefix.StartsWith(MarkerPrefix, StringComparison.Ordinal)

@@ -70,6 +70,7 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         Assert.True(copied <= rows + writes.Inserted - before + 5_000,
             $"the resumed run copied {copied:N0} rows; only those after the checkpoint's {before:N0} (and the {writes.Inserted:N0} inserted) were left");
         Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal(IndexesBefore, await IndexesAsync(connectionString));
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
         Assert.Equal("", await LeftoversAsync(connectionString));
         output.WriteLine($"load: {writes.Transactions} transactions acknowledged, {writes.Failed} failed");
@@ -122,6 +123,7 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
         Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
         Assert.Equal("after the kill", await ScalarAsync(connectionString, "SELECT c FROM t WHERE id = 300001"));
+        Assert.Equal(IndexesBefore, await IndexesAsync(connectionString));
         Assert.Equal("0", await ScalarAsync(connectionString,
             "SELECT count(*) FROM ((SELECT id, k::int, c FROM t EXCEPT ALL SELECT id, k, c FROM t_osc_old) UNION ALL (SELECT id, k, c FROM t_osc_old EXCEPT ALL SELECT id, k::int, c FROM t)) d"));
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
@@ -258,6 +260,32 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         }
     }
 
+    [Fact]
+    public async Task A_failure_after_the_first_checkpoint_keeps_the_work_with_both_commands_and_resume_finishes()
+    {
+        var (connectionString, uri) = await DatabaseAsync(5_000);
+
+        // osc's own session already exceeds the limit: the critical load stops it right after its first checkpoint.
+        var failed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--critical-load", "sessions=0");
+
+        output.WriteLine(failed.Stderr);
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("sessions", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("keeps the server's WAL", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("resume:  osc alter postgres://", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--table t --alter 'ALTER COLUMN k TYPE bigint' --execute --resume", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("or drop: osc cleanup", failed.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        Assert.Matches("^osc_t_[0-9a-f]{8},osc_t_[0-9a-f]{8}$", await LeftoversAsync(connectionString));
+        await AssertNothingHeldAsync(connectionString);
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
     /// <summary>Starts a migration in-process with the copy held by a throttle flag, and cancels it (Ctrl-C) once checkpointed.</summary>
     private static async Task StopWhileCopyingAsync(string connectionString, string uri)
     {
@@ -355,6 +383,13 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
             await Task.Delay(10);
         }
     }
+
+    // The plain index is dropped from the shadow for the copy and rebuilt from the recorded layout by the resumed run;
+    // the swap gives both indexes the original's names, also recorded there.
+    private const string IndexesBefore = "t_k: CREATE INDEX t_k ON public.t USING btree (k); t_pkey: CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)";
+
+    private static Task<string> IndexesAsync(string connectionString) =>
+        ScalarAsync(connectionString, "SELECT string_agg(indexname || ': ' || indexdef, '; ' ORDER BY indexname) FROM pg_indexes WHERE tablename = 't'");
 
     private static Task<string> ColumnTypeAsync(string connectionString) =>
         ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'");
