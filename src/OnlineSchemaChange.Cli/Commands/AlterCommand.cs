@@ -42,7 +42,7 @@ internal static class AlterCommand
         var skipVerify = new Option<bool>("--skip-verify") { Description = "Swap without comparing checksums first (not recommended)" };
         var dropOld = new Option<bool>("--drop-old-table") { Description = "Drop the original after the swap instead of keeping it as <table>_osc_old" };
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted --execute of the same ALTER from its checkpoint" };
-        var cleanupOnAbort = new Option<bool>("--cleanup-on-abort") { Description = "On failure or Ctrl-C drop the shadow and bookkeeping table instead of keeping them for --resume" };
+        var cleanupOnAbort = new Option<bool>("--cleanup-on-abort") { Description = "On failure or Ctrl-C drop the shadow and bookkeeping table (PostgreSQL: and the slot and publication) instead of keeping them for --resume" };
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
             changes from the binlog (MySQL) or a logical replication slot (PostgreSQL), verification and an atomic swap. Without --execute: a dry run that checks
@@ -67,12 +67,6 @@ internal static class AlterCommand
                 if (result.GetValue(resume) && !result.GetValue(execute))
                 {
                     throw new OscException("--resume continues an interrupted migration, which only --execute runs.", "Add --execute.");
-                }
-
-                if (result.GetValue(resume) && target.Engine != DatabaseEngine.MySql)
-                {
-                    throw new OscException("--resume is not available on PostgreSQL yet: an interrupted run cannot be continued.",
-                        "Run `osc cleanup` for the table (it drops our slot, publication and shadow), then start again without --resume.");
                 }
 
                 if (target.Engine == DatabaseEngine.MySql)

@@ -39,7 +39,14 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
     /// <summary>NAMEDATALEN - 1: longer identifiers are silently truncated, which would make our names collide.</summary>
     public const int MaxIdentifierLength = 63;
 
-    public async Task<PostgresTableFacts> InspectAsync(TableName table, AlterStatement statement, CancellationToken cancellationToken)
+    /// <param name="table">The table to alter.</param>
+    /// <param name="statement">The ALTER.</param>
+    /// <param name="cancellationToken">Cancels the checks.</param>
+    /// <param name="resuming">
+    /// Continuing an interrupted run: its shadow and bookkeeping table are expected rather than refused, and it streams
+    /// from its own slot, so it needs no free one.
+    /// </param>
+    public async Task<PostgresTableFacts> InspectAsync(TableName table, AlterStatement statement, CancellationToken cancellationToken, bool resuming = false)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(statement);
@@ -57,7 +64,7 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
 
         var catalog = new PostgresCatalog(connection);
         string version = await catalog.ScalarAsync<string>("SHOW server_version", cancellationToken);
-        await CheckReplicationAsync(catalog, cancellationToken);
+        await CheckReplicationAsync(catalog, resuming, cancellationToken);
 
         string schema = table.Schema ?? await catalog.ScalarAsync<string>("SELECT current_schema()", cancellationToken);
         var qualified = new TableName(schema, table.Name);
@@ -85,7 +92,7 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         (string keyName, IReadOnlyList<string> key) = await ChooseKeyAsync(qualified, relation.Oid, cancellationToken);
 
         var names = new ShadowNames(table.Name, MaxIdentifierLength);
-        foreach (string leftover in names.Created)
+        foreach (string leftover in resuming ? [] : names.Created)
         {
             if (await catalog.RelationAsync(qualified with { Name = leftover }, cancellationToken) is not null)
             {
@@ -104,7 +111,7 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         return new PostgresTableFacts(qualified, relation.Oid, version, columns, key, keyName, relation.Size.EstimatedRows, relation.Size.TotalBytes, names);
     }
 
-    private async Task CheckReplicationAsync(PostgresCatalog catalog, CancellationToken cancellationToken)
+    private async Task CheckReplicationAsync(PostgresCatalog catalog, bool resuming, CancellationToken cancellationToken)
     {
         string walLevel = await catalog.ScalarAsync<string>("SHOW wal_level", cancellationToken);
         if (walLevel != "logical")
@@ -122,7 +129,7 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         {
             await reader.ReadAsync(cancellationToken);
             int maxSlots = reader.GetInt32(0), slots = reader.GetInt32(1), maxSenders = reader.GetInt32(2), senders = reader.GetInt32(3);
-            if (slots >= maxSlots)
+            if (slots >= maxSlots && !resuming)
             {
                 throw new OscException($"No replication slot is free: {slots} of max_replication_slots = {maxSlots} are in use, and osc needs one.",
                     "Drop an unused slot (SELECT slot_name, active FROM pg_replication_slots; SELECT pg_drop_replication_slot('...')), or raise max_replication_slots and restart.");

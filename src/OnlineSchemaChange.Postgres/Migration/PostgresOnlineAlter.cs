@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Npgsql;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Checkpoint;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Cutover;
@@ -10,6 +11,7 @@ using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Throttle;
 using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Postgres.Apply;
+using OnlineSchemaChange.Postgres.Checkpoint;
 using OnlineSchemaChange.Postgres.Connection;
 using OnlineSchemaChange.Postgres.Copy;
 using OnlineSchemaChange.Postgres.Cutover;
@@ -23,8 +25,11 @@ namespace OnlineSchemaChange.Postgres.Migration;
 /// <summary>
 /// The online ALTER on PostgreSQL, end to end, without triggers: checks, shadow, a publication and permanent logical
 /// slot created before the copy, the slot's stream replayed into the shadow while the chunked, throttled copy runs,
-/// verification, and the swap. On any failure or cancellation everything this run created (slot, publication,
-/// shadow) is removed and the original is left as it was; the slot and publication go on success too.
+/// verification, and the swap, with a checkpoint saved every few seconds and at each phase change. When it stops
+/// after its first checkpoint (a failure, Ctrl-C, SIGTERM) the shadow, bookkeeping table, slot and publication are
+/// kept for --resume, unless asked to clean up; a verification mismatch or a failure before the first checkpoint
+/// keeps nothing. On success the slot, publication and bookkeeping table are removed. Either way the original is
+/// left as it was (or swapped whole), every lock released and every connection closed.
 /// </summary>
 public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOptions options, Action<OnlineAlterProgress> report)
 {
@@ -37,42 +42,97 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         string connectionString = new NpgsqlConnectionStringBuilder(PostgresConnections.BuildConnectionString(target)) { Pooling = true }.ConnectionString;
 
         await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
-        PostgresTableFacts facts = await new PostgresInspector(connection).InspectAsync(table, statement, cancellationToken);
-        var names = new PostgresReplicationNames(connection.Database, facts.Table);
-        if (await PostgresReplicationSlot.FindLeftoverAsync(connection, names, cancellationToken) is { } leftover)
+        string schema = table.Schema ?? await new PostgresCatalog(connection).ScalarAsync<string>("SELECT current_schema()", cancellationToken);
+        var original = new TableName(schema, table.Name);
+        var names = new PostgresReplicationNames(connection.Database, original);
+        await HoldRunLockAsync(connection, names, cancellationToken);
+        var shadowNames = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength);
+        var store = new PostgresCheckpointStore(connectionString, original with { Name = shadowNames.Log });
+        var resume = new PostgresResume(connection, original, shadowNames, names, store);
+        if (options.Resume)
+        {
+            await resume.EnsureLeftoversAsync(cancellationToken);
+        }
+
+        PostgresTableFacts facts = await new PostgresInspector(connection).InspectAsync(original, statement, cancellationToken, resuming: options.Resume);
+        MigrationDigest migration = MigrationDigest.Compute(original.ToString(), Definition(facts), statement, SqlDialect.Postgres);
+        MigrationCheckpoint? resumed = null;
+        if (options.Resume)
+        {
+            resumed = await resume.LoadAsync(migration, cancellationToken);
+        }
+        else if (await PostgresReplicationSlot.FindLeftoverAsync(connection, names, cancellationToken) is { } leftover)
         {
             throw PostgresReplicationSlot.Leftover(leftover, names);
         }
 
         // Built before anything is created, so a bad --max-load is refused with nothing to clean up.
         await using Throttler throttler = BuildThrottler(connectionString);
-        PostgresShadowTable shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
-        bool swapped = false;
+        PostgresShadowTable shadow;
+        if (resumed is null)
+        {
+            shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
+        }
+        else
+        {
+            string layout = await store.LoadLayoutAsync(cancellationToken) ?? throw new OscException(
+                $"{store.Table} holds no record of the shadow's layout.", $"Remove the leftovers with `osc cleanup <connection> --table {original}` and start again.");
+            shadow = await PostgresShadowTable.OpenAsync(connection, facts, statement, layout, cancellationToken);
+            await resume.ReleaseSlotAsync(cancellationToken);
+        }
+
+        bool swapped = false, keep = false;
         PostgresReplay? replay = null;
+        Checkpointer? checkpointer = null;
         try
         {
-            // The slot before the first chunk is read: every commit after its consistent point is replayed.
-            await PostgresReplicationSlot.CreateAsync(connectionString, names, cancellationToken);
+            PostgresLsnPosition start;
+            if (resumed is null)
+            {
+                await store.CreateAsync(cancellationToken);
+                await store.SaveLayoutAsync(shadow.Layout(), cancellationToken);
+                // The slot before the first chunk is read: every commit after its consistent point is replayed.
+                start = (await PostgresReplicationSlot.CreateAsync(connectionString, names, cancellationToken)).ConsistentPoint;
+            }
+            else
+            {
+                // Every change up to the checkpoint's position is in the shadow; the slot holds every one after it.
+                start = PostgresLsnPosition.Parse(resumed.Position);
+            }
+
             var writer = new PostgresChangeWriter(connectionString, facts.Table, shadow.Table, facts.Columns.Select(c => (c.Name, c.Type)).ToList(),
                 facts.Key, shadow.KeyInShadow, shadow.Mapping, shadow.SourceExpressions);
             var fence = new CopyFence();
-            replay = new PostgresReplay(connectionString, names, facts.Columns.Select(c => c.Name).ToList(), facts.Key, writer, fence: fence);
+            // The slot is told no more than the last checkpoint records, so a resume finds every later change in it.
+            replay = new PostgresReplay(connectionString, names, facts.Columns.Select(c => c.Name).ToList(), facts.Key, writer,
+                feedOptions: new PostgresChangeFeedOptions { StartAfter = resumed is null ? null : start }, fence: fence,
+                confirmLimit: () => checkpointer?.LastSaved is { } saved ? PostgresLsnPosition.Parse(saved.Position) : null);
             var ordering = new PostgresCopyOrdering(fence, replay.Feed.Received);
+
+            // From the first checkpoint on, an interrupted run can be resumed.
+            checkpointer = new Checkpointer(store, migration, replay.Applier, start, resumed, options.CheckpointInterval, TimeProvider.System);
+            await checkpointer.SaveAsync(cancellationToken);
+            checkpointer.Start();
 
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
             var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), new ChunkSizer(options.ChunkTime), throttler, options.Workers);
             PostgresReplay running = replay;
-            void Report(string state) => report(new OnlineAlterProgress(state, copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived, copier.Finished ? null : throttler.Reason, clock.Elapsed));
+            long copiedBefore = checkpointer.RowsCopiedBefore;
+            void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived,
+                copier.Finished ? null : throttler.Reason, clock.Elapsed));
 
-            Report("copying");
-            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-            using (var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1)))
+            if (resumed?.CopyFinished != true)
             {
-                Task copy = copier.RunAsync(null, stop.Token);
+                checkpointer.Track(copier);
+                Report("copying");
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                using var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1));
+                Task copy = copier.RunAsync(resumed?.Watermark, stop.Token);
                 while (!copy.IsCompleted)
                 {
-                    Task tick = ticker.WaitForNextTickAsync(stop.Token).AsTask();
+                    // Not cancellable: a cancelled tick completes at once, and the loop would spin until the copy stops.
+                    Task tick = ticker.WaitForNextTickAsync(CancellationToken.None).AsTask();
                     if (await Task.WhenAny(copy, tick, replay.Failed) == replay.Failed)
                     {
                         await stop.CancelAsync();
@@ -86,6 +146,9 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await copy;
             }
 
+            checkpointer.MarkCopyFinished();
+            await checkpointer.TrySaveAsync(cancellationToken);
+
             if (shadow.DeferredIndexes.Count > 0)
             {
                 // Built once rather than maintained row by row through the copy; only the replay's writes wait on it.
@@ -95,6 +158,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
             Report("catching up");
             await replay.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, cancellationToken), cancellationToken);
+            await checkpointer.TrySaveAsync(cancellationToken);
 
             while (options.PostponeCutoverFlagFile is not null && File.Exists(options.PostponeCutoverFlagFile))
             {
@@ -111,6 +175,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             }
 
             Report("cutting over");
+            await checkpointer.TrySaveAsync(cancellationToken);
             CutoverResult cutover = await new PostgresCutover(connectionString, facts, shadow, replay.DrainAsync, options.Cutover).RunAsync(cancellationToken);
             swapped = true;
             Report("done");
@@ -120,7 +185,41 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await drop.ExecuteNonQueryAsync(CancellationToken.None);
             }
 
-            return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, replay.Applier.ChangesReceived, verification, cutover, facts.Names.Old);
+            return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, replay.Applier.ChangesReceived, verification, cutover, facts.Names.Old)
+            {
+                ResumedAfterRows = resumed is null ? null : copiedBefore,
+            };
+        }
+        catch (Exception e) when (!swapped && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null) && !EndsTheMigration(e))
+        {
+            // A resumed run keeps its work even before its own first checkpoint: the one it resumed from still stands.
+            keep = true;
+            if (replay is not null)
+            {
+                await replay.DisposeAsync();
+            }
+
+            // The last word before stopping: replay and copy are stopped, so this records everything they finished.
+            if (checkpointer is not null)
+            {
+                using var final = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                try
+                {
+                    await checkpointer.TrySaveAsync(final.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Timed out: the previous checkpoint stands, and resuming from it replays a little more.
+                }
+            }
+
+            bool cancelled = cancellationToken.IsCancellationRequested;
+            string message = (cancelled ? $"Stopped before the swap; {original} is untouched."
+                                 : e is OscException ? e.Message : $"Unexpected failure: {e.Message}")
+                             + $" The replication slot {names.Slot} keeps the server's WAL until the migration is resumed or cleaned up.";
+            string? hint = cancelled ? null : e is OscException known ? known.Hint : e.ToString();
+            throw new MigrationKeptException(message, hint, cancelled,
+                [shadow.Table.ToString(), store.Table.ToString(), "replication slot " + names.Slot, "publication " + names.Publication], e);
         }
         finally
         {
@@ -129,20 +228,66 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await replay.DisposeAsync();
             }
 
-            // On a fresh connection: the migration's may be mid-query after a cancellation.
-            using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await PostgresReplicationSlot.DropAsync(connectionString, names, cleanup.Token);
-            if (!swapped)
+            if (checkpointer is not null)
             {
-                await using var fresh = new NpgsqlConnection(connectionString);
-                await fresh.OpenAsync(cleanup.Token);
-                await shadow.DropAsync(fresh);
+                await checkpointer.DisposeAsync();
+            }
+
+            if (!keep)
+            {
+                // On fresh connections: the migration's may be mid-query after a cancellation.
+                using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                await PostgresReplicationSlot.DropAsync(connectionString, names, cleanup.Token);
+                await store.DropAsync();
+                if (!swapped)
+                {
+                    await using var fresh = new NpgsqlConnection(connectionString);
+                    await fresh.OpenAsync(cleanup.Token);
+                    await shadow.DropAsync(fresh);
+                }
             }
 
             await using (var pooled = new NpgsqlConnection(connectionString))
             {
                 NpgsqlConnection.ClearPool(pooled);
             }
+        }
+    }
+
+    /// <summary>
+    /// A failure that a resume would meet again: verification still differing after repairs (the ALTER itself loses
+    /// rows), or a TRUNCATE of the original, which stays in the slot. Nothing is kept for those.
+    /// </summary>
+    private static bool EndsTheMigration(Exception e)
+    {
+        for (Exception? cause = e; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is VerificationFailedException or TableTruncatedException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>What the digest records of the table: its columns and key, so a resume notices the table changed.</summary>
+    private static string Definition(PostgresTableFacts facts) =>
+        string.Join(", ", facts.Columns.Select(c => $"{c.Name} {c.Type}{(c.NotNull ? " NOT NULL" : "")}{(c.Generated ? " GENERATED" : "")}{(c.Identity != '\0' ? " IDENTITY " + c.Identity : "")}"))
+        + "; key " + string.Join(", ", facts.Key);
+
+    /// <summary>
+    /// One run per table at a time, held for the run's whole life on its main connection (an advisory lock, which
+    /// the server frees when the connection ends, kill -9 included): a resume started while the interrupted run is in
+    /// fact still going would otherwise stream from the same slot into the same shadow.
+    /// </summary>
+    private static async Task HoldRunLockAsync(NpgsqlConnection connection, PostgresReplicationNames names, CancellationToken cancellationToken)
+    {
+        string name = "osc-run." + names.Slot;
+        if (!await new PostgresCatalog(connection).ScalarAsync<bool>("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", cancellationToken, name))
+        {
+            throw new OscException($"Another osc run on {names.Table} is in progress (it holds the advisory lock for {name}).",
+                "Wait for it to finish, or stop it (Ctrl-C keeps its work for --resume).");
         }
     }
 

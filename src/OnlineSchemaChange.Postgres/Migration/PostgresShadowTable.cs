@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using Npgsql;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Copy;
@@ -17,9 +18,11 @@ namespace OnlineSchemaChange.Postgres.Migration;
 public sealed class PostgresShadowTable
 {
     private PostgresShadowTable(TableName table, IReadOnlyList<PostgresTableColumn> columns, ColumnMapping mapping, IReadOnlyList<string> keyInShadow,
-        IReadOnlyDictionary<string, string> sourceExpressions, IReadOnlyDictionary<string, string> indexNames, IReadOnlyList<(string Name, string Definition)> deferredIndexes)
+        IReadOnlyDictionary<string, string> sourceExpressions, IReadOnlyDictionary<string, string> indexNames, IReadOnlyList<(string Name, string Definition)> deferredIndexes,
+        IReadOnlyList<int> sourceNumbers)
     {
         DeferredIndexes = deferredIndexes;
+        SourceNumbers = sourceNumbers;
         Table = table;
         Columns = columns;
         Mapping = mapping;
@@ -61,6 +64,82 @@ public sealed class PostgresShadowTable
     /// cut-over does so too if they are still missing, so the new table never goes live without them.
     /// </summary>
     public IReadOnlyList<(string Name, string Definition)> DeferredIndexes { get; }
+
+    /// <summary>The attribute number LIKE gave each of the original's columns in the shadow, in the original's order.</summary>
+    private IReadOnlyList<int> SourceNumbers { get; }
+
+    /// <summary>
+    /// What opening this shadow again needs and the catalog no longer tells once the ALTER ran and the plain indexes
+    /// were dropped: the columns' numbers before the ALTER, which original index each shadow index copies, and the
+    /// deferred indexes' definitions. JSON, kept in the bookkeeping table for --resume (<see cref="OpenAsync"/>).
+    /// </summary>
+    public string Layout()
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("version", 1);
+            json.WriteStartArray("sourceNumbers");
+            foreach (int number in SourceNumbers)
+            {
+                json.WriteNumberValue(number);
+            }
+
+            json.WriteEndArray();
+            json.WriteStartObject("indexNames");
+            foreach ((string shadowIndex, string originalIndex) in IndexNames)
+            {
+                json.WriteString(shadowIndex, originalIndex);
+            }
+
+            json.WriteEndObject();
+            json.WriteStartArray("deferredIndexes");
+            foreach ((string name, string definition) in DeferredIndexes)
+            {
+                json.WriteStartObject();
+                json.WriteString("name", name);
+                json.WriteString("definition", definition);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>
+    /// The shadow an interrupted run created, for --resume: its columns as the catalog has them now, matched to the
+    /// original's by the numbers recorded in <paramref name="layout"/> exactly as at creation, with the index names and
+    /// deferred indexes recorded there too. The caller has checked (by the migration's digest) that the original's
+    /// columns and key and the ALTER are those the shadow was created for.
+    /// </summary>
+    public static async Task<PostgresShadowTable> OpenAsync(NpgsqlConnection connection, PostgresTableFacts facts, AlterStatement statement, string layout,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(facts);
+        ArgumentNullException.ThrowIfNull(statement);
+        ArgumentNullException.ThrowIfNull(layout);
+        var table = facts.Table with { Name = facts.Names.Shadow };
+        using JsonDocument document = JsonDocument.Parse(layout);
+        JsonElement root = document.RootElement;
+        int[] numbers = root.GetProperty("sourceNumbers").EnumerateArray().Select(n => n.GetInt32()).ToArray();
+        if (root.GetProperty("version").GetInt32() != 1 || numbers.Length != facts.Columns.Count)
+        {
+            throw new OscException($"The recorded layout of {table} does not match {facts.Table}.",
+                $"Remove the leftovers with `osc cleanup <connection> --table {facts.Table}` and start again.");
+        }
+
+        var indexNames = root.GetProperty("indexNames").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!, StringComparer.Ordinal);
+        var deferred = root.GetProperty("deferredIndexes").EnumerateArray()
+            .Select(i => (i.GetProperty("name").GetString()!, i.GetProperty("definition").GetString()!)).ToList();
+        uint oid = await new PostgresCatalog(connection).ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(table));
+        IReadOnlyList<PostgresTableColumn> before = facts.Columns.Select((c, i) => c with { Number = numbers[i] }).ToList();
+        IReadOnlyList<PostgresTableColumn> after = await PostgresInspector.ColumnsAsync(connection, oid, cancellationToken);
+        return Describe(facts, table, statement, before, after, indexNames, deferred);
+    }
 
     /// <summary>Builds the deferred indexes that do not exist yet. A plain build: it holds off the replay's writes to the shadow, never the application.</summary>
     public async Task BuildDeferredIndexesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
@@ -183,7 +262,7 @@ public sealed class PostgresShadowTable
             expressions[target] = usings.TryGetValue(source, out string? expression) ? $"({expression})" : PostgresSql.Quote(source);
         }
 
-        return new PostgresShadowTable(table, after, mapping, keyInShadow!, expressions, indexNames, deferredIndexes);
+        return new PostgresShadowTable(table, after, mapping, keyInShadow!, expressions, indexNames, deferredIndexes, before.Select(c => c.Number).ToList());
     }
 
     /// <summary>Drops the shadow's plain indexes and returns how to build them again (schema-qualified definitions).</summary>

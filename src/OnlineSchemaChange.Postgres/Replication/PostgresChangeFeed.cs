@@ -20,6 +20,12 @@ public sealed record PostgresChangeFeedOptions
     public int MaxReconnects { get; init; } = 10;
 
     public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// For a resumed run: the checkpoint's position, up to which every change is in the shadow already. The stream asks
+    /// for what follows it (the server sends from its confirmed position when that is later).
+    /// </summary>
+    public PostgresLsnPosition? StartAfter { get; init; }
 }
 
 /// <summary>
@@ -42,7 +48,7 @@ public sealed class PostgresChangeFeed(
     private readonly PostgresChangeFeedOptions _options = options ?? new PostgresChangeFeedOptions();
     private readonly Dictionary<uint, RelationLayout> _layouts = [];
     private NpgsqlLogSequenceNumber _lastCommit = NpgsqlLogSequenceNumber.Invalid;
-    private NpgsqlLogSequenceNumber _lastPosition = NpgsqlLogSequenceNumber.Invalid;
+    private NpgsqlLogSequenceNumber _lastPosition = options?.StartAfter?.Lsn ?? NpgsqlLogSequenceNumber.Invalid;
 
     // The transaction being passed on, and how many of its rows are: when the connection drops inside it, the server
     // sends it again whole, and the rows already passed on are skipped.
@@ -53,7 +59,7 @@ public sealed class PostgresChangeFeed(
 
     public long RowsSeen { get; private set; }
 
-    /// <summary>The transactions whose commits this feed has passed on (recent ones), for the copy's visibility check.</summary>
+    /// <summary>The transactions this feed has begun to pass on (recent ones; each has committed, as pgoutput sends a transaction at its commit), for the copy's visibility check.</summary>
     public ReceivedTransactions Received { get; } = new();
 
     /// <summary>How often the replication connection was lost and opened again.</summary>
@@ -123,6 +129,10 @@ public sealed class PostgresChangeFeed(
                 {
                     case BeginMessage begin:
                         _xid = begin.TransactionXid;
+                        // Before any of its rows is passed on: the applier may write them before this feed reads the
+                        // COMMIT, and a copy chunk entering after that batch closed must see the transaction. pgoutput
+                        // sends a transaction only once it has committed, so its id is final here.
+                        RecordReceived();
                         skipping = begin.TransactionFinalLsn <= _lastCommit;
                         _rowsToSkip = begin.TransactionFinalLsn == _transaction ? _transactionRows : 0;
                         _transaction = begin.TransactionFinalLsn;
@@ -156,16 +166,14 @@ public sealed class PostgresChangeFeed(
                         await SendAsync(writer, RowChange.Delete(Key(delete.Relation, gone)), cancellationToken);
                         break;
                     case TruncateMessage when !skipping:
-                        throw new OscException($"{names.Table} was truncated during the migration: its rows cannot be replayed into the new table.",
+                        throw new TableTruncatedException($"{names.Table} was truncated during the migration: its rows cannot be replayed into the new table.",
                             "Nothing was changed on the original's side; run the migration again once nothing truncates the table.");
                     case CommitMessage commit when !skipping:
-                        RecordReceived();
                         _lastCommit = commit.CommitLsn;
                         _transaction = NpgsqlLogSequenceNumber.Invalid;
                         await PositionAsync(writer, commit.TransactionEndLsn, cancellationToken);
                         break;
                     case CommitMessage:
-                        RecordReceived();
                         skipping = false;
                         break;
                     case LogicalDecodingMessage marker when marker.Flags == 0 && marker.Prefix.StartsWith(MarkerPrefix, StringComparison.Ordinal)

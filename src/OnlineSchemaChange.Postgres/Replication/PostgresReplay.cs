@@ -19,14 +19,28 @@ public sealed class PostgresReplay : IAsyncDisposable
     private readonly Task _feeding;
     private readonly Task _applying;
     private readonly Task _failed;
+    private int _disposed;
 
+    /// <param name="connectionString">The server.</param>
+    /// <param name="names">The slot and publication to stream from.</param>
+    /// <param name="columns">The original's columns, in order.</param>
+    /// <param name="keyColumns">The columns that identify a row.</param>
+    /// <param name="writer">Writes batches into the shadow.</param>
+    /// <param name="applierOptions">Batching.</param>
+    /// <param name="feedOptions">Status interval, reconnection, a resumed run's start.</param>
+    /// <param name="fence">The fence shared with the copy.</param>
+    /// <param name="confirmLimit">
+    /// When given, the slot is told no position beyond what it returns (the last checkpoint's): a slot never confirms
+    /// more than a checkpoint records, which a resume checks. Null from it means nothing may be confirmed yet.
+    /// </param>
     public PostgresReplay(string connectionString, PostgresReplicationNames names, IReadOnlyList<string> columns, IReadOnlyList<string> keyColumns,
-        IChangeWriter writer, ApplierOptions? applierOptions = null, PostgresChangeFeedOptions? feedOptions = null, CopyFence? fence = null)
+        IChangeWriter writer, ApplierOptions? applierOptions = null, PostgresChangeFeedOptions? feedOptions = null, CopyFence? fence = null,
+        Func<ReplicationPosition?>? confirmLimit = null)
     {
         _connectionString = connectionString;
         var changes = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
         Applier = new ChangeApplier(writer, applierOptions ?? new ApplierOptions(), TimeProvider.System, fence);
-        Feed = new PostgresChangeFeed(connectionString, names, columns, keyColumns, () => Applier.Applied, feedOptions);
+        Feed = new PostgresChangeFeed(connectionString, names, columns, keyColumns, () => Confirmable(Applier.Applied, confirmLimit), feedOptions);
         _feeding = Task.Run(() => Feed.RunAsync(changes.Writer, _stop.Token));
         _applying = Task.Run(() => Applier.RunAsync(changes.Reader, _stop.Token));
         _failed = WatchAsync(_feeding, _applying);
@@ -85,11 +99,29 @@ public sealed class PostgresReplay : IAsyncDisposable
         return new PostgresLsnPosition((NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken))!);
     }
 
+    /// <summary>Stops the feed and the applier; a second call does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _stop.CancelAsync();
         await Task.WhenAll(_feeding, _applying).ContinueWith(_ => { }, TaskScheduler.Default);
         _stop.Dispose();
+    }
+
+    /// <summary>What the slot may be told is flushed: what the shadow holds, and no more than the limit allows.</summary>
+    private static ReplicationPosition? Confirmable(ReplicationPosition? applied, Func<ReplicationPosition?>? limit)
+    {
+        if (applied is null || limit is null)
+        {
+            return applied;
+        }
+
+        ReplicationPosition? bound = limit();
+        return bound is null ? null : applied.CompareTo(bound) <= 0 ? applied : bound;
     }
 
     private static async Task WatchAsync(Task feeding, Task applying)

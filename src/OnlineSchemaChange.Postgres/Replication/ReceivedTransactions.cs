@@ -1,7 +1,8 @@
 namespace OnlineSchemaChange.Postgres.Replication;
 
 /// <summary>
-/// The ids of the most recent transactions whose commits the stream has passed on. A copy chunk checks its snapshot
+/// The ids of the most recent transactions the stream has begun to pass on (recorded at their BEGIN, before any of
+/// their rows reaches the applier; pgoutput sends a transaction only once it has committed). A copy chunk checks its snapshot
 /// against them: a commit can reach the stream a moment before it becomes visible to new snapshots (the commit record
 /// is flushed before the transaction leaves the running set), and a chunk that read without it could bring back a
 /// row the replay already deleted. See docs/correctness.md.

@@ -47,19 +47,40 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
             async ct => await SnapshotsAsync(key, shadowKey, originalRow, shadowRow, ct),
             async (range, ct) =>
             {
-                // The delete too: a batch must not land between it and the copy with a state older than the copy's read.
-                using IDisposable? passage = Ordering?.Fence.Enter();
-                await using (var connection = new NpgsqlConnection(connectionString))
+                for (int attempt = 1; ; attempt++)
                 {
-                    await connection.OpenAsync(ct);
-                    await using var delete = connection.CreateCommand();
-                    delete.CommandText = $"DELETE FROM {PostgresSql.Quote(shadow.Table)} WHERE {shadowKey.Range(range.LowerExclusive, range.UpperInclusive, delete)}";
-                    await delete.ExecuteNonQueryAsync(ct);
+                    try
+                    {
+                        await RepairAsync(copy, shadowKey, range, ct);
+                        return;
+                    }
+                    catch (PostgresException e) when (attempt < MaxRepairAttempts
+                                                      && e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure)
+                    {
+                        // A batch the replay was already writing when the repair entered the fence locked the same rows
+                        // in another order; the server rolled the loser back. Delete and copy are idempotent: again.
+                        await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(10, 50) * attempt), ct);
+                    }
                 }
-
-                await copy.CopyRangeAsync(range, ct);
             },
             cancellationToken);
+    }
+
+    private const int MaxRepairAttempts = 8;
+
+    private async Task RepairAsync(PostgresCopySource copy, PostgresKey shadowKey, KeyRange range, CancellationToken cancellationToken)
+    {
+        // The delete too: a batch must not land between it and the copy with a state older than the copy's read.
+        using IDisposable? passage = Ordering?.Fence.Enter();
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync(cancellationToken);
+            await using var delete = connection.CreateCommand();
+            delete.CommandText = $"DELETE FROM {PostgresSql.Quote(shadow.Table)} WHERE {shadowKey.Range(range.LowerExclusive, range.UpperInclusive, delete)}";
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await copy.CopyRangeAsync(range, cancellationToken);
     }
 
     private async Task<List<KeyRange>> RangesAsync(PostgresCopySource copy, CancellationToken cancellationToken)

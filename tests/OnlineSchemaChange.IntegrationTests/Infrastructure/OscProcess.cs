@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace OnlineSchemaChange.IntegrationTests.Infrastructure;
+
+/// <summary>`osc alter` as a child process, as an operator runs it: killable with -9 and signalled like a terminal would.</summary>
+public sealed class OscProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stderr = new();
+
+    private OscProcess(Process process)
+    {
+        _process = process;
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    public static OscProcess Start(string uri, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", uri }.Concat(args))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var osc = new OscProcess(Process.Start(start)!);
+        osc._process.ErrorDataReceived += (_, e) =>
+        {
+            lock (osc._stderr)
+            {
+                osc._stderr.AppendLine(e.Data);
+            }
+        };
+        osc._process.OutputDataReceived += (_, _) => { };
+        osc._process.BeginErrorReadLine();
+        osc._process.BeginOutputReadLine();
+        return osc;
+    }
+
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
+    public void Signal(string name)
+    {
+        using var kill = Process.Start("kill", ["-" + name, _process.Id.ToString(CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var limit = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            string stderr = Stderr;
+            throw new TimeoutException($"osc did not exit within {timeout}; the end of its stderr: {stderr[Math.Max(0, stderr.Length - 4000)..]}");
+        }
+
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,509 @@
+using System.Globalization;
+using System.Text.Json;
+using Npgsql;
+using OnlineSchemaChange.Cli;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using OnlineSchemaChange.Postgres.Replication;
+using Xunit.Abstractions;
+using static OnlineSchemaChange.IntegrationTests.Postgres.PgSql;
+
+namespace OnlineSchemaChange.IntegrationTests.Postgres;
+
+/// <summary>
+/// Checkpoints, --resume and stopping on a real PostgreSQL 15: `osc alter --execute` killed (-9) or signalled mid-run,
+/// then resumed from its permanent slot and its checkpoint, or cleaned up, with the application writing throughout.
+/// </summary>
+[Collection("servers")]
+public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelper output)
+{
+    private const string Alter = "ALTER COLUMN k TYPE bigint";
+
+    private const string OurTables = "SELECT coalesce(string_agg(relname, ',' ORDER BY relname), '') FROM pg_class WHERE relname LIKE 't\\_osc\\_%' AND relkind = 'r'";
+
+    // With several workers, chunks beyond the watermark finish before the kill too: the resume keeps them.
+    [Theory]
+    [InlineData("1")]
+    [InlineData("3")]
+    public async Task Kill_9_during_the_copy_under_writes_then_resume_finishes_from_the_slot_without_recopying_the_checkpointed_chunks(string workers)
+    {
+        const int rows = 200_000;
+        var (connectionString, uri) = await DatabaseAsync(rows);
+        using var stop = new CancellationTokenSource();
+        Task<Writes> load = Task.Run(() => Writes.RunAsync(connectionString, rows, stop.Token));
+
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-resume-hold-{Guid.NewGuid():N}");
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
+                         "--throttle-flag-file", flag))
+        {
+            // Part of the copy done, the copy is held (the flag throttles it) so the kill lands mid-copy however fast
+            // the machine copies; killed once a checkpoint (every two seconds) records that part.
+            await WaitForAsync(async () => await ShadowRowsAsync(connectionString) >= 20_000, osc, "20,000 rows in the shadow");
+            await File.WriteAllTextAsync(flag, "");
+            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 20_000, osc, "a checkpoint past 20,000 rows");
+            osc.Kill();
+            File.Delete(flag);
+        }
+
+        Assert.Equal("integer", await ColumnTypeAsync(connectionString));
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        // The slot never confirms more than the checkpoint records: everything after it is still in the slot.
+        Assert.Equal("True", await ScalarAsync(connectionString, """
+            SELECT s.confirmed_flush_lsn <= (SELECT (value::jsonb ->> 'position')::pg_lsn FROM t_osc_log WHERE id = 2)
+            FROM pg_replication_slots s WHERE s.slot_name LIKE 'osc\_t\_%' AND s.database = current_database()
+            """));
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
+        await Task.Delay(300);
+        await stop.CancelAsync();
+        Writes writes = await load;
+
+        output.WriteLine(resumed.Stderr);
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
+        IReadOnlyList<JsonElement> events = LiveOscRun.ParseAll(resumed.Stdout + "\n");
+        JsonElement done = events[^1];
+        output.WriteLine(done.ToString());
+        long copied = done.GetProperty("rowsCopied").GetInt64();
+        long before = done.GetProperty("resumedAfterRows").GetInt64();
+        Assert.True(before >= 20_000, $"the resume started from the checkpoint's {before:N0} rows");
+        Assert.True(copied < rows, $"the resumed run copied {copied:N0} rows, as many as the table: finished chunks were copied again");
+        Assert.True(copied <= rows + writes.Inserted - before + 5_000,
+            $"the resumed run copied {copied:N0} rows; only those after the checkpoint's {before:N0} (and the {writes.Inserted:N0} inserted) were left");
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal(IndexesBefore, await IndexesAsync(connectionString));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        output.WriteLine($"load: {writes.Transactions} transactions acknowledged, {writes.Failed} failed");
+        Assert.True(writes.Transactions > 50, "the load must write through the kill and the resume");
+        await writes.AssertMatchesAsync(connectionString);
+    }
+
+    [Fact]
+    public async Task Kill_9_during_the_cut_over_leaves_the_original_serving_and_resume_finishes()
+    {
+        var (connectionString, uri) = await DatabaseAsync(20_000);
+        string checksum = await ChecksumAsync(connectionString);
+
+        // A reader's open transaction holds ACCESS SHARE on the table, so the swap waits for its ACCESS EXCLUSIVE lock
+        // inside its transaction: the moment to kill it. (The reader has no transaction id: it does not hold up the
+        // slot's creation, and SHARE, which verification takes, does not conflict with it.)
+        await using var reader = new NpgsqlConnection(connectionString);
+        await reader.OpenAsync();
+        await using (var begin = new NpgsqlCommand("BEGIN; SELECT count(*) FROM t WHERE id = 1;", reader))
+        {
+            await begin.ExecuteNonQueryAsync();
+        }
+
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--cut-over-lock-timeout-seconds", "30"))
+        {
+            await WaitForAsync(async () => await ScalarAsync(connectionString,
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LOCK TABLE \"public\".\"t\" IN ACCESS EXCLUSIVE MODE%' AND wait_event_type = 'Lock'") == "1",
+                osc, "the swap waiting for the table lock");
+            osc.Kill();
+        }
+
+        await using (var commit = new NpgsqlCommand("COMMIT", reader))
+        {
+            await commit.ExecuteNonQueryAsync();
+        }
+
+        // The original is intact and takes writes (the dead swap's lock request goes when its server process notices).
+        Assert.Equal("integer", await ColumnTypeAsync(connectionString));
+        Assert.Equal(checksum, await ChecksumAsync(connectionString));
+        await ExecuteAsync(connectionString, "SET lock_timeout = '30s'; INSERT INTO t (id, k, c) VALUES (300001, 5, 'after the kill')");
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        Assert.NotEqual("", await LeftoversAsync(connectionString));
+
+        var rerun = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute");
+        Assert.Equal(1, rerun.ExitCode);
+        Assert.Contains("--resume", rerun.Stderr, StringComparison.Ordinal);
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+        Assert.Equal("after the kill", await ScalarAsync(connectionString, "SELECT c FROM t WHERE id = 300001"));
+        Assert.Equal(IndexesBefore, await IndexesAsync(connectionString));
+        Assert.Equal("0", await ScalarAsync(connectionString,
+            "SELECT count(*) FROM ((SELECT id, k::int, c FROM t EXCEPT ALL SELECT id, k, c FROM t_osc_old) UNION ALL (SELECT id, k, c FROM t_osc_old EXCEPT ALL SELECT id, k::int, c FROM t)) d"));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    [Fact]
+    public async Task A_resume_with_another_alter_is_refused_and_keeps_everything_then_cleanup_removes_it_all()
+    {
+        var (connectionString, uri) = await DatabaseAsync(5_000);
+        await StopWhileCopyingAsync(connectionString, uri);
+
+        var refused = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE numeric", "--execute", "--resume");
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("another ALTER", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("ALTER COLUMN K TYPE BIGINT", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("ALTER COLUMN K TYPE NUMERIC", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        Assert.NotEqual("", await LeftoversAsync(connectionString));
+
+        var cleanup = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
+        Assert.True(cleanup.ExitCode == 0, cleanup.Stderr);
+        Assert.Equal("", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("integer", await ColumnTypeAsync(connectionString));
+    }
+
+    [Fact]
+    public async Task A_resume_whose_slot_is_gone_is_refused_and_the_same_alter_spelled_otherwise_resumes_when_it_is_there()
+    {
+        var (connectionString, uri) = await DatabaseAsync(5_000);
+        await StopWhileCopyingAsync(connectionString, uri);
+        string slot = await ScalarAsync(connectionString, "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_t\\_%' AND database = current_database()");
+
+        // Advanced by something other than osc: the changes it skipped are in neither the shadow nor the slot.
+        await ExecuteAsync(connectionString, "INSERT INTO t (id, k, c) VALUES (900001, 1, 'consumed elsewhere')");
+        await WaitUntilInactiveAsync(connectionString);
+        await ExecuteAsync(connectionString, $"SELECT pg_replication_slot_advance('{slot}', pg_current_wal_lsn())");
+        var advanced = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.Equal(1, advanced.ExitCode);
+        Assert.Contains("past the checkpoint", advanced.Stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", advanced.Stderr, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await OscRunner.RunAsync("cleanup", uri, "--table", "t")).ExitCode);
+        await StopWhileCopyingAsync(connectionString, uri);
+        await WaitUntilInactiveAsync(connectionString);
+        await ExecuteAsync(connectionString, $"SELECT pg_drop_replication_slot('{slot}')");
+        var gone = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.Equal(1, gone.ExitCode);
+        Assert.Contains($"replication slot {slot}", gone.Stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", gone.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+
+        Assert.Equal(0, (await OscRunner.RunAsync("cleanup", uri, "--table", "t")).ExitCode);
+        await StopWhileCopyingAsync(connectionString, uri);
+        await ExecuteAsync(connectionString, "UPDATE t SET c = 'while stopped' WHERE id = 7");
+        // Spelling does not matter, only the change.
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER TABLE t alter   column k type BIGINT", "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal("5001", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+        Assert.Equal("while stopped", await ScalarAsync(connectionString, "SELECT c FROM t WHERE id = 7"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    [Theory]
+    [InlineData("INT")]
+    [InlineData("TERM")]
+    public async Task A_signal_stops_cleanly_keeps_the_work_and_resume_finishes(string signal)
+    {
+        var (connectionString, uri) = await DatabaseAsync(5_000);
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-resume-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            int exitCode;
+            string stderr;
+            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag))
+            {
+                await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
+                osc.Signal(signal);
+                exitCode = await osc.WaitForExitAsync(TimeSpan.FromSeconds(60));
+                stderr = osc.Stderr;
+            }
+
+            output.WriteLine(stderr);
+            Assert.Equal(130, exitCode);
+            Assert.Contains("--resume", stderr, StringComparison.Ordinal);
+            Assert.Contains("osc cleanup", stderr, StringComparison.Ordinal);
+            Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+            Assert.Matches("^osc_t_[0-9a-f]{8},osc_t_[0-9a-f]{8}$", await LeftoversAsync(connectionString));
+            await AssertNothingHeldAsync(connectionString);
+
+            File.Delete(flag);
+            var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+            Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+            Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+            Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
+            Assert.Equal("", await LeftoversAsync(connectionString));
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
+    [Theory]
+    [InlineData("INT")]
+    [InlineData("TERM")]
+    public async Task A_signal_with_cleanup_on_abort_leaves_nothing_of_ours(string signal)
+    {
+        var (connectionString, uri) = await DatabaseAsync(5_000);
+        string checksum = await ChecksumAsync(connectionString);
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-resume-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag, "--cleanup-on-abort");
+            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
+            osc.Signal(signal);
+
+            Assert.Equal(130, await osc.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal("", await ScalarAsync(connectionString, OurTables));
+            Assert.Equal("", await LeftoversAsync(connectionString));
+            Assert.Equal(checksum, await ChecksumAsync(connectionString));
+            await AssertNothingHeldAsync(connectionString);
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
+    [Fact]
+    public async Task A_failure_after_the_first_checkpoint_keeps_the_work_with_both_commands_and_resume_finishes()
+    {
+        var (connectionString, uri) = await DatabaseAsync(5_000);
+
+        // osc's own session already exceeds the limit: the critical load stops it right after its first checkpoint.
+        var failed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--critical-load", "sessions=0");
+
+        output.WriteLine(failed.Stderr);
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("sessions", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("keeps the server's WAL", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("resume:  osc alter postgres://", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--table t --alter 'ALTER COLUMN k TYPE bigint' --execute --resume", failed.Stderr, StringComparison.Ordinal);
+        Assert.Contains("or drop: osc cleanup", failed.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        Assert.Matches("^osc_t_[0-9a-f]{8},osc_t_[0-9a-f]{8}$", await LeftoversAsync(connectionString));
+        await AssertNothingHeldAsync(connectionString);
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    /// <summary>Starts a migration in-process with the copy held by a throttle flag, and cancels it (Ctrl-C) once checkpointed.</summary>
+    private static async Task StopWhileCopyingAsync(string connectionString, string uri)
+    {
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-resume-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            using var cancel = new CancellationTokenSource();
+            using var stdout = new StringWriter();
+            using var stderr = new StringWriter();
+            Task<int> run = OscApp.RunAsync(["alter", uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag], stdout, stderr, false, cancel.Token);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await CheckpointRowsAsync(connectionString) < 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline && !run.IsCompleted, $"no checkpoint was written: {stderr}");
+                await Task.Delay(50);
+            }
+
+            await cancel.CancelAsync();
+            Assert.Equal(130, await run);
+            Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
+    /// <summary>No session of osc's is left (walsender included), its run lock is free, and the table can be locked at once.</summary>
+    private static async Task AssertNothingHeldAsync(string connectionString)
+    {
+        string database = new NpgsqlConnectionStringBuilder(connectionString).Database!;
+        string slot = new PostgresReplicationNames(database, new TableName("public", "t")).Slot;
+        NpgsqlConnection.ClearAllPools();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        string open;
+        while ((open = await ScalarAsync(connectionString, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'osc' AND datname = current_database() AND pid <> pg_backend_pid()")) != "0"
+               && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal("0", open);
+        Assert.Equal("", await ScalarAsync(connectionString,
+            "SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE active AND slot_name LIKE 'osc\\_%' AND database = current_database()"));
+        Assert.Equal("True", await ScalarAsync(connectionString,
+            $"SELECT pg_try_advisory_lock(hashtextextended('osc-run.{slot}', 0)) AND pg_advisory_unlock(hashtextextended('osc-run.{slot}', 0))"));
+        await ExecuteAsync(connectionString, "SET lock_timeout = '2s'; BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; COMMIT;");
+    }
+
+    /// <summary>The walsender of a stopped run goes a moment after its client: until then the slot is active.</summary>
+    private static async Task WaitUntilInactiveAsync(string connectionString)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await ScalarAsync(connectionString, "SELECT count(*) FROM pg_replication_slots WHERE active AND slot_name LIKE 'osc\\_%' AND database = current_database()") != "0")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the slot stayed active");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>Rows the stored checkpoint records as copied, or -1 when there is no checkpoint yet.</summary>
+    private static async Task<long> CheckpointRowsAsync(string connectionString)
+    {
+        try
+        {
+            string rows = await ScalarAsync(connectionString, "SELECT value::jsonb ->> 'rowsCopied' FROM t_osc_log WHERE id = 2");
+            return rows.Length == 0 ? -1 : long.Parse(rows, CultureInfo.InvariantCulture);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return -1;
+        }
+    }
+
+    private static async Task<long> ShadowRowsAsync(string connectionString)
+    {
+        try
+        {
+            return long.Parse(await ScalarAsync(connectionString, "SELECT count(*) FROM t_osc_new"), CultureInfo.InvariantCulture);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return 0;
+        }
+    }
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition, OscProcess osc, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (!await condition())
+        {
+            Assert.True(!osc.HasExited, $"osc exited before {what}: {osc.Stderr}");
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(10);
+        }
+    }
+
+    // The plain index is dropped from the shadow for the copy and rebuilt from the recorded layout by the resumed run;
+    // the swap gives both indexes the original's names, also recorded there.
+    private const string IndexesBefore = "t_k: CREATE INDEX t_k ON public.t USING btree (k); t_pkey: CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)";
+
+    private static Task<string> IndexesAsync(string connectionString) =>
+        ScalarAsync(connectionString, "SELECT string_agg(indexname || ': ' || indexdef, '; ' ORDER BY indexname) FROM pg_indexes WHERE tablename = 't'");
+
+    private static Task<string> ColumnTypeAsync(string connectionString) =>
+        ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'");
+
+    private static Task<string> ChecksumAsync(string connectionString) =>
+        ScalarAsync(connectionString, "SELECT count(*) || ':' || coalesce(sum(hashtext(id || '|' || k || '|' || c)), 0) FROM t");
+
+    private async Task<(string ConnectionString, string Uri)> DatabaseAsync(int rows)
+    {
+        string connectionString = await servers.NewPostgresDatabaseAsync("resume");
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        await ExecuteAsync(connectionString, $"""
+            CREATE TABLE t (id bigint PRIMARY KEY, k int NOT NULL, c text);
+            CREATE INDEX t_k ON t (k);
+            INSERT INTO t SELECT g, g % 97, 'row-' || g FROM generate_series(1, {rows}) g;
+            ANALYZE t;
+            """);
+        return (connectionString, uri);
+    }
+
+    /// <summary>
+    /// The application: one-statement transactions inserting, updating, moving (changing the key of) and deleting
+    /// rows, with a model of what every acknowledged one left. A transaction that fails is not modelled.
+    /// </summary>
+    private sealed class Writes
+    {
+        private readonly Dictionary<long, (long K, string C)> _rows = [];
+        private readonly Random _random = new(11);
+        private long _nextId = 10_000_000;
+
+        public int Transactions { get; private set; }
+
+        public int Failed { get; private set; }
+
+        public int Inserted { get; private set; }
+
+        public static async Task<Writes> RunAsync(string connectionString, int rows, CancellationToken cancellationToken)
+        {
+            var writes = new Writes();
+            for (long id = 1; id <= rows; id++)
+            {
+                writes._rows[id] = (id % 97, "row-" + id.ToString(CultureInfo.InvariantCulture));
+            }
+
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            var existing = writes._rows.Keys.ToList();
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                long target = existing[writes._random.Next(existing.Count)];
+                int op = writes._random.Next(100);
+                (string sql, Action apply) = !writes._rows.TryGetValue(target, out var row) || op < 25 ? writes.Insert(existing)
+                    : op < 65 ? ($"UPDATE t SET k = k + 1, c = c || '+' WHERE id = {target}", () => writes._rows[target] = (row.K + 1, row.C + "+"))
+                    : op < 80 ? writes.Move(target, row, existing)
+                    : ($"DELETE FROM t WHERE id = {target}", () => writes._rows.Remove(target));
+                try
+                {
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    await command.ExecuteNonQueryAsync(CancellationToken.None);
+                    apply();
+                    writes.Transactions++;
+                }
+                catch (PostgresException)
+                {
+                    writes.Failed++;
+                }
+
+                await Task.Delay(2, CancellationToken.None);
+            }
+
+            return writes;
+        }
+
+        private (string, Action) Insert(List<long> existing)
+        {
+            long id = _nextId++;
+            return ($"INSERT INTO t (id, k, c) VALUES ({id}, {id % 13}, 'new-{id}')", () =>
+            {
+                _rows[id] = (id % 13, $"new-{id}");
+                existing.Add(id);
+                Inserted++;
+            });
+        }
+
+        private (string, Action) Move(long target, (long K, string C) row, List<long> existing)
+        {
+            long moved = _nextId++;
+            return ($"UPDATE t SET id = {moved} WHERE id = {target}", () =>
+            {
+                _rows.Remove(target);
+                _rows[moved] = row;
+                existing.Add(moved);
+            });
+        }
+
+        public async Task AssertMatchesAsync(string connectionString)
+        {
+            var actual = new Dictionary<long, (long K, string C)>();
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("SELECT id, k, c FROM t", connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                actual[reader.GetInt64(0)] = (reader.GetInt64(1), reader.GetString(2));
+            }
+
+            var missing = _rows.Keys.Except(actual.Keys).Take(10).ToList();
+            var extra = actual.Keys.Except(_rows.Keys).Take(10).ToList();
+            var wrong = _rows.Where(r => actual.TryGetValue(r.Key, out var a) && a != r.Value).Select(r => r.Key).Take(10).ToList();
+            Assert.True(missing.Count == 0 && extra.Count == 0 && wrong.Count == 0,
+                $"missing {string.Join(",", missing)}; extra {string.Join(",", extra)}; different {string.Join(",", wrong)}");
+            Assert.Equal(_rows.Count, actual.Count);
+        }
+    }
+}
