@@ -19,9 +19,13 @@ namespace OnlineSchemaChange.MySql.Cutover;
 /// sentry and unlocks: the waiting RENAME is served before the writes queued behind it. If A dies or gives up first,
 /// the sentry is still there, B's RENAME fails on it, and the original stays in place. Writes wait only between
 /// LOCK TABLES and UNLOCK TABLES; an attempt that cannot lock within the timeout is retried with backoff.
+/// With <paramref name="shadowForeignKeys"/> (the original's own foreign keys, under their rebuilt names), B adds them
+/// to the shadow once the drain under the lock has made it equal to the original, and before its RENAME: only then
+/// can no stale shadow row refuse a parent's delete, and no parent row be missing. It is one metadata-only ALTER
+/// (INPLACE, foreign_key_checks=0) that needs no lock on the original; a failed attempt drops the keys again.
 /// </summary>
 public sealed class MySqlCutover(string connectionString, TableName original, ShadowNames names,
-    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options)
+    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options, string? shadowForeignKeys = null)
 {
     public const string SentryColumn = "osc_sentry";
 
@@ -73,7 +77,13 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
         Task<int>? rename = null;
         var blocked = new Stopwatch();
-        bool swapped = false;
+        bool swapped = false, keysAdded = false;
+        if (shadowForeignKeys is not null)
+        {
+            // Left by a failed attempt that could not drop them; the ALTER below would collide with them.
+            await Migration.MySqlForeignKeys.DropAllAsync(renamer, Shadow, cancellationToken);
+        }
+
         try
         {
             try
@@ -101,6 +111,23 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
 
             long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);
+            if (shadowForeignKeys is not null)
+            {
+                // The shadow now equals the original, and neither can change until the UNLOCK: the keys hold.
+                await ExecuteAsync(renamer, $"SET SESSION foreign_key_checks = 0, lock_wait_timeout = {lockSeconds}", cancellationToken);
+                try
+                {
+                    keysAdded = true;
+                    await ExecuteAsync(renamer, shadowForeignKeys, cancellationToken);
+                }
+                catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
+                {
+                    throw new CutoverAttemptException($"could not add the foreign keys to {Shadow} within {lockSeconds} s: {e.Message}");
+                }
+
+                await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1", cancellationToken);
+            }
+
             await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
             rename = ExecuteAsync(renamer,
                 $"RENAME TABLE {MySqlSql.Quote(original)} TO {MySqlSql.Quote(Old)}, {MySqlSql.Quote(Shadow)} TO {MySqlSql.Quote(original)}", CancellationToken.None);
@@ -141,6 +168,11 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 }
 
                 await DropSentryAsync(locker, CancellationToken.None);
+                if (keysAdded)
+                {
+                    // The shadow lags again from here on: its keys would refuse parent deletes the original allows.
+                    await Migration.MySqlForeignKeys.DropAllAsync(locker, Shadow, CancellationToken.None);
+                }
             }
 
             await ExecuteAsync(locker, "DO RELEASE_LOCK(@n)", CancellationToken.None, ("@n", lockName));

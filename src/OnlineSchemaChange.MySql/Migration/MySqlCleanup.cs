@@ -40,6 +40,12 @@ public sealed class MySqlCleanup(ConnectionTarget target)
                 continue;
             }
 
+            if (name == names.Old)
+            {
+                // The server would refuse too, less clearly: a referencing table's key must be moved to the new table first.
+                await MySqlForeignKeys.EnsureUnreferencedAsync(connection, candidate, cancellationToken);
+            }
+
             await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(candidate)}", cancellationToken);
             dropped.Add(candidate.ToString());
         }
