@@ -19,13 +19,14 @@ namespace OnlineSchemaChange.MySql.Cutover;
 /// sentry and unlocks: the waiting RENAME is served before the writes queued behind it. If A dies or gives up first,
 /// the sentry is still there, B's RENAME fails on it, and the original stays in place. Writes wait only between
 /// LOCK TABLES and UNLOCK TABLES; an attempt that cannot lock within the timeout is retried with backoff.
-/// With <paramref name="shadowForeignKeys"/> (the original's own foreign keys, under their rebuilt names), B adds them
-/// to the shadow once the drain under the lock has made it equal to the original, and before its RENAME: only then
-/// can no stale shadow row refuse a parent's delete, and no parent row be missing. It is one metadata-only ALTER
-/// (INPLACE, foreign_key_checks=0) that needs no lock on the original; a failed attempt drops the keys again.
+/// With <paramref name="foreignKeys"/> (the original's own foreign keys), once the drain under the lock has made the
+/// shadow equal to the original: B adds the keys to the shadow under their rebuilt names (it needs no lock on the
+/// original), then A, which holds the original's lock, drops them from the original, so that the old table's frozen
+/// rows never refuse a parent's delete once writes resume. Both are metadata-only ALTERs (INPLACE,
+/// foreign_key_checks=0). A failed attempt gives the original its keys back before unlocking and drops the shadow's.
 /// </summary>
 public sealed class MySqlCutover(string connectionString, TableName original, ShadowNames names,
-    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options, string? shadowForeignKeys = null)
+    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options, Migration.MySqlCutoverForeignKeys? foreignKeys = null)
 {
     public const string SentryColumn = "osc_sentry";
 
@@ -77,8 +78,8 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
         Task<int>? rename = null;
         var blocked = new Stopwatch();
-        bool swapped = false, keysAdded = false;
-        if (shadowForeignKeys is not null)
+        bool swapped = false, keysAdded = false, originalKeysDropped = false;
+        if (foreignKeys is not null)
         {
             // Left by a failed attempt that could not drop them; the ALTER below would collide with them.
             await Migration.MySqlForeignKeys.DropAllAsync(renamer, Shadow, cancellationToken);
@@ -111,18 +112,21 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
 
             long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);
-            if (shadowForeignKeys is not null)
+            if (foreignKeys is not null)
             {
                 // The shadow now equals the original, and neither can change until the UNLOCK: the keys hold.
                 await ExecuteAsync(renamer, $"SET SESSION foreign_key_checks = 0, lock_wait_timeout = {lockSeconds}", cancellationToken);
+                await ExecuteAsync(locker, "SET SESSION foreign_key_checks = 0", cancellationToken);
                 try
                 {
                     keysAdded = true;
-                    await ExecuteAsync(renamer, shadowForeignKeys, cancellationToken);
+                    await ExecuteAsync(renamer, foreignKeys.AddToShadow, cancellationToken);
+                    await ExecuteAsync(locker, foreignKeys.DropFromOriginal, cancellationToken);
+                    originalKeysDropped = true;
                 }
                 catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
                 {
-                    throw new CutoverAttemptException($"could not add the foreign keys to {Shadow} within {lockSeconds} s: {e.Message}");
+                    throw new CutoverAttemptException($"could not move the foreign keys to {Shadow} within {lockSeconds} s: {e.Message}");
                 }
 
                 await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1", cancellationToken);
@@ -153,6 +157,12 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         {
             if (!swapped)
             {
+                if (originalKeysDropped)
+                {
+                    // Still under the lock, so the original has not changed since its keys held: add them back unchecked.
+                    await RestoreOriginalKeysAsync(locker, foreignKeys!.RestoreOriginal);
+                }
+
                 // Unlock first: a waiting RENAME then fails on the sentry, which is only dropped after it has.
                 await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
                 if (rename is not null)
@@ -176,6 +186,19 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
 
             await ExecuteAsync(locker, "DO RELEASE_LOCK(@n)", CancellationToken.None, ("@n", lockName));
+        }
+    }
+
+    private async Task RestoreOriginalKeysAsync(MySqlConnection locker, string restore)
+    {
+        try
+        {
+            await ExecuteAsync(locker, restore, CancellationToken.None);
+        }
+        catch (MySqlException e)
+        {
+            throw new OscException($"The swap failed after dropping {original}'s foreign keys, and adding them back failed: {e.Message}",
+                $"Run `osc cleanup` or --resume (either adds them back, from the bookkeeping table), or: SET SESSION foreign_key_checks = 0; {restore}", e);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using MySqlConnector;
 using OnlineSchemaChange.Core;
@@ -47,7 +48,7 @@ public sealed record MySqlForeignKey(
 /// <summary>
 /// The foreign keys to and from a table and what `--foreign-keys rebuild` does with them (docs/operations.md):
 /// the table's own keys (it is the child; a key to itself included) are added to the shadow under their rebuilt
-/// names inside the swap's lock and dropped from the old table after it; the keys of other tables that reference it
+/// names inside the swap's lock, and dropped from the original just before its RENAME; the keys of other tables that reference it
 /// (it is the parent) are rebuilt right after the swap to reference the new table. Every statement is
 /// ALGORITHM=INPLACE with foreign_key_checks=0, which InnoDB runs as a change to its dictionary, without reading rows.
 /// </summary>
@@ -154,13 +155,95 @@ public sealed partial class MySqlForeignKeys
         return $"ALTER TABLE {MySqlSql.Quote(shadow)} {string.Join(", ", clauses)}, ALGORITHM=INPLACE, LOCK=NONE";
     }
 
-    /// <summary>The ALTER that drops the table's own keys from the old table after the swap; null when there are none.</summary>
-    public string? DropFromOld(TableName old)
+    /// <summary>The ALTER that drops the table's own keys from the original inside the swap's lock; null when there are none.</summary>
+    public string? DropFromOriginal() => Own.Count == 0 ? null
+        : $"ALTER TABLE {MySqlSql.Quote(Table)} {string.Join(", ", Own.Select(k => "DROP FOREIGN KEY " + MySqlSql.Quote(k.Name)))}, ALGORITHM=INPLACE, LOCK=NONE";
+
+    /// <summary>The ALTER that gives the original its own keys back, as they were; null when there are none.</summary>
+    public string? RestoreOriginal() => Own.Count == 0 ? null
+        : $"ALTER TABLE {MySqlSql.Quote(Table)} {string.Join(", ", Own.Select(k => "ADD " + k.Definition(k.Name, k.Columns, k.Referenced, k.ReferencedColumns)))}, ALGORITHM=INPLACE, LOCK=NONE";
+
+    /// <summary>What the swap does with the table's own keys; null when it has none.</summary>
+    public MySqlCutoverForeignKeys? ForCutover(TableName shadow, ColumnMapping mapping) => Own.Count == 0 ? null
+        : new MySqlCutoverForeignKeys(AddToShadow(shadow, mapping)!, DropFromOriginal()!, RestoreOriginal()!);
+
+    /// <summary>
+    /// Records, in the bookkeeping table, how to give the original its own keys back: the swap drops them from it
+    /// just before the RENAME, and a run killed in those milliseconds leaves it without them until a resume or
+    /// `osc cleanup` restores them (<see cref="RestoreIfLostAsync"/>).
+    /// </summary>
+    public async Task RecordRestoreAsync(MySqlConnection connection, TableName log, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(old);
-        return Own.Count == 0 ? null
-            : $"ALTER TABLE {MySqlSql.Quote(old)} {string.Join(", ", Own.Select(k => "DROP FOREIGN KEY " + MySqlSql.Quote(k.Name)))}, ALGORITHM=INPLACE, LOCK=NONE";
+        ArgumentNullException.ThrowIfNull(log);
+        if (Own.Count == 0)
+        {
+            return;
+        }
+
+        await using var command = new MySqlCommand(
+            $"INSERT INTO {MySqlSql.Quote(log)} (id, ts, value) VALUES ({RestoreRow}, NOW(6), @v) ON DUPLICATE KEY UPDATE ts = NOW(6), value = @v", connection);
+        command.Parameters.AddWithValue("@v", JsonSerializer.Serialize(new RestoreRecord(Own.Select(k => k.Name).ToList(), RestoreOriginal()!)));
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    /// <summary>
+    /// Gives the original back the keys a killed swap dropped from it (none of the recorded names on the table), with
+    /// foreign_key_checks=0; returns what was done, or null when nothing was missing.
+    /// </summary>
+    public static async Task<string?> RestoreIfLostAsync(MySqlConnection connection, TableName table, TableName log, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(log);
+        await using (var exists = new MySqlCommand("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", connection))
+        {
+            exists.Parameters.AddWithValue("@s", log.Schema);
+            exists.Parameters.AddWithValue("@t", log.Name);
+            if (Convert.ToInt64(await exists.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            {
+                return null;
+            }
+        }
+
+        RestoreRecord? record;
+        await using (var read = new MySqlCommand($"SELECT value FROM {MySqlSql.Quote(log)} WHERE id = {RestoreRow}", connection))
+        {
+            record = await read.ExecuteScalarAsync(cancellationToken) is string json ? JsonSerializer.Deserialize<RestoreRecord>(json) : null;
+        }
+
+        if (record is null)
+        {
+            return null;
+        }
+
+        IReadOnlyList<MySqlForeignKey> present = await ReadKeysAsync(connection, "rc.CONSTRAINT_SCHEMA = @s AND rc.TABLE_NAME = @t", table, cancellationToken);
+        if (present.Any(k => record.Names.Contains(k.Name, StringComparer.OrdinalIgnoreCase)))
+        {
+            return null;
+        }
+
+        await using (var restore = new MySqlCommand($"SET SESSION foreign_key_checks = 0; {record.Sql}; SET SESSION foreign_key_checks = 1", connection))
+        {
+            await restore.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        return $"{table}: foreign keys {string.Join(", ", record.Names)} restored (a swap was killed after dropping them; rows written since were not checked against them)";
+    }
+
+    /// <summary>
+    /// Before a resume inspects the table: the keys a killed swap took from the original go back to it, and those it
+    /// had added to the shadow are dropped (their names would collide with the ones the swap will add again).
+    /// </summary>
+    public static async Task RecoverKilledSwapAsync(MySqlConnection connection, TableName table, ShadowNames names, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(names);
+        await RestoreIfLostAsync(connection, table, table with { Name = names.Log }, cancellationToken);
+        await DropAllAsync(connection, table with { Name = names.Shadow }, cancellationToken);
+    }
+
+    private const int RestoreRow = 4;
+
+    private sealed record RestoreRecord(IReadOnlyList<string> Names, string Sql);
 
     /// <summary>One ALTER per referencing table: its keys to the old table dropped, the same keys to the new table added.</summary>
     public IReadOnlyList<(TableName Child, string Sql)> RebuildReferencing(ColumnMapping mapping) =>
@@ -211,10 +294,10 @@ public sealed partial class MySqlForeignKeys
     public IReadOnlyList<ForeignKeyAction> Actions(ShadowNames names, ColumnMapping mapping)
     {
         ArgumentNullException.ThrowIfNull(names);
-        var old = Table with { Name = names.Old };
         var actions = Own.Select(k => new ForeignKeyAction(k, "own",
-            $"added to {names.Shadow} as {k.RebuiltName} inside the swap's lock, metadata only; dropped from {names.Old} after the swap",
-            ["SET SESSION foreign_key_checks = 0", AddToShadow(Table with { Name = names.Shadow }, mapping)!, DropFromOld(old)!])).ToList();
+            $"inside the swap's lock, once the shadow equals {Table.Name}: added to {names.Shadow} as {k.RebuiltName}, then dropped from {Table.Name} "
+            + $"(which becomes {names.Old}) just before the RENAME; metadata only, both",
+            ["SET SESSION foreign_key_checks = 0", AddToShadow(Table with { Name = names.Shadow }, mapping)!, DropFromOriginal()!])).ToList();
         Dictionary<string, string> rebuilt = RebuildReferencing(mapping).ToDictionary(r => r.Child.ToString(), r => r.Sql, StringComparer.OrdinalIgnoreCase);
         actions.AddRange(Referencing.Select(k => new ForeignKeyAction(k, "referencing",
             $"rebuilt as {k.RebuiltName} to reference the new {Table.Name} right after the swap (it follows the rename to {names.Old} until then); "
@@ -224,9 +307,8 @@ public sealed partial class MySqlForeignKeys
     }
 
     /// <summary>
-    /// Right after the swap: the old table's own keys are dropped (its rows, frozen at the swap, would otherwise refuse
-    /// parent deletes the new table allows), then each referencing table's keys are moved from the old table to the
-    /// new one. Each ALTER is metadata-only but needs its table's metadata lock, so it waits at most the cut-over lock
+    /// Right after the swap, each referencing table's keys are moved from the old table to the new one. Each ALTER is
+    /// metadata-only but needs its table's metadata lock, so it waits at most the cut-over lock
     /// timeout for open transactions and is retried up to the cut-over attempts. What still failed is reported with
     /// the statements to run; the swap itself stands.
     /// </summary>
@@ -235,13 +317,7 @@ public sealed partial class MySqlForeignKeys
         ArgumentNullException.ThrowIfNull(names);
         ArgumentNullException.ThrowIfNull(options);
         var old = Table with { Name = names.Old };
-        var work = new List<(string What, string Sql)>();
-        if (DropFromOld(old) is { } drop)
-        {
-            work.Add(($"{old} keeps its own foreign keys", drop));
-        }
-
-        work.AddRange(RebuildReferencing(mapping).Select(r => ($"{r.Child} still references {old}", r.Sql)));
+        var work = RebuildReferencing(mapping).Select(r => (What: $"{r.Child} still references {old}", r.Sql)).ToList();
         if (work.Count == 0)
         {
             return;
@@ -388,6 +464,9 @@ public sealed partial class MySqlForeignKeys
     [GeneratedRegex(@"\bFOREIGN\s+KEY\b|\bREFERENCES\b", RegexOptions.IgnoreCase)]
     private static partial Regex ForeignKeyClause();
 }
+
+/// <summary>The swap's part: keys added to the shadow, dropped from the original, and how to restore them on failure.</summary>
+public sealed record MySqlCutoverForeignKeys(string AddToShadow, string DropFromOriginal, string RestoreOriginal);
 
 /// <summary>What a migration will do to one constraint, and the statements it will run for it.</summary>
 public sealed record ForeignKeyAction(MySqlForeignKey Key, string Side, string Plan, IReadOnlyList<string> Statements);

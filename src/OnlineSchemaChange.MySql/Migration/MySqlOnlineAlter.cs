@@ -55,6 +55,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         if (options.Resume)
         {
             await resume.EnsureLeftoversAsync(cancellationToken);
+            await MySqlForeignKeys.RecoverKilledSwapAsync(connection, original, names, cancellationToken);
         }
 
         MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(original, statement, cancellationToken, resuming: options.Resume,
@@ -84,6 +85,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         try
         {
             await MySqlHeartbeat.CreateLogTableAsync(connectionString, log, cancellationToken);
+            await facts.ForeignKeys.RecordRestoreAsync(connection, log, cancellationToken);
             await using var heartbeat = new MySqlHeartbeat(connectionString, log, TimeSpan.FromMilliseconds(100));
             heartbeat.Start();
 
@@ -180,7 +182,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             Report("cutting over");
             await checkpointer.TrySaveAsync(cancellationToken);
             CutoverResult cutover = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover,
-                facts.ForeignKeys.AddToShadow(shadow.Table, shadow.Mapping)).RunAsync(cancellationToken);
+                facts.ForeignKeys.ForCutover(shadow.Table, shadow.Mapping)).RunAsync(cancellationToken);
             swapped = true;
             if (facts.ForeignKeys.Any)
             {

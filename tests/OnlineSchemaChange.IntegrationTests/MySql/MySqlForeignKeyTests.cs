@@ -212,7 +212,10 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
 
         var text = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "RENAME COLUMN shop_id TO store_id", "--foreign-keys", "rebuild");
         Assert.True(text.ExitCode == 0, text.Stderr);
-        Assert.Contains("rebuilt as _fk_item_order to reference the new orders right after the swap", text.Stdout.ReplaceLineEndings(" "), StringComparison.Ordinal);
+        Assert.Contains("Foreign key", text.Stdout, StringComparison.Ordinal);
+        Assert.Contains("`_fk_item_order`", text.Stdout, StringComparison.Ordinal);
+        Assert.Contains("`_fk_shop`", text.Stdout, StringComparison.Ordinal);
+        Assert.Equal(before, await SchemaAsync(db));
     }
 
     [Theory]
@@ -273,6 +276,57 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
         var retry = await OscRunner.RunAsync("cleanup", db.Uri, "--table", "orders", "--drop-old-table");
         Assert.True(retry.ExitCode == 0, retry.Stderr);
         Assert.Equal("", await db.OscTablesAsync("orders"));
+    }
+
+    [Fact]
+    public async Task A_swap_killed_after_taking_the_keys_from_the_original_gives_them_back_on_resume()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "fk_killed", ChildOfCustomers);
+        const string Alter = "MODIFY k BIGINT NOT NULL DEFAULT 0";
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-fk-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", db.Uri, "--table", "orders", "--alter", Alter,
+                     "--foreign-keys", "rebuild", "--execute", "--json", "--postpone-cut-over-flag-file", flag })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var osc = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            while (await osc.StandardOutput.ReadLineAsync(timeout.Token) is { } line && !line.Contains("postponed", StringComparison.Ordinal))
+            {
+            }
+
+            Assert.False(osc.HasExited, "osc ended before postponing the swap");
+
+            // What the swap does in its lock just before the RENAME; then the process dies right there.
+            await ExecuteAsync(db.ConnectionString, """
+                SET SESSION foreign_key_checks = 0;
+                ALTER TABLE orders_osc_new ADD CONSTRAINT _fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id);
+                ALTER TABLE orders DROP FOREIGN KEY fk_customer;
+                """);
+        }
+        finally
+        {
+            osc.Kill(entireProcessTree: true);
+            await osc.WaitForExitAsync();
+            File.Delete(flag);
+        }
+
+        Assert.Equal("orders_osc_new._fk_customer", await ScalarAsync(db.ConnectionString,
+            "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"));
+
+        var resumed = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", Alter, "--foreign-keys", "rebuild", "--execute", "--resume");
+
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("orders._fk_customer>customers", await ScalarAsync(db.ConnectionString,
+            "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME, '>', REFERENCED_TABLE_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"));
+        var orphan = await Assert.ThrowsAsync<MySqlException>(() => ExecuteAsync(db.ConnectionString, "INSERT INTO orders (customer_id, k) VALUES (999999, 0)"));
+        Assert.Equal(MySqlErrorCode.NoReferencedRow2, orphan.ErrorCode);
+        Assert.Equal("30000", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM orders"));
     }
 
     /// <summary>Every table of the database with its definition and every constraint: what "nothing changed" compares.</summary>

@@ -134,8 +134,12 @@ public sealed class MySqlForeignKeysTests
                      + "ADD CONSTRAINT `_fk_customer` FOREIGN KEY (`client_id`) REFERENCES `shop`.`customers` (`id`), "
                      + "ADD CONSTRAINT `_fk_parent` FOREIGN KEY (`parent_id`) REFERENCES `shop`.`orders_osc_new` (`id`) ON DELETE NO ACTION, "
                      + "ALGORITHM=INPLACE, LOCK=NONE", sql);
-        Assert.Equal("ALTER TABLE `shop`.`orders_osc_old` DROP FOREIGN KEY `fk_customer`, DROP FOREIGN KEY `fk_parent`, ALGORITHM=INPLACE, LOCK=NONE",
-            keys.DropFromOld(Orders with { Name = "orders_osc_old" }));
+        Assert.Equal("ALTER TABLE `shop`.`orders` DROP FOREIGN KEY `fk_customer`, DROP FOREIGN KEY `fk_parent`, ALGORITHM=INPLACE, LOCK=NONE",
+            keys.DropFromOriginal());
+        Assert.Equal("ALTER TABLE `shop`.`orders` "
+                     + "ADD CONSTRAINT `fk_customer` FOREIGN KEY (`customer_id`) REFERENCES `shop`.`customers` (`id`), "
+                     + "ADD CONSTRAINT `fk_parent` FOREIGN KEY (`parent_id`) REFERENCES `shop`.`orders` (`id`) ON DELETE NO ACTION, "
+                     + "ALGORITHM=INPLACE, LOCK=NONE", keys.RestoreOriginal());
     }
 
     [Fact]
@@ -153,6 +157,7 @@ public sealed class MySqlForeignKeysTests
                      + "DROP FOREIGN KEY `fk_order2`, ADD CONSTRAINT `_fk_order2` FOREIGN KEY (`other_order_id`) REFERENCES `shop`.`orders` (`order_no`) ON UPDATE CASCADE, "
                      + "ALGORITHM=INPLACE, LOCK=NONE", only.Sql);
         Assert.Null(keys.AddToShadow(Orders with { Name = "orders_osc_new" }, Mapping()));
+        Assert.Null(keys.ForCutover(Orders with { Name = "orders_osc_new" }, Mapping()));
     }
 
     [Fact]
