@@ -30,6 +30,8 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
 {
     public const string SentryColumn = "osc_sentry";
 
+    private OscException? _keysNotRestored;
+
     private TableName Shadow => original with { Name = names.Shadow };
 
     private TableName Old => original with { Name = names.Old };
@@ -46,6 +48,11 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
             catch (CutoverAttemptException e)
             {
+                if (_keysNotRestored is not null)
+                {
+                    throw _keysNotRestored;
+                }
+
                 lastFailure = e.Message;
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(attempt, 6))) + Random.Shared.Next(100)), cancellationToken);
             }
@@ -157,11 +164,8 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         {
             if (!swapped)
             {
-                if (originalKeysDropped)
-                {
-                    // Still under the lock, so the original has not changed since its keys held: add them back unchecked.
-                    await RestoreOriginalKeysAsync(locker, foreignKeys!.RestoreOriginal);
-                }
+                // Still under the lock, so the original has not changed since its keys held: add them back unchecked.
+                OscException? notRestored = originalKeysDropped ? await RestoreOriginalKeysAsync(locker, foreignKeys!.RestoreOriginal) : null;
 
                 // Unlock first: a waiting RENAME then fails on the sentry, which is only dropped after it has.
                 await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
@@ -183,21 +187,26 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                     // The shadow lags again from here on: its keys would refuse parent deletes the original allows.
                     await Migration.MySqlForeignKeys.DropAllAsync(locker, Shadow, CancellationToken.None);
                 }
+
+                // Not retried: the attempts stop with this, and a resume or `osc cleanup` restores the keys.
+                _keysNotRestored ??= notRestored;
             }
 
             await ExecuteAsync(locker, "DO RELEASE_LOCK(@n)", CancellationToken.None, ("@n", lockName));
         }
     }
 
-    private async Task RestoreOriginalKeysAsync(MySqlConnection locker, string restore)
+    /// <summary>Gives the original its keys back; a failure is returned, to stop the attempts once the lock and sentry are gone.</summary>
+    private async Task<OscException?> RestoreOriginalKeysAsync(MySqlConnection locker, string restore)
     {
         try
         {
             await ExecuteAsync(locker, restore, CancellationToken.None);
+            return null;
         }
         catch (MySqlException e)
         {
-            throw new OscException($"The swap failed after dropping {original}'s foreign keys, and adding them back failed: {e.Message}",
+            return new OscException($"The swap failed after dropping {original}'s foreign keys, and adding them back failed: {e.Message}",
                 $"Run `osc cleanup` or --resume (either adds them back, from the bookkeeping table), or: SET SESSION foreign_key_checks = 0; {restore}", e);
         }
     }

@@ -194,7 +194,9 @@ public sealed partial class MySqlForeignKeys
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(log);
-        await using (var exists = new MySqlCommand("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", connection))
+        // Only a bookkeeping table of ours has the value column; a table that merely has the name is left alone.
+        await using (var exists = new MySqlCommand(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND COLUMN_NAME = 'value'", connection))
         {
             exists.Parameters.AddWithValue("@s", log.Schema);
             exists.Parameters.AddWithValue("@t", log.Name);
