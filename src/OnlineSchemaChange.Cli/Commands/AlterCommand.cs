@@ -43,6 +43,13 @@ internal static class AlterCommand
         var dropOld = new Option<bool>("--drop-old-table") { Description = "Drop the original after the swap instead of keeping it as <table>_osc_old" };
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted --execute of the same ALTER from its checkpoint" };
         var cleanupOnAbort = new Option<bool>("--cleanup-on-abort") { Description = "On failure or Ctrl-C drop the shadow and bookkeeping table (PostgreSQL: and the slot and publication) instead of keeping them for --resume" };
+        var foreignKeys = new Option<string>("--foreign-keys")
+        {
+            Description = "MySQL/MariaDB: refuse a table with foreign keys to or from it (default), or rebuild them: the table's own keys are "
+                          + "recreated on the new table at the swap, referencing tables' keys are moved to the new table right after it (docs/operations.md)",
+            DefaultValueFactory = _ => "refuse",
+        };
+        foreignKeys.AcceptOnlyFromAmong("refuse", "rebuild");
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
             changes from the binlog (MySQL) or a logical replication slot (PostgreSQL), verification and an atomic swap. Without --execute: a dry run that checks
@@ -53,7 +60,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys })
         {
             command.Options.Add(option);
         }
@@ -67,6 +74,13 @@ internal static class AlterCommand
                 if (result.GetValue(resume) && !result.GetValue(execute))
                 {
                     throw new OscException("--resume continues an interrupted migration, which only --execute runs.", "Add --execute.");
+                }
+
+                ForeignKeyMethod foreignKeyMethod = result.GetValue(foreignKeys) == "rebuild" ? ForeignKeyMethod.Rebuild : ForeignKeyMethod.Refuse;
+                if (foreignKeyMethod != ForeignKeyMethod.Refuse && target.Engine != DatabaseEngine.MySql)
+                {
+                    throw new OscException("--foreign-keys is for MySQL/MariaDB: PostgreSQL's swap moves foreign keys in both directions itself.",
+                        "Leave --foreign-keys out.");
                 }
 
                 if (target.Engine == DatabaseEngine.MySql)
@@ -97,6 +111,7 @@ internal static class AlterCommand
                         Cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts)),
                         Resume = result.GetValue(resume),
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
+                        ForeignKeys = foreignKeyMethod,
                     };
                     string? phase = null;
                     var bar = new ProgressBar();
@@ -193,7 +208,7 @@ internal static class AlterCommand
                     return 0;
                 }
 
-                AlterRehearsal rehearsal = await new MySqlAlterRehearsal(target).RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
+                AlterRehearsal rehearsal = await new MySqlAlterRehearsal(target).RunAsync(tableName, result.GetValue(alter)!, cancellationToken, foreignKeyMethod);
                 if (asJson)
                 {
                     console.WriteJson(new
@@ -211,11 +226,34 @@ internal static class AlterCommand
                         droppedColumns = rehearsal.DroppedColumns,
                         addedColumns = rehearsal.AddedColumns,
                         shadowDefinition = rehearsal.ShadowDefinition,
+                        foreignKeys = rehearsal.ForeignKeys.Select(f => new
+                        {
+                            side = f.Side,
+                            table = f.Key.Table.ToString(),
+                            name = f.Key.Name,
+                            columns = f.Key.Columns,
+                            references = f.Key.Referenced.ToString(),
+                            referencedColumns = f.Key.ReferencedColumns,
+                            onDelete = f.Key.OnDelete,
+                            onUpdate = f.Key.OnUpdate,
+                            newName = f.Key.RebuiltName,
+                            plan = f.Plan,
+                            statements = f.Statements,
+                        }),
                     });
                 }
                 else
                 {
                     Render(console.Ansi, rehearsal);
+                    foreach (ForeignKeyAction action in rehearsal.ForeignKeys)
+                    {
+                        console.Ansi.MarkupLine($"Foreign key [bold]{Markup.Escape(action.Key.ToString())}[/]: {Markup.Escape(action.Plan)}");
+                        foreach (string sql in action.Statements)
+                        {
+                            console.Ansi.MarkupLine($"    {Markup.Escape(sql)}");
+                        }
+                    }
+
                     console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate.");
                 }
 
@@ -324,7 +362,8 @@ internal static class AlterCommand
 
     private static void Render(IAnsiConsole console, AlterRehearsal r) => RenderRehearsal(console,
         r.Facts.ServerVersion, r.Alter, r.Facts.Table, r.Facts.EstimatedRows, r.Facts.TotalBytes, r.Facts.KeyName, r.Facts.Key,
-        "binlog on, ROW, FULL; InnoDB; usable key; no triggers; no foreign keys; no leftovers",
+        "binlog on, ROW, FULL; InnoDB; usable key; no triggers; "
+        + (r.ForeignKeys.Count == 0 ? "no foreign keys" : "foreign keys rehearsed, none cascading into the table") + "; no leftovers",
         r.Facts.Names, null, r.Mapping, r.DroppedColumns, r.AddedColumns);
 
     /// <summary>The dry run's report, the same on both engines but for the checks made and the change stream.</summary>

@@ -38,6 +38,22 @@ public sealed record OnlineAlterOptions
     public bool CleanupOnAbort { get; init; }
 
     public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>What to do about foreign keys to or from the table (MySQL/MariaDB); PostgreSQL's swap moves them itself.</summary>
+    public ForeignKeyMethod ForeignKeys { get; init; } = ForeignKeyMethod.Refuse;
+}
+
+/// <summary>How a MySQL/MariaDB migration treats foreign keys to or from the table (docs/operations.md).</summary>
+public enum ForeignKeyMethod
+{
+    /// <summary>Refuse a table with foreign keys to or from it, before anything is created.</summary>
+    Refuse,
+
+    /// <summary>
+    /// Recreate the table's own foreign keys on the new table at the swap, and rebuild the referencing tables'
+    /// constraints to point at the new table right after it.
+    /// </summary>
+    Rebuild,
 }
 
 /// <summary>Progress as the command shows it: a state, copy counts, replay counts, the throttle reason.</summary>

@@ -19,11 +19,18 @@ namespace OnlineSchemaChange.MySql.Cutover;
 /// sentry and unlocks: the waiting RENAME is served before the writes queued behind it. If A dies or gives up first,
 /// the sentry is still there, B's RENAME fails on it, and the original stays in place. Writes wait only between
 /// LOCK TABLES and UNLOCK TABLES; an attempt that cannot lock within the timeout is retried with backoff.
+/// With <paramref name="foreignKeys"/> (the original's own foreign keys), once the drain under the lock has made the
+/// shadow equal to the original: B adds the keys to the shadow under their rebuilt names (it needs no lock on the
+/// original), then A, which holds the original's lock, drops them from the original, so that the old table's frozen
+/// rows never refuse a parent's delete once writes resume. Both are metadata-only ALTERs (INPLACE,
+/// foreign_key_checks=0). A failed attempt gives the original its keys back before unlocking and drops the shadow's.
 /// </summary>
 public sealed class MySqlCutover(string connectionString, TableName original, ShadowNames names,
-    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options)
+    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options, Migration.MySqlCutoverForeignKeys? foreignKeys = null)
 {
     public const string SentryColumn = "osc_sentry";
+
+    private OscException? _keysNotRestored;
 
     private TableName Shadow => original with { Name = names.Shadow };
 
@@ -41,6 +48,11 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
             catch (CutoverAttemptException e)
             {
+                if (_keysNotRestored is not null)
+                {
+                    throw _keysNotRestored;
+                }
+
                 lastFailure = e.Message;
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(attempt, 6))) + Random.Shared.Next(100)), cancellationToken);
             }
@@ -73,7 +85,13 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
         Task<int>? rename = null;
         var blocked = new Stopwatch();
-        bool swapped = false;
+        bool swapped = false, keysAdded = false, originalKeysDropped = false;
+        if (foreignKeys is not null)
+        {
+            // Left by a failed attempt that could not drop them; the ALTER below would collide with them.
+            await Migration.MySqlForeignKeys.DropAllAsync(renamer, Shadow, cancellationToken);
+        }
+
         try
         {
             try
@@ -101,6 +119,26 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
 
             long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);
+            if (foreignKeys is not null)
+            {
+                // The shadow now equals the original, and neither can change until the UNLOCK: the keys hold.
+                await ExecuteAsync(renamer, $"SET SESSION foreign_key_checks = 0, lock_wait_timeout = {lockSeconds}", cancellationToken);
+                await ExecuteAsync(locker, "SET SESSION foreign_key_checks = 0", cancellationToken);
+                try
+                {
+                    keysAdded = true;
+                    await ExecuteAsync(renamer, foreignKeys.AddToShadow, cancellationToken);
+                    await ExecuteAsync(locker, foreignKeys.DropFromOriginal, cancellationToken);
+                    originalKeysDropped = true;
+                }
+                catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
+                {
+                    throw new CutoverAttemptException($"could not move the foreign keys to {Shadow} within {lockSeconds} s: {e.Message}");
+                }
+
+                await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1", cancellationToken);
+            }
+
             await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
             rename = ExecuteAsync(renamer,
                 $"RENAME TABLE {MySqlSql.Quote(original)} TO {MySqlSql.Quote(Old)}, {MySqlSql.Quote(Shadow)} TO {MySqlSql.Quote(original)}", CancellationToken.None);
@@ -126,6 +164,9 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         {
             if (!swapped)
             {
+                // Still under the lock, so the original has not changed since its keys held: add them back unchecked.
+                OscException? notRestored = originalKeysDropped ? await RestoreOriginalKeysAsync(locker, foreignKeys!.RestoreOriginal) : null;
+
                 // Unlock first: a waiting RENAME then fails on the sentry, which is only dropped after it has.
                 await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
                 if (rename is not null)
@@ -141,9 +182,32 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 }
 
                 await DropSentryAsync(locker, CancellationToken.None);
+                if (keysAdded)
+                {
+                    // The shadow lags again from here on: its keys would refuse parent deletes the original allows.
+                    await Migration.MySqlForeignKeys.DropAllAsync(locker, Shadow, CancellationToken.None);
+                }
+
+                // Not retried: the attempts stop with this, and a resume or `osc cleanup` restores the keys.
+                _keysNotRestored ??= notRestored;
             }
 
             await ExecuteAsync(locker, "DO RELEASE_LOCK(@n)", CancellationToken.None, ("@n", lockName));
+        }
+    }
+
+    /// <summary>Gives the original its keys back; a failure is returned, to stop the attempts once the lock and sentry are gone.</summary>
+    private async Task<OscException?> RestoreOriginalKeysAsync(MySqlConnection locker, string restore)
+    {
+        try
+        {
+            await ExecuteAsync(locker, restore, CancellationToken.None);
+            return null;
+        }
+        catch (MySqlException e)
+        {
+            return new OscException($"The swap failed after dropping {original}'s foreign keys, and adding them back failed: {e.Message}",
+                $"Run `osc cleanup` or --resume (either adds them back, from the bookkeeping table), or: SET SESSION foreign_key_checks = 0; {restore}", e);
         }
     }
 

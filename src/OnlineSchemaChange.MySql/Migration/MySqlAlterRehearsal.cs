@@ -2,6 +2,7 @@ using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Connection;
 using OnlineSchemaChange.MySql.Schema;
@@ -17,7 +18,11 @@ public sealed record AlterRehearsal(
     IReadOnlyList<string> AddedColumns,
     IReadOnlyDictionary<string, string> RenamedColumns,
     IReadOnlyList<string> KeyInShadow,
-    string ShadowDefinition);
+    string ShadowDefinition)
+{
+    /// <summary>What the migration would do to each foreign key to or from the table, with its statements.</summary>
+    public IReadOnlyList<ForeignKeyAction> ForeignKeys { get; init; } = [];
+}
 
 /// <summary>
 /// `osc alter` without --execute, as gh-ost's default: every check, then the shadow table created with the real ALTER
@@ -25,7 +30,7 @@ public sealed record AlterRehearsal(
 /// </summary>
 public sealed class MySqlAlterRehearsal(ConnectionTarget target)
 {
-    public async Task<AlterRehearsal> RunAsync(TableName table, string alter, CancellationToken cancellationToken)
+    public async Task<AlterRehearsal> RunAsync(TableName table, string alter, CancellationToken cancellationToken, ForeignKeyMethod foreignKeys = ForeignKeyMethod.Refuse)
     {
         ArgumentNullException.ThrowIfNull(table);
         AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.MySql);
@@ -34,12 +39,15 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
         var qualified = new TableName(schema, table.Name);
 
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
-        MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(qualified, statement, cancellationToken);
+        MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(qualified, statement, cancellationToken, foreignKeys: foreignKeys);
         ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         try
         {
             return new AlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns, shadow.AddedColumns,
-                statement.RenamedColumns, shadow.KeyInShadow, await ShowCreateAsync(connection, shadow.Table, cancellationToken));
+                statement.RenamedColumns, shadow.KeyInShadow, await ShowCreateAsync(connection, shadow.Table, cancellationToken))
+            {
+                ForeignKeys = facts.ForeignKeys.Actions(facts.Names, shadow.Mapping),
+            };
         }
         finally
         {

@@ -26,6 +26,12 @@ public sealed class MySqlCleanup(ConnectionTarget target)
         var names = new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength);
         var dropped = new List<string>();
         var kept = new List<string>();
+
+        // Before the bookkeeping table goes: it records the keys a swap killed at the wrong moment took from the table.
+        if (await MySqlForeignKeys.RestoreIfLostAsync(connection, new TableName(schema, table.Name), new TableName(schema, names.Log), cancellationToken) is { } restored)
+        {
+            kept.Add(restored);
+        }
         foreach (string name in names.Created.Append(MySqlAlterPlanner.PlanCopyName(table.Name)).Append(names.Old))
         {
             var candidate = new TableName(schema, name);
@@ -38,6 +44,12 @@ public sealed class MySqlCleanup(ConnectionTarget target)
             {
                 kept.Add(candidate.ToString());
                 continue;
+            }
+
+            if (name == names.Old)
+            {
+                // The server would refuse too, less clearly: a referencing table's key must be moved to the new table first.
+                await MySqlForeignKeys.EnsureUnreferencedAsync(connection, candidate, cancellationToken);
             }
 
             await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(candidate)}", cancellationToken);

@@ -15,12 +15,17 @@ public sealed record MySqlTableFacts(
     string KeyName,
     long EstimatedRows,
     long TotalBytes,
-    ShadowNames Names);
+    ShadowNames Names)
+{
+    /// <summary>The foreign keys to and from the table, already checked against the method chosen.</summary>
+    public MySqlForeignKeys ForeignKeys { get; init; } = MySqlForeignKeys.None(Table);
+}
 
 /// <summary>
 /// Checks everything that would make an online ALTER unsafe or impossible, before anything is created, and refuses
-/// with the problem and its fix: binary logging off or not ROW/FULL, no usable key, triggers, foreign keys, an ALTER
-/// that renames the table, leftovers of an earlier run.
+/// with the problem and its fix: binary logging off or not ROW/FULL, no usable key, triggers, foreign keys (unless
+/// carried over with --foreign-keys rebuild, and even then a child with cascading rules), an ALTER that renames the
+/// table, leftovers of an earlier run.
 /// </summary>
 public sealed class MySqlInspector(MySqlConnection connection)
 {
@@ -33,7 +38,9 @@ public sealed class MySqlInspector(MySqlConnection connection)
     /// (the resume checks them against the checkpoint) rather than refused.
     /// </param>
     /// <param name="cancellationToken">Cancels the checks.</param>
-    public async Task<MySqlTableFacts> InspectAsync(TableName table, AlterStatement statement, CancellationToken cancellationToken, bool resuming = false)
+    /// <param name="foreignKeys">What to do about foreign keys to or from the table: refuse them, or carry them over.</param>
+    public async Task<MySqlTableFacts> InspectAsync(TableName table, AlterStatement statement, CancellationToken cancellationToken, bool resuming = false,
+        ForeignKeyMethod foreignKeys = ForeignKeyMethod.Refuse)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(statement);
@@ -72,16 +79,8 @@ public sealed class MySqlInspector(MySqlConnection connection)
                 "Drop the triggers for the migration and recreate them afterwards, or change the table natively.");
         }
 
-        string? foreignKeys = await ScalarAsync(
-            """
-            SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME, ' -> ', REFERENCED_TABLE_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS
-            WHERE (CONSTRAINT_SCHEMA = @s AND TABLE_NAME = @t) OR (UNIQUE_CONSTRAINT_SCHEMA = @s AND REFERENCED_TABLE_NAME = @t)
-            """, table, cancellationToken);
-        if (foreignKeys is not null)
-        {
-            throw new OscException($"{table} has foreign keys ({foreignKeys}); a swapped table would leave them pointing at the old one, or lose them.",
-                "Drop the foreign keys for the migration and add them back afterwards, or change the table natively.");
-        }
+        MySqlForeignKeys keys = await MySqlForeignKeys.ReadAsync(connection, table, cancellationToken);
+        keys.Check(foreignKeys, statement);
 
         var names = new ShadowNames(table.Name, MaxIdentifierLength);
         foreach (string leftover in resuming ? [] : names.Created)
@@ -102,7 +101,7 @@ public sealed class MySqlInspector(MySqlConnection connection)
                 $"Drop it once you no longer need it: `osc cleanup <connection> --table {table} --drop-old-table`.");
         }
 
-        return new MySqlTableFacts(table, version, columns, key, keyName, size.EstimatedRows, size.TotalBytes, names);
+        return new MySqlTableFacts(table, version, columns, key, keyName, size.EstimatedRows, size.TotalBytes, names) { ForeignKeys = keys };
     }
 
     private async Task CheckBinlogAsync(CancellationToken cancellationToken)

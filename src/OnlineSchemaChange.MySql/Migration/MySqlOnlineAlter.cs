@@ -55,9 +55,11 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         if (options.Resume)
         {
             await resume.EnsureLeftoversAsync(cancellationToken);
+            await MySqlForeignKeys.RecoverKilledSwapAsync(connection, original, names, cancellationToken);
         }
 
-        MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(original, statement, cancellationToken, resuming: options.Resume);
+        MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(original, statement, cancellationToken, resuming: options.Resume,
+            foreignKeys: options.ForeignKeys);
         MigrationDigest migration = MigrationDigest.Compute(original.ToString(), Definition(facts), statement, SqlDialect.MySql);
         MigrationCheckpoint? resumed = options.Resume ? await resume.LoadAsync(migration, cancellationToken) : null;
         ShadowTable shadow = resumed is null
@@ -83,6 +85,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         try
         {
             await MySqlHeartbeat.CreateLogTableAsync(connectionString, log, cancellationToken);
+            await facts.ForeignKeys.RecordRestoreAsync(connection, log, cancellationToken);
             await using var heartbeat = new MySqlHeartbeat(connectionString, log, TimeSpan.FromMilliseconds(100));
             heartbeat.Start();
 
@@ -178,11 +181,19 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
             Report("cutting over");
             await checkpointer.TrySaveAsync(cancellationToken);
-            CutoverResult cutover = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover).RunAsync(cancellationToken);
+            CutoverResult cutover = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover,
+                facts.ForeignKeys.ForCutover(shadow.Table, shadow.Mapping)).RunAsync(cancellationToken);
             swapped = true;
+            if (facts.ForeignKeys.Any)
+            {
+                Report("rebuilding foreign keys");
+                await facts.ForeignKeys.AfterSwapAsync(connectionString, facts.Names, shadow.Mapping, options.Cutover);
+            }
+
             Report("done");
             if (options.DropOldTable)
             {
+                await MySqlForeignKeys.EnsureUnreferencedAsync(connection, original with { Name = facts.Names.Old }, CancellationToken.None);
                 await new MySqlCatalog(connection).ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(original with { Name = facts.Names.Old })}", CancellationToken.None);
             }
 

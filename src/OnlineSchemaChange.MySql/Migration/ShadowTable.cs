@@ -10,6 +10,9 @@ namespace OnlineSchemaChange.MySql.Migration;
 /// The shadow table, created with CREATE TABLE ... LIKE and the operator's ALTER (so the server validates the
 /// statement against the real definition), with how rows of the original map onto it. Creation refuses, and drops
 /// the shadow again, when the ALTER drops a column of the matching key or adds a NOT NULL column without a default.
+/// The shadow never has foreign keys while rows are copied and replayed: its rows lag the original's, and a key on it
+/// would refuse the application's delete of a parent row whose children are already gone from the original. The
+/// keys carried over with --foreign-keys rebuild are rehearsed here on the empty shadow and added at the swap.
 /// </summary>
 public sealed record ShadowTable(
     TableName Table,
@@ -42,7 +45,9 @@ public sealed record ShadowTable(
                     "Fix the statement; it was tried only on the (now removed) shadow table, the table is untouched.", e);
             }
 
-            return await DescribeAsync(catalog, table, facts, statement, cancellationToken);
+            ShadowTable shadow = await DescribeAsync(catalog, table, facts, statement, cancellationToken);
+            await RehearseForeignKeysAsync(connection, facts, shadow, cancellationToken);
+            return shadow;
         }
         catch
         {
@@ -59,7 +64,87 @@ public sealed record ShadowTable(
     {
         ArgumentNullException.ThrowIfNull(facts);
         ArgumentNullException.ThrowIfNull(statement);
-        return await DescribeAsync(new MySqlCatalog(connection), facts.Table with { Name = facts.Names.Shadow }, facts, statement, cancellationToken);
+        var table = facts.Table with { Name = facts.Names.Shadow };
+
+        // A cut-over killed after giving the shadow its foreign keys, and before the swap, left them there.
+        await MySqlForeignKeys.DropAllAsync(connection, table, cancellationToken);
+        return await DescribeAsync(new MySqlCatalog(connection), table, facts, statement, cancellationToken);
+    }
+
+    /// <summary>
+    /// Adds the foreign keys that will be carried over to the empty shadow and drops them again, and adds the
+    /// referencing tables' keys from an empty copy of each: the server checks every column type and index against the
+    /// new definition now, not at the swap.
+    /// </summary>
+    private static async Task RehearseForeignKeysAsync(MySqlConnection connection, MySqlTableFacts facts, ShadowTable shadow, CancellationToken cancellationToken)
+    {
+        MySqlForeignKeys keys = facts.ForeignKeys;
+        if (!keys.Any)
+        {
+            return;
+        }
+
+        string? missing = keys.MissingIndex(shadow.Mapping, await IndexesAsync(connection, shadow.Table, cancellationToken));
+        if (missing is not null)
+        {
+            throw new OscException(missing, "Keep an index on the foreign key's columns in the ALTER, or drop the foreign key natively first.");
+        }
+
+        var catalog = new MySqlCatalog(connection);
+        var copy = facts.Table with { Name = facts.Table.Name + "_osc_fkc" };
+        await catalog.ExecuteAsync("SET SESSION foreign_key_checks = 0", cancellationToken);
+        try
+        {
+            if (keys.AddToShadow(shadow.Table, shadow.Mapping) is { } add)
+            {
+                await RehearseAsync(catalog, add, cancellationToken);
+                await MySqlForeignKeys.DropAllAsync(connection, shadow.Table, cancellationToken);
+            }
+
+            foreach (TableName child in keys.Referencing.Select(k => k.Table).DistinctBy(t => t.ToString()))
+            {
+                await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(copy)}", cancellationToken);
+                await catalog.ExecuteAsync($"CREATE TABLE {MySqlSql.Quote(copy)} LIKE {MySqlSql.Quote(child)}", cancellationToken);
+                await RehearseAsync(catalog, keys.RehearseReferencing(child, copy, shadow.Table, shadow.Mapping), cancellationToken);
+            }
+        }
+        finally
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(copy)}", timeout.Token);
+            await catalog.ExecuteAsync("SET SESSION foreign_key_checks = 1", timeout.Token);
+        }
+    }
+
+    private static async Task RehearseAsync(MySqlCatalog catalog, string sql, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await catalog.ExecuteAsync(sql, cancellationToken);
+        }
+        catch (MySqlException e)
+        {
+            throw new OscException($"The foreign keys cannot be carried over to the new definition: {e.Message} (error {(int)e.ErrorCode}; tried on an empty copy: {sql})",
+                "Keep both sides of each foreign key compatible (integers of the same size and sign, strings of the same character set and collation), or drop the key natively first.", e);
+        }
+    }
+
+    /// <summary>Each index of the table as its columns in order.</summary>
+    private static async Task<IReadOnlyList<IReadOnlyList<string>>> IndexesAsync(MySqlConnection connection, TableName table, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(
+            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR '\\n') FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t GROUP BY INDEX_NAME",
+            connection);
+        command.Parameters.AddWithValue("@s", table.Schema);
+        command.Parameters.AddWithValue("@t", table.Name);
+        var indexes = new List<IReadOnlyList<string>>();
+        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            indexes.Add(reader.GetString(0).Split('\n'));
+        }
+
+        return indexes;
     }
 
     private static async Task<ShadowTable> DescribeAsync(MySqlCatalog catalog, TableName table, MySqlTableFacts facts, AlterStatement statement, CancellationToken cancellationToken)
