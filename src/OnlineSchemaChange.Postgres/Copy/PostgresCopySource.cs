@@ -83,19 +83,22 @@ public sealed class PostgresCopySource : ICopySource
             await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
 
             // The snapshot is taken here; a transaction the stream already passed on but this snapshot still sees as
-            // running would be missing from the read while the replay may already have applied it: take a new one.
+            // running (listed in xip, or at or past xmax) would be missing from the read while the replay may already
+            // have applied it: take a new one.
             var running = new List<uint>();
+            uint xmax;
             await using (var snapshot = new NpgsqlCommand(
-                "SELECT (x::text::numeric % 4294967296)::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x", connection, transaction))
+                "SELECT (pg_snapshot_xmax(s)::text::numeric % 4294967296)::bigint, " +
+                "ARRAY(SELECT (x::text::numeric % 4294967296)::bigint FROM pg_snapshot_xip(s) AS x) FROM pg_current_snapshot() AS s",
+                connection, transaction))
             await using (NpgsqlDataReader reader = await snapshot.ExecuteReaderAsync(cancellationToken))
             {
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    running.Add((uint)reader.GetInt64(0));
-                }
+                await reader.ReadAsync(cancellationToken);
+                xmax = (uint)reader.GetInt64(0);
+                running.AddRange(reader.GetFieldValue<long[]>(1).Select(x => (uint)x));
             }
 
-            if (ordering.Received.ContainsAny(running))
+            if (ordering.Received.AnyInvisibleTo(running, xmax))
             {
                 await transaction.RollbackAsync(cancellationToken);
                 if (attempt >= MaxSnapshotAttempts)

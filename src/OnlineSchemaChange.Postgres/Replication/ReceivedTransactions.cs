@@ -30,12 +30,19 @@ public sealed class ReceivedTransactions(int capacity = 1 << 16)
         }
     }
 
-    public bool ContainsAny(IEnumerable<uint> xids)
+    /// <summary>
+    /// Whether a snapshot with running set <paramref name="xip"/> and upper bound <paramref name="xmax"/> misses a
+    /// transaction the stream has passed on. A snapshot treats as invisible both the ids it lists as running and every
+    /// id at or past its xmax, which it does not list: a transaction that was the newest to start, committed to the
+    /// WAL but not yet out of the running set, is past xmax rather than in the list.
+    /// </summary>
+    public bool AnyInvisibleTo(IReadOnlyCollection<uint> xip, uint xmax)
     {
-        ArgumentNullException.ThrowIfNull(xids);
+        ArgumentNullException.ThrowIfNull(xip);
         lock (_lock)
         {
-            return xids.Any(_ids.Contains);
+            // Ids compare modulo 2^32 as the server compares them; the ids kept here are recent, far inside 2^31.
+            return _ids.Any(id => unchecked((int)(id - xmax)) >= 0) || xip.Any(_ids.Contains);
         }
     }
 }
