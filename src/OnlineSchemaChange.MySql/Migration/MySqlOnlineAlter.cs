@@ -110,7 +110,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await checkpointer.SaveAsync(cancellationToken);
             checkpointer.Start();
 
-            await using Throttler throttler = BuildThrottler(connectionString, log);
+            await using Throttler throttler = BuildThrottler(connectionString, log, heartbeat);
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
@@ -266,9 +266,14 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         throw new OscException("The binlog replay stopped unexpectedly.", "Check the server's binary logs are still available and the replication user's grants.");
     }
 
-    private Throttler BuildThrottler(string connectionString, TableName log)
+    private Throttler BuildThrottler(string connectionString, TableName log, MySqlHeartbeat heartbeat)
     {
         var signals = new List<IThrottleSignal>();
+        if (options.MaxWriteLatency is { } latency)
+        {
+            signals.Add(MySqlThrottleSignals.WriteLatency(heartbeat, latency));
+        }
+
         if (options.ThrottleFlagFile is not null)
         {
             signals.Add(new FlagFileSignal(options.ThrottleFlagFile));
