@@ -61,8 +61,12 @@ public static partial class MySqlDeferredIndexes
         return dropped;
     }
 
-    /// <summary>Adds every saved index the shadow lacks, in one online ALTER (the replay goes on writing meanwhile).</summary>
-    public static async Task<IReadOnlyList<string>> BuildAsync(MySqlConnection connection, TableName shadow, TableName log, TimeSpan lockWait, CancellationToken cancellationToken)
+    /// <summary>
+    /// Adds every saved index the shadow lacks, in one online ALTER (the replay goes on writing meanwhile); calls
+    /// <paramref name="starting"/> first when there is any.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> BuildAsync(MySqlConnection connection, TableName shadow, TableName log, TimeSpan lockWait, Action starting,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
         string? saved;
@@ -84,6 +88,7 @@ public static partial class MySqlDeferredIndexes
             return [];
         }
 
+        starting?.Invoke();
         await ExecuteAsync(connection, $"SET SESSION lock_wait_timeout = {Math.Max(1, (int)Math.Ceiling(lockWait.TotalSeconds)).ToString(CultureInfo.InvariantCulture)}", cancellationToken);
         await ExecuteAsync(connection,
             $"ALTER TABLE {MySqlSql.Quote(shadow)} {string.Join(", ", missing.Select(m => "ADD " + m.Definition))}, ALGORITHM=INPLACE, LOCK=NONE",

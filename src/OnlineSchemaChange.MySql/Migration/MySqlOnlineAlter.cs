@@ -145,8 +145,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 await copy;
             }
 
-            Report("building indexes");
-            await MySqlDeferredIndexes.BuildAsync(connection, shadow.Table, log, TimeSpan.FromSeconds(60), cancellationToken);
+            await MySqlDeferredIndexes.BuildAsync(connection, shadow.Table, log, TimeSpan.FromSeconds(60), () => Report("building indexes"), cancellationToken);
             checkpointer.MarkCopyFinished();
             await checkpointer.TrySaveAsync(cancellationToken);
 
