@@ -10,6 +10,7 @@ int rows = 1_000_000;
 string? oscPath = null;
 var only = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
 var oscExtra = new List<string>();
+string bufferPool = "512M";
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -23,11 +24,14 @@ for (int i = 0; i < args.Length; i++)
         case "--methods" when i + 1 < args.Length:
             only.UnionWith(args[++i].Split(','));
             break;
+        case "--buffer-pool" when i + 1 < args.Length:
+            bufferPool = args[++i];
+            break;
         case "--osc-arg" when i + 1 < args.Length:
             oscExtra.Add(args[++i]);
             break;
         default:
-            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc] [--osc-arg ARG]...");
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc] [--osc-arg ARG]... [--buffer-pool 512M]");
             return 2;
     }
 }
@@ -54,8 +58,8 @@ const string Change = "MODIFY k BIGINT NOT NULL DEFAULT 0";
 var margin = TimeSpan.FromSeconds(5);
 
 Console.WriteLine($"Starting a throwaway MariaDB on loopback; osc is {oscPath}");
-await using LocalMariaDb maria = await LocalMariaDb.StartAsync(new MariaDbOptions { BufferPoolSize = "512M" }, cancel.Token);
-Console.WriteLine($"  {maria}");
+await using LocalMariaDb maria = await LocalMariaDb.StartAsync(new MariaDbOptions { BufferPoolSize = bufferPool }, cancel.Token);
+Console.WriteLine($"  {maria}, innodb_buffer_pool_size={bufferPool}");
 
 var methods = new (string Key, string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
 {
