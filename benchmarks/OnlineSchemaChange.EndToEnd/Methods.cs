@@ -6,7 +6,11 @@ using MySqlConnector;
 namespace OnlineSchemaChange.EndToEnd;
 
 /// <summary>How one method's ALTER went. WritesHeld is null when the method does not say.</summary>
-public sealed record MethodOutcome(bool Ok, TimeSpan Elapsed, TimeSpan? WritesHeld, long? PeakRssBytes, string? Detail);
+public sealed record MethodOutcome(bool Ok, TimeSpan Elapsed, TimeSpan? WritesHeld, long? PeakRssBytes, string? Detail)
+{
+    /// <summary>osc's phases and how long each lasted, from its --json phase events (null for the other methods).</summary>
+    public string? Phases { get; init; }
+}
 
 public static partial class Methods
 {
@@ -57,8 +61,25 @@ public static partial class Methods
             return new MethodOutcome(false, elapsed, writesHeld, peakBytes, $"{file} exited with {process.ExitCode}");
         }
 
-        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null);
+        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = PhaseDurations(output, elapsed) };
     }
+
+    /// <summary>"startup 0.4 s, copying 8.1 s, ..." from osc's phase events: each lasts until the next one starts.</summary>
+    private static string? PhaseDurations(string output, TimeSpan elapsed)
+    {
+        var phases = PhaseEvent().Matches(output).Select(m => (Name: m.Groups[1].Value, At: double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))).ToList();
+        if (phases.Count == 0)
+        {
+            return null;
+        }
+
+        phases.Insert(0, ("startup", 0));
+        return string.Join(", ", phases.Select((p, i) =>
+            $"{p.Name} {(i + 1 < phases.Count ? phases[i + 1].At : elapsed.TotalSeconds) - p.At:0.0} s"));
+    }
+
+    [GeneratedRegex("\"event\": *\"phase\", *\"phase\": *\"([^\"]+)\", *\"elapsedSeconds\": *([0-9.]+)")]
+    private static partial Regex PhaseEvent();
 
     [GeneratedRegex("\"writesBlockedMillis\": *([0-9.]+)")]
     private static partial Regex WritesBlocked();

@@ -9,6 +9,9 @@ using OnlineSchemaChange.LocalServers;
 int rows = 1_000_000;
 string? oscPath = null;
 string engine = "mysql";
+var only = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+var oscExtra = new List<string>();
+string bufferPool = "512M";
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -22,8 +25,17 @@ for (int i = 0; i < args.Length; i++)
         case "--engine" when i + 1 < args.Length && args[i + 1] is "mysql" or "postgres" or "all":
             engine = args[++i];
             break;
+        case "--methods" when i + 1 < args.Length:
+            only.UnionWith(args[++i].Split(','));
+            break;
+        case "--buffer-pool" when i + 1 < args.Length:
+            bufferPool = args[++i];
+            break;
+        case "--osc-arg" when i + 1 < args.Length:
+            oscExtra.Add(args[++i]);
+            break;
         default:
-            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll]");
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc] [--osc-arg ARG]... [--buffer-pool 512M]");
             return 2;
     }
 }
@@ -60,26 +72,26 @@ const string Change = "MODIFY k BIGINT NOT NULL DEFAULT 0";
 var margin = TimeSpan.FromSeconds(5);
 
 Console.WriteLine($"Starting a throwaway MariaDB on loopback; osc is {oscPath}");
-await using LocalMariaDb maria = await LocalMariaDb.StartAsync(new MariaDbOptions { BufferPoolSize = "512M" }, cancel.Token);
-Console.WriteLine($"  {maria}");
+await using LocalMariaDb maria = await LocalMariaDb.StartAsync(new MariaDbOptions { BufferPoolSize = bufferPool }, cancel.Token);
+Console.WriteLine($"  {maria}, innodb_buffer_pool_size={bufferPool}");
 
-var methods = new (string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
+var methods = new (string Key, string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
 {
-    ("native `ALGORITHM=COPY`", ct => Methods.NativeAsync(maria.ConnectionString, Change, ct)),
-    ("pt-online-schema-change", ct => Methods.ExternalAsync("pt-online-schema-change",
+    ("native", "native `ALGORITHM=COPY`", ct => Methods.NativeAsync(maria.ConnectionString, Change, ct)),
+    ("pt", "pt-online-schema-change", ct => Methods.ExternalAsync("pt-online-schema-change",
     [
         "--alter", Change, "--execute", "--no-check-replication-filters", "--recursion-method=none",
         "--no-check-unique-key-change", $"h=127.0.0.1,P={maria.Port},u=osc,p=osc,D=sbtest,t=sbtest1",
     ], ct)),
-    ("`osc alter --execute`", ct => Methods.ExternalAsync("dotnet",
+    ("osc", "`osc alter --execute`", ct => Methods.ExternalAsync("dotnet",
     [
-        oscPath, "alter", $"mysql://osc:osc@127.0.0.1:{maria.Port}/sbtest", "--table", "sbtest1", "--alter", Change, "--execute", "--json",
+        oscPath, "alter", $"mysql://osc:osc@127.0.0.1:{maria.Port}/sbtest", "--table", "sbtest1", "--alter", Change, "--execute", "--json", .. oscExtra,
     ], ct)),
-};
+}.Where(m => only.Count == 0 || only.Contains(m.Key)).ToArray();
 
 var results = new List<(string Name, MethodOutcome Outcome, LoadSummary Load)>();
 var timelines = new List<string>();
-foreach (var (name, run) in methods)
+foreach (var (_, name, run) in methods)
 {
     Console.WriteLine();
     Console.WriteLine($"== {name}: filling sbtest.sbtest1 with {rows:N0} rows");
@@ -137,5 +149,11 @@ Console.WriteLine("writes held: native = the whole ALTER (ALGORITHM=COPY blocks 
 Console.WriteLine();
 Console.WriteLine("Per second, tps/p99 ms (* = a second overlapping the ALTER):");
 timelines.ForEach(Console.WriteLine);
+foreach (var (name, o, _) in results.Where(r => r.Outcome.Phases is not null))
+{
+    Console.WriteLine();
+    Console.WriteLine($"{name} phases: {o.Phases}");
+}
+
 int failed = results.Count(r => !r.Outcome.Ok);
 return failed == 0 ? postgresExit : 1;

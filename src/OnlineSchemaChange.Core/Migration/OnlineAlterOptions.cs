@@ -21,6 +21,9 @@ public sealed record OnlineAlterOptions
 
     public string? ThrottleFlagFile { get; init; }
 
+    /// <summary>Pause the copy while a small write, timed as the application would see it, takes longer (null: never).</summary>
+    public TimeSpan? MaxWriteLatency { get; init; }
+
     public string? PostponeCutoverFlagFile { get; init; }
 
     public bool Verify { get; init; } = true;

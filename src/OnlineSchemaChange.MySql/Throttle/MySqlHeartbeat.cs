@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MySqlConnector;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Schema;
@@ -14,6 +15,8 @@ public sealed class MySqlHeartbeat(string connectionString, TableName logTable, 
     public const int HeartbeatId = 1;
 
     private readonly CancellationTokenSource _stop = new();
+    private readonly Queue<(long At, TimeSpan Took)> _recent = new();
+    private long _inFlightSince;
     private Task? _loop;
 
     public long Beats { get; private set; }
@@ -36,8 +39,52 @@ public sealed class MySqlHeartbeat(string connectionString, TableName logTable, 
         await connection.OpenAsync(cancellationToken);
         await using var command = new MySqlCommand(
             $"INSERT INTO {MySqlSql.Quote(logTable)} (id, ts) VALUES ({HeartbeatId}, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6)", connection);
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        long started = Stopwatch.GetTimestamp();
+        Volatile.Write(ref _inFlightSince, started);
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        finally
+        {
+            Volatile.Write(ref _inFlightSince, 0);
+        }
+
+        lock (_recent)
+        {
+            _recent.Enqueue((started, Stopwatch.GetElapsedTime(started)));
+            while (_recent.Count > 64)
+            {
+                _recent.Dequeue();
+            }
+        }
+
         Beats++;
+    }
+
+    /// <summary>
+    /// The slowest heartbeat write that started within the window, counting one still in flight by how long it has
+    /// waited so far. A heartbeat is a small autocommitted write, binlogged like the application's: its latency is
+    /// what an application write sees, copy contention (CPU, commit queue) included.
+    /// </summary>
+    public TimeSpan SlowestRecentWrite(TimeSpan window)
+    {
+        long now = Stopwatch.GetTimestamp();
+        long since = now - (long)(window.TotalSeconds * Stopwatch.Frequency);
+        long inFlight = Volatile.Read(ref _inFlightSince);
+        TimeSpan slowest = inFlight == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(inFlight, now);
+        lock (_recent)
+        {
+            foreach ((long at, TimeSpan took) in _recent)
+            {
+                if (at >= since && took > slowest)
+                {
+                    slowest = took;
+                }
+            }
+        }
+
+        return slowest;
     }
 
     public void Start() => _loop ??= Task.Run(() => LoopAsync(_stop.Token));

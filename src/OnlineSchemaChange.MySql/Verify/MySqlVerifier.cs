@@ -36,7 +36,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
 
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
     {
-        (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes);
+        (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes, await UnchangedColumnsAsync(cancellationToken));
         List<KeyRange> ranges = await RangesAsync(cancellationToken);
         var pending = ranges;
         int repaired = 0;
@@ -85,6 +85,34 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             repaired += mismatched.Count;
             pending = mismatched;
         }
+    }
+
+    /// <summary>The shadow's columns whose type, character set and collation are those of the original column they come from.</summary>
+    private async Task<IReadOnlySet<string>> UnchangedColumnsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        async Task<Dictionary<string, string>> DefinitionsAsync(TableName table)
+        {
+            await using var command = new MySqlCommand(
+                "SELECT COLUMN_NAME, CONCAT_WS(' ', COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(@s, DATABASE()) AND TABLE_NAME = @t",
+                connection);
+            command.Parameters.AddWithValue("@s", table.Schema);
+            command.Parameters.AddWithValue("@t", table.Name);
+            var definitions = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                definitions[reader.GetString(0)] = reader.GetString(1);
+            }
+
+            return definitions;
+        }
+
+        Dictionary<string, string> before = await DefinitionsAsync(original), after = await DefinitionsAsync(shadow);
+        return mapping.Pairs
+            .Where(p => before.TryGetValue(p.Source, out string? a) && after.TryGetValue(p.Target, out string? b) && string.Equals(a, b, StringComparison.OrdinalIgnoreCase))
+            .Select(p => p.Target).ToHashSet(StringComparer.OrdinalIgnoreCase);
     }
 
     private static string Describe(KeyRange range) => $"after {range.LowerExclusive?.ToString() ?? "the start"} up to {range.UpperInclusive?.ToString() ?? "the end"}";

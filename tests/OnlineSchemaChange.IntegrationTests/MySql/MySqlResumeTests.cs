@@ -25,7 +25,7 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
     public async Task Kill_9_during_the_copy_under_writes_then_resume_finishes_without_recopying_the_checkpointed_chunks(string workers)
     {
         var (connectionString, uri) = await DatabaseAsync("""
-            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40), KEY kc (k, c(8)) COMMENT 'built after the copy');
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_200000;
             """);
         using var stop = new CancellationTokenSource();
@@ -45,6 +45,8 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         }
 
         Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+        // The plain index is not in the shadow during the copy: it is built once the copy is done, here by the resume.
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_new' AND INDEX_NAME = 'kc'"));
         var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
         await Task.Delay(200);
         await stop.CancelAsync();
@@ -63,6 +65,17 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
         Assert.True(writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count > 50, "the load must write through the kill and the resume");
+        string created;
+        await using (var connection = new MySqlConnection(connectionString))
+        {
+            await connection.OpenAsync();
+            await using var show = new MySqlCommand("SHOW CREATE TABLE t", connection);
+            await using MySqlDataReader reader = await show.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            created = reader.GetString(1);
+        }
+
+        Assert.Contains("KEY `kc` (`k`,`c`(8)) COMMENT 'built after the copy'", created, StringComparison.Ordinal);
         await MySqlOnlineAlterTests.AssertEveryWriteIsPresentAsync(connectionString, 200000, writes);
     }
 

@@ -72,6 +72,35 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Slow_writes_pause_the_copy_until_writes_are_fast_again()
+    {
+        await using var heartbeat = new MySqlHeartbeat(_primary, _log, TimeSpan.FromMilliseconds(50));
+        heartbeat.Start();
+        await using var throttler = new Throttler([MySqlThrottleSignals.WriteLatency(heartbeat, TimeSpan.FromMilliseconds(300))],
+            TimeSpan.FromMilliseconds(50), TimeProvider.System);
+        throttler.Start();
+        await WaitUntilAsync(() => heartbeat.Beats > 3 && !throttler.IsThrottled, "fast heartbeats");
+
+        // A transaction holding the heartbeat's row makes the next beat wait, as a stalled commit queue would.
+        await using (var blocker = new MySqlConnection(_primary))
+        {
+            await blocker.OpenAsync();
+            await using MySqlTransaction transaction = await blocker.BeginTransactionAsync();
+            await using (var hold = new MySqlCommand($"SELECT * FROM {_log.Name} WHERE id = {MySqlHeartbeat.HeartbeatId} FOR UPDATE", blocker, transaction))
+            {
+                await hold.ExecuteNonQueryAsync();
+            }
+
+            await WaitUntilAsync(() => throttler.IsThrottled, "the waiting heartbeat to exceed 300 ms");
+            Assert.StartsWith("write latency is ", throttler.Reason, StringComparison.Ordinal);
+            await transaction.RollbackAsync();
+        }
+
+        // The slow beat ages out of the half-second window once writes are fast again.
+        await WaitUntilAsync(() => !throttler.IsThrottled, "the copy to be let go");
+    }
+
+    [Fact]
     public async Task Max_load_throttles_on_a_status_variable_and_critical_load_aborts()
     {
         // Threads_connected is at least 1 (our own probe): a limit of 0 is always exceeded.

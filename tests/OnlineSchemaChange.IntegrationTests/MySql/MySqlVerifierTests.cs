@@ -48,6 +48,32 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
     }
 
     [Fact]
+    public async Task Drift_in_columns_the_alter_left_as_they_were_is_caught_null_apart_from_empty()
+    {
+        // Only k changes type: c, ts, d and b are hashed as they are, without conversion.
+        var (verifier, connectionString) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL");
+        await ExecuteAsync(connectionString,
+            "UPDATE t_osc_new SET c = '' WHERE id = 10; UPDATE t_osc_new SET b = UNHEX('00') WHERE id = 1500; UPDATE t_osc_new SET ts = ts + INTERVAL 1 SECOND WHERE id = 3200; UPDATE t_osc_new SET d = d + 0.01 WHERE id = 4999");
+
+        VerificationResult result = await verifier.RunAsync(CancellationToken.None);
+
+        Assert.Equal(4, result.RepairedChunks);
+        Assert.Equal(await ChecksumAsync(connectionString, "t"), await ChecksumAsync(connectionString, "t_osc_new"));
+    }
+
+    [Fact]
+    public async Task A_column_whose_character_set_changed_compares_by_characters_not_bytes()
+    {
+        // Same type name, other character set: the bytes of 'é' differ, the characters do not.
+        var (verifier, _) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY c VARCHAR(40) CHARACTER SET latin1", 
+            "ALTER TABLE t MODIFY c VARCHAR(40) CHARACTER SET utf8mb4; ALTER TABLE t_osc_new MODIFY c VARCHAR(40) CHARACTER SET utf8mb4; UPDATE t SET c = CONCAT('café-', id) WHERE id % 7 = 0");
+
+        VerificationResult result = await verifier.RunAsync(CancellationToken.None);
+
+        Assert.Equal(0, result.RepairedChunks);
+    }
+
+    [Fact]
     public async Task A_unique_key_over_duplicates_is_caught_and_refused_after_three_repairs()
     {
         var (verifier, _) = await PrepareAsync("ALTER TABLE t_osc_new ADD UNIQUE KEY uq (u)", "UPDATE t SET u = 1 WHERE id IN (1, 2, 3)");

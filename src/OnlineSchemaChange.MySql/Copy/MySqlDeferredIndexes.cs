@@ -1,0 +1,130 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using MySqlConnector;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Schema;
+
+namespace OnlineSchemaChange.MySql.Copy;
+
+/// <summary>
+/// The shadow's plain secondary indexes are dropped before the copy and built after it. Inserting a million rows in key
+/// order into a table that also keeps an index on a column of random values (sysbench's k) costs the server more than
+/// twice as much CPU as inserting them without it and sorting the index afterwards (measured on MariaDB 10.11: 6.7 s
+/// against 2.8 s plus 1.1 s). Only non-unique B-tree indexes are deferred: the primary key and unique keys decide what
+/// the copy's and the replay's writes do, and full-text and spatial indexes are left as they are. An index a foreign
+/// key needs cannot be dropped and stays.
+/// </summary>
+/// <remarks>
+/// The definitions are saved in the bookkeeping table before any index is dropped, and the build adds only those still
+/// missing, so a run interrupted at any point is completed by its resume. Each is re-added with the definition line
+/// the server itself printed (SHOW CREATE TABLE), so prefix lengths, order, comments, visibility and the index type
+/// come back exactly.
+/// </remarks>
+public static partial class MySqlDeferredIndexes
+{
+    /// <summary>The bookkeeping table's row that holds the deferred definitions (heartbeat 1, checkpoint 2, commit marker 3).</summary>
+    public const int RowId = 5;
+
+    /// <summary>Saves, then drops, the shadow's plain secondary indexes; returns the names dropped.</summary>
+    public static async Task<IReadOnlyList<string>> DeferAsync(MySqlConnection connection, TableName shadow, TableName log, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        List<(string Name, string Definition)> plain = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken));
+        if (plain.Count == 0)
+        {
+            return [];
+        }
+
+        await using (var save = new MySqlCommand(
+            $"INSERT INTO {MySqlSql.Quote(log)} (id, ts, value) VALUES ({RowId}, NOW(6), @v) ON DUPLICATE KEY UPDATE ts = NOW(6), value = @v", connection))
+        {
+            save.Parameters.AddWithValue("@v", JsonSerializer.Serialize(plain.Select(p => p.Definition).ToArray()));
+            await save.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var dropped = new List<string>();
+        foreach ((string name, _) in plain)
+        {
+            try
+            {
+                // The shadow is still empty: dropping is instant.
+                await ExecuteAsync(connection, $"ALTER TABLE {MySqlSql.Quote(shadow)} DROP INDEX {MySqlSql.Quote(name)}", cancellationToken);
+                dropped.Add(name);
+            }
+            catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.DropIndexForeignKey)
+            {
+                // A foreign key needs it: it stays and is filled by the copy.
+            }
+        }
+
+        return dropped;
+    }
+
+    /// <summary>
+    /// Adds every saved index the shadow lacks, in one online ALTER (the replay goes on writing meanwhile); calls
+    /// <paramref name="starting"/> first when there is any.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> BuildAsync(MySqlConnection connection, TableName shadow, TableName log, TimeSpan lockWait, Action starting,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        string? saved;
+        await using (var read = new MySqlCommand($"SELECT value FROM {MySqlSql.Quote(log)} WHERE id = {RowId}", connection))
+        {
+            saved = await read.ExecuteScalarAsync(cancellationToken) as string;
+        }
+
+        if (saved is null)
+        {
+            return [];
+        }
+
+        var present = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken)).Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var missing = (JsonSerializer.Deserialize<string[]>(saved) ?? [])
+            .Select(d => (Name: NameOf(d), Definition: d)).Where(d => d.Name is not null && !present.Contains(d.Name)).ToList();
+        if (missing.Count == 0)
+        {
+            return [];
+        }
+
+        starting?.Invoke();
+        await ExecuteAsync(connection, $"SET SESSION lock_wait_timeout = {Math.Max(1, (int)Math.Ceiling(lockWait.TotalSeconds)).ToString(CultureInfo.InvariantCulture)}", cancellationToken);
+        await ExecuteAsync(connection,
+            $"ALTER TABLE {MySqlSql.Quote(shadow)} {string.Join(", ", missing.Select(m => "ADD " + m.Definition))}, ALGORITHM=INPLACE, LOCK=NONE",
+            cancellationToken, timeoutSeconds: 0);
+        return missing.Select(m => m.Name!).ToList();
+    }
+
+    /// <summary>The "KEY `name` (...)" lines of a CREATE TABLE statement: non-unique, neither full-text nor spatial.</summary>
+    internal static List<(string Name, string Definition)> PlainIndexes(string createTable) =>
+        createTable.Split('\n')
+            .Select(line => line.Trim().TrimEnd(','))
+            .Select(line => (Name: NameOf(line), Definition: line))
+            .Where(p => p.Name is not null)
+            .Select(p => (p.Name!, p.Definition))
+            .ToList();
+
+    private static string? NameOf(string definition)
+    {
+        Match match = PlainKey().Match(definition);
+        return match.Success ? match.Groups[1].Value.Replace("``", "`", StringComparison.Ordinal) : null;
+    }
+
+    private static async Task<string> ShowCreateAsync(MySqlConnection connection, TableName table, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand($"SHOW CREATE TABLE {MySqlSql.Quote(table)}", connection);
+        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetString(1);
+    }
+
+    private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken, int timeoutSeconds = 30)
+    {
+        await using var command = new MySqlCommand(sql, connection) { CommandTimeout = timeoutSeconds };
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    [GeneratedRegex("^KEY `((?:[^`]|``)+)` \\(")]
+    private static partial Regex PlainKey();
+}
