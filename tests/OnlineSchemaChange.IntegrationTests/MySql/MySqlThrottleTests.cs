@@ -42,14 +42,15 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
         heartbeat.Start();
         await using var throttler = new Throttler([MySqlThrottleSignals.ReplicaLag(_replica, _log, TimeSpan.FromMilliseconds(1500))],
             TimeSpan.FromMilliseconds(100), TimeProvider.System);
-        throttler.Start();
-        await WaitUntilAsync(() => !throttler.IsThrottled, "the replica to show a fresh heartbeat");
+        // Checked here rather than by the background loop: before its first check a throttler reports no reason at all.
+        await CheckUntilAsync(throttler, () => !throttler.IsThrottled, "the replica to show a fresh heartbeat");
 
         await ExecuteAsync(_replica, "STOP SLAVE SQL_THREAD");
         try
         {
-            await WaitUntilAsync(() => throttler.IsThrottled, "the lag to exceed 1500 ms");
+            await CheckUntilAsync(throttler, () => throttler.Reason?.Contains("above", StringComparison.Ordinal) == true, "the lag to exceed 1500 ms");
             Assert.StartsWith("replica lag on 127.0.0.1:", throttler.Reason, StringComparison.Ordinal);
+            throttler.Start();
 
             var columns = new[] { new TableColumn("id", false), new TableColumn("v", false) };
             var copier = new KeysetCopier(
@@ -143,6 +144,18 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
         var valid = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY v BIGINT", "--execute", "--no-replica-discovery",
             "--max-load", "threads_running=1000", "--critical-load", "Threads_connected=100000");
         Assert.True(valid.ExitCode == 0, valid.Stderr);
+    }
+
+    private static async Task CheckUntilAsync(Throttler throttler, Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        await throttler.CheckAsync(CancellationToken.None);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}; last reason: {throttler.Reason}");
+            await Task.Delay(50);
+            await throttler.CheckAsync(CancellationToken.None);
+        }
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, string what)

@@ -163,9 +163,10 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         string slot = await ScalarAsync(connectionString, "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_t\\_%' AND database = current_database()");
 
         // Advanced by something other than osc: the changes it skipped are in neither the shadow nor the slot.
-        await ExecuteAsync(connectionString, "INSERT INTO t (id, k, c) VALUES (900001, 1, 'consumed elsewhere')");
+        // The test servers commit asynchronously, and a slot advances only over flushed WAL: flush this commit.
+        await ExecuteAsync(connectionString, "SET synchronous_commit = on; INSERT INTO t (id, k, c) VALUES (900001, 1, 'consumed elsewhere')");
         await WaitUntilInactiveAsync(connectionString);
-        await ExecuteAsync(connectionString, $"SELECT pg_replication_slot_advance('{slot}', pg_current_wal_lsn())");
+        await ExecuteAsync(connectionString, $"SELECT pg_replication_slot_advance('{slot}', pg_current_wal_flush_lsn())");
         var advanced = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
         Assert.Equal(1, advanced.ExitCode);
         Assert.Contains("past the checkpoint", advanced.Stderr, StringComparison.Ordinal);
