@@ -181,8 +181,22 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             Report("done");
             if (options.DropOldTable)
             {
-                await using var drop = new NpgsqlCommand($"DROP TABLE IF EXISTS {PostgresSql.Quote(facts.Table with { Name = facts.Names.Old })}", connection);
-                await drop.ExecuteNonQueryAsync(CancellationToken.None);
+                TableName old = facts.Table with { Name = facts.Names.Old };
+                await using var drop = new NpgsqlCommand($"DROP TABLE IF EXISTS {PostgresSql.Quote(old)}", connection);
+                try
+                {
+                    await drop.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DependentObjectsStillExist)
+                {
+                    // A view the swap had to leave on the old table: dropping it with CASCADE would destroy the
+                    // operator's object, so the old table stays and the swap, which succeeded, is not undone.
+                    cutover = cutover with
+                    {
+                        Notes = [.. cutover.Notes, $"{old} was kept despite --drop-old-table: {e.MessageText} ({e.Detail}). "
+                                                   + $"Move or drop those objects, then DROP TABLE {PostgresSql.Quote(old)}."],
+                    };
+                }
             }
 
             return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, replay.Applier.ChangesReceived, verification, cutover, facts.Names.Old)

@@ -80,7 +80,8 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
             CREATE MATERIALIZED VIEW uses_gone AS SELECT id, gone FROM t;
             """);
 
-        OscRunner.Result result = await OscRunner.RunAsync("alter", _uri, "--table", "t", "--alter", "DROP COLUMN gone", "--execute");
+        // --drop-old-table cannot drop what those views still read: the old table stays, with a note, and the swap stands.
+        OscRunner.Result result = await OscRunner.RunAsync("alter", _uri, "--table", "t", "--alter", "DROP COLUMN gone", "--execute", "--drop-old-table");
 
         Assert.True(result.ExitCode == 0, result.Stderr + result.Stdout);
         Assert.Contains("public.totals still reads public.t_osc_old: public.big_totals depend on it", result.Stdout, StringComparison.Ordinal);
@@ -91,5 +92,7 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
             """));
         Assert.Equal("5000", await ScalarAsync(_connectionString, "SELECT count(*) FROM uses_gone"));
         Assert.Equal("", await ScalarAsync(_connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 'osc\\_new\\_%'"));
+        Assert.Contains("public.t_osc_old was kept despite --drop-old-table", result.Stdout, StringComparison.Ordinal);
+        Assert.Equal("0", await ScalarAsync(_connectionString, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'gone'"));
     }
 }
