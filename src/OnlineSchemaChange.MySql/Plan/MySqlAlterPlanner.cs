@@ -5,6 +5,7 @@ using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Schema;
 using OnlineSchemaChange.MySql.Connection;
+using OnlineSchemaChange.MySql.Migration;
 
 namespace OnlineSchemaChange.MySql.Plan;
 
@@ -49,6 +50,12 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
 
         IReadOnlyList<ApplicationImpact> impacts = Impacts(statement, columnsBefore, columnsAfter);
         PlanStrategy strategy = StrategyAdvisor.Decide(findings, impacts, hasSafeVariant: false);
+        MySqlForeignKeys foreignKeys = await MySqlForeignKeys.ReadAsync(connection, qualified, cancellationToken);
+        List<string> notes = Notes(statement, findings, impacts);
+        if (strategy == PlanStrategy.OnlineRebuild && foreignKeys.Any)
+        {
+            notes.Add(ForeignKeyNote(foreignKeys));
+        }
         return new AlterPlan
         {
             Engine = version.Contains("MariaDB", StringComparison.OrdinalIgnoreCase) ? "MariaDB" : "MySQL",
@@ -59,8 +66,8 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
             Findings = findings,
             Impacts = impacts,
             Strategy = strategy,
-            Steps = Steps(strategy, statement, qualified, key, findings, impacts),
-            Notes = Notes(statement, findings, impacts),
+            Steps = Steps(strategy, statement, qualified, key, findings, impacts, foreignKeys.Any),
+            Notes = notes,
         };
     }
 
@@ -207,7 +214,7 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
     }
 
     private static List<PlanStep> Steps(PlanStrategy strategy, AlterStatement statement, TableName table, IReadOnlyList<string> key,
-        ServerFindings findings, IReadOnlyList<ApplicationImpact> impacts)
+        ServerFindings findings, IReadOnlyList<ApplicationImpact> impacts, bool hasForeignKeys)
     {
         switch (strategy)
         {
@@ -219,7 +226,8 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
                 [
                     new PlanStep("rebuild online", "Rebuild the table online: a shadow table, a chunked throttled copy, binlog replay and an atomic cut-over.")
                     {
-                        Command = $"osc alter <connection> --table {table} --alter \"{clauses.Replace("\"", "\\\"", StringComparison.Ordinal)}\" --execute",
+                        Command = $"osc alter <connection> --table {table} --alter \"{clauses.Replace("\"", "\\\"", StringComparison.Ordinal)}\" --execute"
+                                  + (hasForeignKeys ? " --foreign-keys rebuild" : ""),
                     },
                 ];
             default:
@@ -266,6 +274,20 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
         }
 
         return notes;
+    }
+
+    /// <summary>What an online rebuild of a table with foreign keys takes: the option, and the cases it still refuses.</summary>
+    private static string ForeignKeyNote(MySqlForeignKeys keys)
+    {
+        var note = new System.Text.StringBuilder(
+            $"The table has foreign keys ({keys.Own.Count} of its own, {keys.Referencing.Count} from other tables): osc alter refuses it unless "
+            + "--foreign-keys rebuild is given, which recreates its own keys on the new table at the swap and moves the other tables' keys to it right after (docs/operations.md).");
+        if (keys.Own.Any(k => k.Cascades))
+        {
+            note.Append(" Its own keys with CASCADE or SET NULL rules are refused even then: the rows a parent's change cascades to are not in the binlog, so no replay can see them.");
+        }
+
+        return note.ToString();
     }
 
     private sealed record AlgorithmAttempt(string Clause, bool BlocksWrites, bool BlocksReads, string Lock);

@@ -163,6 +163,23 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
     }
 
     [Theory]
+    [InlineData(ChildOfCustomers, "1 of its own, 0 from other tables")]
+    [InlineData(ParentOfItems, "0 of its own, 2 from other tables")]
+    public async Task The_plan_for_a_rebuild_names_the_foreign_key_option_and_what_it_does(string setup, string counts)
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "fk_plan", setup);
+        string before = await SchemaAsync(db);
+
+        var result = await OscRunner.RunAsync("plan", db.Uri, "--table", "orders", "--alter", "MODIFY k BIGINT NOT NULL", "--json");
+
+        output.WriteLine(result.Stdout + result.Stderr);
+        Assert.NotEqual(1, result.ExitCode);
+        Assert.Contains("--execute --foreign-keys rebuild", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"The table has foreign keys ({counts})", result.Stdout, StringComparison.Ordinal);
+        Assert.Equal(before, await SchemaAsync(db));
+    }
+
+    [Theory]
     [InlineData("ON DELETE CASCADE")]
     [InlineData("ON DELETE SET NULL")]
     [InlineData("ON UPDATE CASCADE")]
