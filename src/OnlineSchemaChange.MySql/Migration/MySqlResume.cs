@@ -51,32 +51,8 @@ public sealed class MySqlResume(MySqlConnection connection, TableName original, 
     public async Task<MigrationCheckpoint> LoadAsync(MigrationDigest migration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(migration);
-        MigrationCheckpoint checkpoint = await store.LoadAsync(cancellationToken) ?? throw new OscException(
-            $"{original.Schema}.{names.Shadow} exists but no checkpoint was recorded: the earlier run stopped before its first checkpoint.",
-            $"Remove its leftovers with {Cleanup}, then run without --resume.");
-        if (checkpoint.Digest != migration.Digest)
-        {
-            if (checkpoint.Statement != migration.Statement)
-            {
-                throw new OscException(
-                    $"The interrupted migration of {original} was for another ALTER: it ran \"{checkpoint.Statement}\", this run asks for \"{migration.Statement}\".",
-                    $"Resume with the same --alter, or remove its leftovers with {Cleanup} and start the new ALTER afresh.");
-            }
-
-            throw new OscException(
-                $"{original}'s columns or key changed since the interrupted migration started: its shadow no longer matches the table.",
-                $"Remove its leftovers with {Cleanup} and start again.");
-        }
-
-        MySqlBinlogPosition position;
-        try
-        {
-            position = MySqlBinlogPosition.Parse(checkpoint.Position);
-        }
-        catch (FormatException e)
-        {
-            throw new OscException($"The checkpoint's replay position cannot be read: {e.Message}", $"Remove the leftovers with {Cleanup} and start again.", e);
-        }
+        MigrationCheckpoint checkpoint = ResumableCheckpoint.Require(await store.LoadAsync(cancellationToken), migration, original, names.Shadow, Cleanup);
+        MySqlBinlogPosition position = ResumableCheckpoint.Position(checkpoint, MySqlBinlogPosition.Parse, Cleanup);
 
         IReadOnlyList<string> logs = await BinaryLogsAsync(cancellationToken);
         if (!logs.Contains(position.File, StringComparer.Ordinal))
