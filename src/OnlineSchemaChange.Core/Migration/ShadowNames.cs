@@ -27,6 +27,7 @@ public sealed class ShadowNames
         Shadow = table + "_osc_new";
         Old = table + "_osc_old";
         Log = table + "_osc_log";
+        ForeignKeyProbe = table + "_osc_fkc";
     }
 
     public string Table { get; }
@@ -37,6 +38,9 @@ public sealed class ShadowNames
 
     public string Log { get; }
 
+    /// <summary>An empty copy of a referencing table, on which a foreign key's move is tried before the copy (MySQL).</summary>
+    public string ForeignKeyProbe { get; }
+
     /// <summary>The tables a run creates and removes itself; one left behind means a run did not finish.</summary>
-    public IEnumerable<string> Created => [Shadow, Log];
+    public IEnumerable<string> Created => [Shadow, Log, ForeignKeyProbe];
 }

@@ -91,7 +91,7 @@ public sealed record ShadowTable(
         }
 
         var catalog = new MySqlCatalog(connection);
-        var copy = facts.Table with { Name = facts.Table.Name + "_osc_fkc" };
+        var copy = facts.Table with { Name = facts.Names.ForeignKeyProbe };
         await catalog.ExecuteAsync("SET SESSION foreign_key_checks = 0", cancellationToken);
         try
         {

@@ -101,14 +101,14 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
     public async Task Cleanup_removes_our_leftovers_and_keeps_the_old_table_unless_asked()
     {
         await ExecuteAsync("""
-            CREATE TABLE orders_osc_new (id INT); CREATE TABLE orders_osc_log (id INT);
+            CREATE TABLE orders_osc_new (id INT); CREATE TABLE orders_osc_log (id INT); CREATE TABLE orders_osc_fkc (id INT);
             CREATE TABLE _orders_osc_plan (id INT); CREATE TABLE orders_osc_old (id INT); CREATE TABLE others_osc_new (id INT);
             """);
 
         var result = await OscRunner.RunAsync("cleanup", _uri, "--table", "orders", "--json");
 
         Assert.Equal(0, result.ExitCode);
-        Assert.Equal(3, result.Json.GetProperty("dropped").GetArrayLength());
+        Assert.Equal(4, result.Json.GetProperty("dropped").GetArrayLength());
         Assert.Equal($"{_database}.orders_osc_old", Assert.Single(result.Json.GetProperty("kept").EnumerateArray()).GetString());
         Assert.Equal("orders_osc_old,others_osc_new", await ScalarAsync($"SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc%'"));
 
