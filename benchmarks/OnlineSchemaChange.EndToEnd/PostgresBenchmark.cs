@@ -122,57 +122,12 @@ public static class PostgresBenchmark
         return results.All(r => r.Outcome.Ok && r.Aborted == 0) ? 0 : 1;
     }
 
-    /// <summary>osc as its own process, as a DBA runs it, with its peak memory; prints when each phase began.</summary>
+    /// <summary>osc as its own process, as a DBA runs it, with its peak memory and how long each phase lasted.</summary>
     private static async Task<MethodOutcome> OscAsync(IEnumerable<string> arguments, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var clock = Stopwatch.StartNew();
-        using Process process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        Task<long?> peak = PeakMemory.WatchAsync(process, cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        TimeSpan elapsed = clock.Elapsed;
-        string output = await stdout;
-        long? peakBytes = await peak;
-
-        var phases = new List<string>();
-        TimeSpan? held = null;
-        foreach (string line in output.Split('\n'))
-        {
-            if (!line.StartsWith('{'))
-            {
-                continue;
-            }
-
-            using var json = System.Text.Json.JsonDocument.Parse(line);
-            System.Text.Json.JsonElement e = json.RootElement;
-            switch (e.GetProperty("event").GetString())
-            {
-                case "phase":
-                    phases.Add($"{e.GetProperty("phase").GetString()} {e.GetProperty("elapsedSeconds").GetDouble():0.0}");
-                    break;
-                case "done":
-                    held = TimeSpan.FromMilliseconds(e.GetProperty("writesBlockedMillis").GetDouble());
-                    Console.WriteLine($"   osc: {line}");
-                    break;
-            }
-        }
-
-        Console.WriteLine($"   osc phases (s from its start): {string.Join(", ", phases)}");
-        if (process.ExitCode != 0)
-        {
-            Console.Error.WriteLine(output);
-            Console.Error.WriteLine(await stderr);
-            return new MethodOutcome(false, elapsed, held, peakBytes, $"osc exited with {process.ExitCode}");
-        }
-
-        return new MethodOutcome(true, elapsed, held, peakBytes, null);
+        MethodOutcome outcome = await Methods.ExternalAsync("dotnet", arguments, cancellationToken);
+        Console.WriteLine($"   osc phases: {outcome.Phases ?? "(none reported)"}");
+        return outcome;
     }
 
     private static async Task<MethodOutcome> NativeAsync(LocalPostgres postgres, CancellationToken cancellationToken)
