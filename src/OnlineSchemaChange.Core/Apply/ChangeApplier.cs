@@ -9,9 +9,10 @@ namespace OnlineSchemaChange.Core.Apply;
 /// the channel runs dry (so an idle stream is applied at once), when too many keys are pending, or when the oldest
 /// pending change has waited too long. After each flush it publishes the position of the last transaction whose
 /// changes are all written: checkpoints resume from there, and the cut-over waits for it. With a
-/// <see cref="CopyFence"/>, a batch waits for the copies in progress when it closed (see there why).
+/// <see cref="CopyFence"/>, a batch waits for the copies in progress when it closed (see there why). With a
+/// <see cref="CopyFrontier"/>, a change to a key the copy has not reached yet is left to the copy.
 /// </summary>
-public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, TimeProvider time, CopyFence? fence = null)
+public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, TimeProvider time, CopyFence? fence = null, CopyFrontier? frontier = null)
 {
     private readonly PendingChanges _pending = new();
     private readonly object _waitersLock = new();
@@ -29,6 +30,9 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
     public long ChangesReceived { get; private set; }
 
     public long RowsWritten { get; private set; }
+
+    /// <summary>Changes not replayed because the copy had not reached their key yet (it reads their effect later).</summary>
+    public long ChangesLeftToCopy { get; private set; }
 
     public async Task RunAsync(ChannelReader<ReplicationMessage> reader, CancellationToken cancellationToken)
     {
@@ -81,13 +85,20 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
         switch (message)
         {
             case RowChangeMessage change:
+                ChangesReceived++;
+                RowChange? kept = frontier is null ? change.Change : BehindCopy(change.Change);
+                if (kept is null)
+                {
+                    ChangesLeftToCopy++;
+                    break;
+                }
+
                 if (_pending.Count == 0)
                 {
                     _pendingSince = time.GetTimestamp();
                 }
 
-                _pending.Add(change.Change);
-                ChangesReceived++;
+                _pending.Add(kept);
                 break;
             case PositionMessage position:
                 _seen = position.Position;
@@ -100,6 +111,22 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
             default:
                 throw new ArgumentOutOfRangeException(nameof(message), message, "unknown replication message");
         }
+    }
+
+    /// <summary>
+    /// The part of a change the replay must write. The frontier is read after the change was received, so a chunk that
+    /// takes its key's range later reads the change's effect. A key that moved from behind the frontier to ahead of it
+    /// still has to leave the shadow. A change that is written, even in part, to a key ahead would make a later one
+    /// that is skipped lose against the copy's "already there": so ahead means not at all.
+    /// </summary>
+    private RowChange? BehindCopy(RowChange change)
+    {
+        if (!frontier!.IsAhead(change.Key))
+        {
+            return change;
+        }
+
+        return change.MovesKey && !frontier.IsAhead(change.PreviousKey!) ? RowChange.Delete(change.PreviousKey!) : null;
     }
 
     private async Task FlushAsync(CancellationToken cancellationToken)

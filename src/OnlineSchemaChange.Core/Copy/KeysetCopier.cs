@@ -9,9 +9,10 @@ namespace OnlineSchemaChange.Core.Copy;
 /// Copies the table in keyset-ordered chunks: one producer walks the primary key to cut ranges of the size the
 /// <see cref="ChunkSizer"/> asks for, several workers copy ranges in parallel, each waiting on the throttler first.
 /// Ranges finish out of order; the watermark is the end of the longest finished prefix, which is what a checkpoint
-/// can safely resume after.
+/// can safely resume after. With a <see cref="CopyFrontier"/>, each worker moves it to the end of its range once it
+/// may start, before the chunk reads (see there why that order).
 /// </summary>
-public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler? throttler, int workers)
+public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler? throttler, int workers, CopyFrontier? frontier = null)
 {
     private readonly object _lock = new();
     private readonly SortedDictionary<long, KeyRange> _finishedOutOfOrder = [];
@@ -100,7 +101,12 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
             }
 
             long started = Stopwatch.GetTimestamp();
-            long rows = await source.CopyRangeAsync(range, cancellationToken);
+            long rows;
+            using (frontier?.Enter(range))
+            {
+                rows = await source.CopyRangeAsync(range, cancellationToken);
+            }
+
             Interlocked.Add(ref _rowsCopied, rows);
             lock (_lock)
             {

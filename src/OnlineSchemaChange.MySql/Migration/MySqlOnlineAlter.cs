@@ -109,7 +109,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             var shadowKey = new MySqlKeyPredicate(shadow.KeyInShadow);
             var changes = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
             var fence = new CopyFence();
-            var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), new ApplierOptions(), TimeProvider.System, fence);
+            // A fresh run leaves changes ahead of the copy to the copy; a resumed one may find rows of the last run there.
+            CopyFrontier? frontier = resumed is null ? new CopyFrontier(fence) : null;
+            var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), new ApplierOptions(), TimeProvider.System, fence, frontier);
             feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes).RunAsync(changes.Writer, stop.Token);
             applying = applier.RunAsync(changes.Reader, stop.Token);
             Task replayFailed = WatchReplayAsync(feeding, applying);
@@ -123,7 +125,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
-                new ChunkSizer(options.ChunkTime), throttler, options.Workers);
+                new ChunkSizer(options.ChunkTime), throttler, options.Workers, frontier);
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, copier.Finished ? null : throttler.Reason, clock.Elapsed));
 

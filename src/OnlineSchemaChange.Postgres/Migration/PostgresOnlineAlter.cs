@@ -103,11 +103,13 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             var writer = new PostgresChangeWriter(connectionString, facts.Table, shadow.Table, facts.Columns.Select(c => (c.Name, c.Type)).ToList(),
                 facts.Key, shadow.KeyInShadow, shadow.Mapping, shadow.SourceExpressions);
             var fence = new CopyFence();
+            // A fresh run leaves changes ahead of the copy to the copy; a resumed one may find rows of the last run there.
+            CopyFrontier? frontier = resumed is null ? new CopyFrontier(fence) : null;
             // The slot is told no more than the last checkpoint records, so a resume finds every later change in it.
             replay = new PostgresReplay(connectionString, names, facts.Columns.Select(c => c.Name).ToList(), facts.Key, writer,
-                feedOptions: new PostgresChangeFeedOptions { StartAfter = resumed is null ? null : start }, fence: fence,
+                feedOptions: new PostgresChangeFeedOptions { StartAfter = resumed is null ? null : start }, fence: fence, frontier: frontier,
                 confirmLimit: () => checkpointer?.LastSaved is { } saved ? PostgresLsnPosition.Parse(saved.Position) : null);
-            var ordering = new PostgresCopyOrdering(fence, replay.Feed.Received);
+            var ordering = new PostgresCopyOrdering(fence, replay.Feed.Received, frontier is not null);
 
             // From the first checkpoint on, an interrupted run can be resumed.
             checkpointer = new Checkpointer(store, migration, replay.Applier, start, resumed, options.CheckpointInterval, TimeProvider.System);
@@ -116,7 +118,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
-            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), new ChunkSizer(options.ChunkTime), throttler, options.Workers);
+            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), new ChunkSizer(options.ChunkTime), throttler, options.Workers, frontier);
             PostgresReplay running = replay;
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived,

@@ -29,17 +29,18 @@ public sealed class PostgresReplay : IAsyncDisposable
     /// <param name="applierOptions">Batching.</param>
     /// <param name="feedOptions">Status interval, reconnection, a resumed run's start.</param>
     /// <param name="fence">The fence shared with the copy.</param>
+    /// <param name="frontier">How far the copy has reached; changes beyond it are left to the copy.</param>
     /// <param name="confirmLimit">
     /// When given, the slot is told no position beyond what it returns (the last checkpoint's): a slot never confirms
     /// more than a checkpoint records, which a resume checks. Null from it means nothing may be confirmed yet.
     /// </param>
     public PostgresReplay(string connectionString, PostgresReplicationNames names, IReadOnlyList<string> columns, IReadOnlyList<string> keyColumns,
         IChangeWriter writer, ApplierOptions? applierOptions = null, PostgresChangeFeedOptions? feedOptions = null, CopyFence? fence = null,
-        Func<ReplicationPosition?>? confirmLimit = null)
+        Func<ReplicationPosition?>? confirmLimit = null, CopyFrontier? frontier = null)
     {
         _connectionString = connectionString;
         var changes = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
-        Applier = new ChangeApplier(writer, applierOptions ?? new ApplierOptions(), TimeProvider.System, fence);
+        Applier = new ChangeApplier(writer, applierOptions ?? new ApplierOptions(), TimeProvider.System, fence, frontier);
         Feed = new PostgresChangeFeed(connectionString, names, columns, keyColumns, () => Confirmable(Applier.Applied, confirmLimit), feedOptions);
         _feeding = Task.Run(() => Feed.RunAsync(changes.Writer, _stop.Token));
         _applying = Task.Run(() => Applier.RunAsync(changes.Reader, _stop.Token));
