@@ -35,7 +35,7 @@ internal static class AlterCommand
         var maxLag = new Option<int>("--max-lag-millis") { Description = "Pause the copy while a replica lags more", DefaultValueFactory = _ => 1500 };
         var maxLoad = new Option<string?>("--max-load") { Description = "Pause while a status variable exceeds a limit, e.g. Threads_running=50 (PostgreSQL: active_sessions=50)" };
         var criticalLoad = new Option<string?>("--critical-load") { Description = "Abort cleanly when a status variable exceeds a limit, e.g. Threads_running=200 (PostgreSQL: active_sessions=200)" };
-        var maxWriteLatency = new Option<int>("--max-write-latency-millis") { Description = "MySQL: pause the copy while a small write (osc's heartbeat) takes longer than this; 0 never pauses for it", DefaultValueFactory = _ => 0 };
+        var maxWriteLatency = new Option<int>("--max-write-latency-millis") { Description = "Pause the copy while a small write (osc's heartbeat) takes longer than this; 0 never pauses for it", DefaultValueFactory = _ => 0 };
         var throttleFlag = new Option<string?>("--throttle-flag-file") { Description = "Pause the copy while this file exists" };
         var postponeFlag = new Option<string?>("--postpone-cut-over-flag-file") { Description = "Wait before the swap while this file exists" };
         var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 };

@@ -291,7 +291,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         var signals = new List<IThrottleSignal>();
         if (options.MaxWriteLatency is { } latency)
         {
-            signals.Add(MySqlThrottleSignals.WriteLatency(heartbeat, latency));
+            signals.Add(heartbeat.LatencySignal(latency));
         }
 
         if (options.ThrottleFlagFile is not null)

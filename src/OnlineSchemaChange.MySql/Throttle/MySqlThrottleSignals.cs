@@ -11,18 +11,6 @@ namespace OnlineSchemaChange.MySql.Throttle;
 public static class MySqlThrottleSignals
 {
     /// <summary>
-    /// Pauses the copy while application-like writes are slow: the heartbeat's own commit latency over the last half
-    /// second, above the limit. The copy competes with the application for CPU and for the commit queue; this paces
-    /// it by the latency the application feels rather than by a proxy such as Threads_running.
-    /// </summary>
-    public static ThresholdSignal WriteLatency(MySqlHeartbeat heartbeat, TimeSpan limit)
-    {
-        ArgumentNullException.ThrowIfNull(heartbeat);
-        return new ThresholdSignal("write latency", limit.TotalMilliseconds,
-            _ => ValueTask.FromResult(heartbeat.SlowestRecentWrite(TimeSpan.FromMilliseconds(500)).TotalMilliseconds), " ms");
-    }
-
-    /// <summary>
     /// Replica lag in milliseconds, read from our heartbeat on the replica. A heartbeat the replica has not seen yet
     /// counts as lag: the copy waits until every replica is known to keep up.
     /// </summary>

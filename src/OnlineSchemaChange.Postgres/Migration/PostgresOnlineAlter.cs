@@ -66,8 +66,12 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             throw PostgresReplicationSlot.Leftover(leftover, names);
         }
 
+        // Started once the bookkeeping table exists; only --max-write-latency-millis needs it.
+        await using PostgresHeartbeat? heartbeat = options.MaxWriteLatency is null
+            ? null
+            : new PostgresHeartbeat(connectionString, original with { Name = shadowNames.Log }, TimeSpan.FromMilliseconds(100));
         // Built before anything is created, so a bad --max-load is refused with nothing to clean up.
-        await using Throttler throttler = BuildThrottler(connectionString);
+        await using Throttler throttler = BuildThrottler(connectionString, heartbeat);
         PostgresShadowTable shadow;
         if (resumed is null)
         {
@@ -116,6 +120,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             await checkpointer.SaveAsync(cancellationToken);
             checkpointer.Start();
 
+            heartbeat?.Start();
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
             var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), new ChunkSizer(options.ChunkTime), throttler, options.Workers, frontier);
@@ -307,9 +312,14 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         }
     }
 
-    private Throttler BuildThrottler(string connectionString)
+    private Throttler BuildThrottler(string connectionString, PostgresHeartbeat? heartbeat)
     {
         var signals = new List<IThrottleSignal>();
+        if (heartbeat is not null && options.MaxWriteLatency is { } latency)
+        {
+            signals.Add(heartbeat.LatencySignal(latency));
+        }
+
         if (options.ThrottleFlagFile is not null)
         {
             signals.Add(new FlagFileSignal(options.ThrottleFlagFile));

@@ -77,7 +77,7 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
     {
         await using var heartbeat = new MySqlHeartbeat(_primary, _log, TimeSpan.FromMilliseconds(50));
         heartbeat.Start();
-        await using var throttler = new Throttler([MySqlThrottleSignals.WriteLatency(heartbeat, TimeSpan.FromMilliseconds(300))],
+        await using var throttler = new Throttler([heartbeat.LatencySignal(TimeSpan.FromMilliseconds(300))],
             TimeSpan.FromMilliseconds(50), TimeProvider.System);
         throttler.Start();
         await WaitUntilAsync(() => heartbeat.Beats > 3 && !throttler.IsThrottled, "fast heartbeats");

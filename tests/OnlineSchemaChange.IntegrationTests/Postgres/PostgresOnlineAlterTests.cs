@@ -23,7 +23,7 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Task<Workload> load = Task.Run(() => model.RunAsync(connectionString, stop.Token));
 
         var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint, ADD COLUMN extra int NOT NULL DEFAULT 7",
-            "--execute", "--json", "--chunk-time-millis", "50");
+            "--execute", "--json", "--chunk-time-millis", "50", "--max-write-latency-millis", "2000");
         await Task.Delay(300);
         await stop.CancelAsync();
         Workload writes = await load;

@@ -1,6 +1,9 @@
+using Npgsql;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Throttle;
 using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using OnlineSchemaChange.Postgres.Checkpoint;
 using OnlineSchemaChange.Postgres.Throttle;
 using static OnlineSchemaChange.IntegrationTests.Postgres.PgSql;
 
@@ -58,6 +61,44 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
         Assert.Null(await load[1].CheckAsync(CancellationToken.None));
         var error = Assert.Throws<OscException>(() => PostgresThrottleSignals.Load(primary, "Threads_running=5", "--max-load"));
         Assert.Contains("active_sessions", error.Hint, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_heartbeat_held_up_by_a_lock_asks_for_a_pause_until_writes_are_fast_again()
+    {
+        string primary = await servers.PostgresAsync();
+        var log = new TableName("public", "heartbeat_probe_osc_log");
+        await ExecuteAsync(primary, $"DROP TABLE IF EXISTS {log.Name}");
+        await new PostgresCheckpointStore(primary, log).CreateAsync(CancellationToken.None);
+        try
+        {
+            await using var heartbeat = new PostgresHeartbeat(primary, log, TimeSpan.FromMilliseconds(50));
+            heartbeat.Start();
+            ThresholdSignal signal = heartbeat.LatencySignal(TimeSpan.FromMilliseconds(300));
+            Assert.Null(await EventuallyAsync(signal, reason => reason is null && heartbeat.Beats > 3));
+
+            // A transaction holding the heartbeat's row makes the next beat wait, as a stalled commit would.
+            await using (var blocker = new NpgsqlConnection(primary))
+            {
+                await blocker.OpenAsync();
+                await using NpgsqlTransaction transaction = await blocker.BeginTransactionAsync();
+                await using (var hold = new NpgsqlCommand($"SELECT * FROM {log.Name} WHERE id = {PostgresHeartbeat.HeartbeatId} FOR UPDATE", blocker, transaction))
+                {
+                    Assert.Equal(PostgresHeartbeat.HeartbeatId, Convert.ToInt32(await hold.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                string? paused = await EventuallyAsync(signal, reason => reason is not null);
+                Assert.StartsWith("write latency is ", paused, StringComparison.Ordinal);
+                await transaction.RollbackAsync();
+            }
+
+            // The slow beat ages out of the half-second window once writes are fast again.
+            Assert.Null(await EventuallyAsync(signal, reason => reason is null));
+        }
+        finally
+        {
+            await ExecuteAsync(primary, $"DROP TABLE IF EXISTS {log.Name}");
+        }
     }
 
     private static async Task<string?> EventuallyAsync(ThresholdSignal signal, Func<string?, bool> done)
