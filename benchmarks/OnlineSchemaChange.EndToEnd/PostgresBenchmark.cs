@@ -14,7 +14,7 @@ public static class PostgresBenchmark
     private const string Change = "ALTER COLUMN bid TYPE bigint";
     private const string Database = "bench";
 
-    public static async Task<int> RunAsync(int rows, string oscPath, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(int rows, string oscPath, IReadOnlySet<string> only, IReadOnlyList<string> oscExtra, CancellationToken cancellationToken)
     {
         string pgbench = PgbenchLoad.Locate();
         if (!File.Exists(pgbench) || !File.Exists("/usr/lib/postgresql/15/bin/postgres"))
@@ -35,15 +35,15 @@ public static class PostgresBenchmark
         Console.WriteLine($"  {postgres}");
         string uri = $"postgres://osc:osc@127.0.0.1:{postgres.Port}/{Database}";
 
-        var methods = new (string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
+        var methods = new (string Key, string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
         {
-            ("native `ALTER TABLE`", ct => NativeAsync(postgres, ct)),
-            ("`osc alter --execute`", ct => OscAsync(
-                [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json"], ct)),
+            ("native", "native `ALTER TABLE`", ct => NativeAsync(postgres, ct)),
+            ("osc", "`osc alter --execute`", ct => OscAsync(
+                [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json", .. oscExtra], ct)),
             // One copy worker: on a small machine the second competes with the application for the same cores.
-            ("`osc alter --execute --workers 1`", ct => OscAsync(
-                [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json", "--workers", "1"], ct)),
-        };
+            ("osc-w1", "`osc alter --execute --workers 1`", ct => OscAsync(
+                [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", Change, "--execute", "--json", "--workers", "1", .. oscExtra], ct)),
+        }.Where(m => only.Count == 0 || only.Contains(m.Key)).Select(m => (m.Name, m.Run)).ToArray();
 
         var results = new List<(string Name, MethodOutcome Outcome, PgbenchSummary Load, int Aborted)>();
         var timelines = new List<string>();

@@ -35,7 +35,7 @@ for (int i = 0; i < args.Length; i++)
             oscExtra.Add(args[++i]);
             break;
         default:
-            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc] [--osc-arg ARG]... [--buffer-pool 512M]");
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc (PostgreSQL: native,osc,osc-w1)] [--osc-arg ARG]... [--buffer-pool 512M]");
             return 2;
     }
 }
@@ -61,7 +61,7 @@ Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 int postgresExit = 0;
 if (engine is "postgres" or "all")
 {
-    postgresExit = await PostgresBenchmark.RunAsync(rows, oscPath, cancel.Token);
+    postgresExit = await PostgresBenchmark.RunAsync(rows, oscPath, only, oscExtra, cancel.Token);
     if (engine == "postgres")
     {
         return postgresExit;
