@@ -48,6 +48,11 @@ internal static class CleanupCommand
                     {
                         console.Ansi.WriteLine($"Kept {kept}: the original from before a finished swap; drop it with --drop-old-table once you no longer need it.");
                     }
+
+                    foreach (string note in report.Notes)
+                    {
+                        console.Ansi.WriteLine($"Note: {note}");
+                    }
                 }
 
                 return 0;
@@ -64,6 +69,6 @@ internal static class CleanupCommand
         var stream = new PostgresReplicationNames(connection.Database, new TableName(schema, table.Name));
         IReadOnlyList<string> dropped = await PostgresReplicationSlot.DropAsync(PostgresConnections.BuildConnectionString(target), stream, cancellationToken);
         PostgresCleanupReport tables = await new PostgresCleanup(connection).RunAsync(table, dropOld, cancellationToken);
-        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept);
+        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept) { Notes = tables.Notes };
     }
 }

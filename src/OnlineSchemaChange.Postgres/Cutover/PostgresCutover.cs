@@ -32,6 +32,18 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
 
     private TableName Old => facts.Table with { Name = facts.Names.Old };
 
+    /// <summary>
+    /// The bookkeeping table the swap records what is left after it in (<see cref="PostgresAfterSwap"/>), in its own
+    /// transaction; null records nothing.
+    /// </summary>
+    public TableName? AfterSwapLog { get; init; }
+
+    /// <summary>The ALTER, normalised as in the checkpoint, recorded with what is left after the swap.</summary>
+    public string Statement { get; init; } = "";
+
+    /// <summary>True once the swap's transaction committed: from then on a failure must not be treated as before the swap.</summary>
+    public bool Swapped { get; private set; }
+
     /// <summary>What the swap could not carry over by itself and an operator should know (a constraint left NOT VALID).</summary>
     public IReadOnlyList<string> Notes => notes;
 
@@ -54,7 +66,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                 (TimeSpan blocked, IReadOnlyList<ForeignKey> toValidate) = await AttemptAsync(cancellationToken);
                 await ValidateAsync(toValidate, cancellationToken);
                 // After the swap, so the lock is never held while a view's query runs.
-                notes.AddRange(await new PostgresMaterializedViews(connectionString, options.LockTimeout, options.Attempts)
+                notes.AddRange(await new PostgresMaterializedViews(connectionString, options.LockTimeout, options.Attempts, Original, facts.Names)
                     .RebuildAsync(materializedViews, Old.ToString(), cancellationToken));
                 return new CutoverResult(blocked, attempt) { Notes = notes };
             }
@@ -139,6 +151,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             await ExecuteAsync(connection, $"LOCK TABLE {PostgresSql.Quote(shadow.Table)} IN ACCESS EXCLUSIVE MODE", cancellationToken);
             toValidate = await SwapAsync(connection, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
+            Swapped = true;
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
         {
@@ -175,6 +188,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             ORDER BY v.oid
             """, ct, facts.Oid);
         materializedViews = await PostgresMaterializedViews.CaptureAsync(c, facts.Oid, ct);
+        if (AfterSwapLog is not null)
+        {
+            // Committed with the swap or not at all: a run killed after it finds the views it must still rebuild.
+            await new PostgresAfterSwap(Statement, facts.Oid, materializedViews).SaveAsync(c, AfterSwapLog, ct);
+        }
+
         var foreignKeys = (await RowsAsync(c,
             """
             SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid), convalidated, conrelid = $1
