@@ -9,6 +9,8 @@ namespace OnlineSchemaChange.IntegrationTests.Postgres;
 [Collection("servers")]
 public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsyncLifetime
 {
+    private const string Alter = "ALTER COLUMN amount TYPE bigint";
+
     private string _connectionString = "";
     private string _uri = "";
     private string _role = "";
@@ -99,7 +101,7 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
     [Fact]
     public async Task Kill_9_while_a_materialized_view_is_rebuilt_then_resume_finishes_the_rebuild_and_leaves_nothing_of_ours()
     {
-        uint second = await KillWhileRebuildingAsync();
+        uint second = await StopWhileRebuildingAsync(kill: true);
 
         // Another ALTER is refused: the operator would believe it applied.
         OscRunner.Result other = await OscRunner.RunAsync("alter", _uri, "--table", "t", "--alter", "ALTER COLUMN grp TYPE bigint", "--execute", "--resume");
@@ -130,7 +132,7 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
     [Fact]
     public async Task Kill_9_while_a_materialized_view_is_rebuilt_then_cleanup_drops_only_our_temporary_view_and_says_how_to_move_the_rest()
     {
-        uint second = await KillWhileRebuildingAsync();
+        uint second = await StopWhileRebuildingAsync(kill: true);
         // An operator's views under names like ours: one without our mark, one marked for another table.
         await ExecuteAsync(_connectionString, """
             CREATE MATERIALIZED VIEW t_osc_mv1 AS SELECT 1 AS one;
@@ -161,13 +163,28 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
             "SELECT (SELECT count(*) FROM mv_second) || '|' || obj_description('mv_second'::regclass, 'pg_class') || '|' || (SELECT string_agg(indexrelid::regclass::text, ',') FROM pg_index WHERE indrelid = 'mv_second'::regclass)"));
     }
 
-    private const string Alter = "ALTER COLUMN amount TYPE bigint";
+    [Fact]
+    public async Task Ctrl_C_while_a_materialized_view_is_rebuilt_keeps_the_record_for_resume_which_finishes_and_drops_the_old_table()
+    {
+        await StopWhileRebuildingAsync(kill: false);
+
+        OscRunner.Result resumed = await OscRunner.RunAsync("alter", _uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--drop-old-table", "--json");
+
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
+        string notes = string.Join("\n", LiveOscRun.ParseAll(resumed.Stdout)[^1].GetProperty("notes").EnumerateArray().Select(n => n.GetString()));
+        Assert.Contains("public.mv_second was rebuilt on the new table", notes, StringComparison.Ordinal);
+        Assert.Contains("public.mv_third was rebuilt on the new table", notes, StringComparison.Ordinal);
+        Assert.Equal("mv_second,mv_third,totals", await MaterializedViewsOnAsync("t"));
+        Assert.Equal("", await ScalarAsync(_connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(_connectionString));
+    }
 
     /// <summary>
-    /// Runs the migration as a process and kills it (-9) once the swap is done, totals is rebuilt, and mv_second's
-    /// rebuild waits to swap in (a reader holds mv_second), so mv_third is not begun; returns mv_second's oid.
+    /// Runs the migration as a process and stops it (kill -9, or SIGINT as Ctrl-C sends) once the swap is done, totals
+    /// is rebuilt, and mv_second's rebuild waits to swap in (a reader holds mv_second), so mv_third is not begun;
+    /// returns mv_second's oid.
     /// </summary>
-    private async Task<uint> KillWhileRebuildingAsync()
+    private async Task<uint> StopWhileRebuildingAsync(bool kill)
     {
         await ExecuteAsync(_connectionString, """
             CREATE MATERIALIZED VIEW mv_second AS SELECT id, amount FROM t WHERE id <= 100;
@@ -194,7 +211,17 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
                 await Task.Delay(10);
             }
 
-            osc.Kill();
+            if (kill)
+            {
+                osc.Kill();
+            }
+            else
+            {
+                osc.Signal("INT");
+                Assert.Equal(130, await osc.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+                Assert.Contains("Stopped after the swap", osc.Stderr, StringComparison.Ordinal);
+                Assert.Contains("--resume", osc.Stderr, StringComparison.Ordinal);
+            }
         }
 
         await using (var commit = new NpgsqlCommand("COMMIT", reader))
@@ -202,13 +229,24 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
             await commit.ExecuteNonQueryAsync();
         }
 
-        // Swapped; totals rebuilt; mv_second's rebuild complete under our temporary name and marked; mv_third not begun.
+        // Swapped; totals rebuilt; mv_second and mv_third still on the old table; what is left recorded.
         Assert.Equal("bigint", await ScalarAsync(_connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'amount'"));
         Assert.Equal("totals", await MaterializedViewsOnAsync("t"));
         Assert.Equal("mv_second,mv_third", await MaterializedViewsOnAsync("t_osc_old"));
-        Assert.Equal("100|osc: temporary rebuild of the materialized view public.mv_second on the table \"public\".\"t\"", await ScalarAsync(_connectionString,
-            $"SELECT (SELECT count(*) FROM t_osc_mv{second}) || '|' || obj_description('t_osc_mv{second}'::regclass, 'pg_class')"));
         Assert.Equal("1", await ScalarAsync(_connectionString, "SELECT count(*) FROM t_osc_log WHERE id = 6"));
+        if (kill)
+        {
+            // mv_second's rebuild is complete under our temporary name, and marked.
+            Assert.Equal("100|osc: temporary rebuild of the materialized view public.mv_second on the table \"public\".\"t\"", await ScalarAsync(_connectionString,
+                $"SELECT (SELECT count(*) FROM t_osc_mv{second}) || '|' || obj_description('t_osc_mv{second}'::regclass, 'pg_class')"));
+        }
+        else
+        {
+            // A stop that runs its course removes its temporary view and the slot, which only held WAL back after the swap.
+            Assert.Equal("", await ScalarAsync(_connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc\\_mv%'"));
+            Assert.Equal("", await LeftoversAsync(_connectionString));
+        }
+
         return second;
     }
 
