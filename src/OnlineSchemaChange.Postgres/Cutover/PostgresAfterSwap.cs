@@ -10,13 +10,39 @@ namespace OnlineSchemaChange.Postgres.Cutover;
 /// <summary>
 /// What is left to do once the swap has committed, written into row <see cref="PostgresCheckpointStore.AfterSwapId"/>
 /// of &lt;table&gt;_osc_log by the swap's own transaction, so it exists exactly when the swap happened: the ALTER
-/// (normalised, as in the checkpoint), the old table's oid, and the materialized views captured in the swap, which are
-/// rebuilt after it. The row goes with the bookkeeping table when the run ends; a run killed before that leaves it, and
-/// `--resume` finishes the rebuild from it, while `osc cleanup` reports the views still on the old table with the
-/// statements that move them.
+/// (normalised, as in the checkpoint), the old table's oid, the foreign keys added NOT VALID by the swap and validated
+/// after it, and the materialized views captured in the swap, which are rebuilt after it. The row goes with the
+/// bookkeeping table when the run ends; a run killed before that leaves it, and `--resume` finishes the validation and
+/// the rebuild from it, while `osc cleanup` reports what is left undone with the statements that do it.
 /// </summary>
-public sealed record PostgresAfterSwap(string Statement, uint OldTable, IReadOnlyList<PostgresMaterializedViews.View> MaterializedViews)
+public sealed record PostgresAfterSwap(string Statement, uint OldTable, IReadOnlyList<PostgresMaterializedViews.View> MaterializedViews,
+    IReadOnlyList<PostgresAfterSwap.ForeignKey> ToValidate)
 {
+    /// <summary>A foreign key to validate: the table it is on (as regclass prints it, qualified) and its name.</summary>
+    public sealed record ForeignKey(string Table, string Name)
+    {
+        public string ValidateStatement => $"ALTER TABLE {Table} VALIDATE CONSTRAINT {PostgresSql.Quote(Name)}";
+    }
+
+    /// <summary>The recorded keys that are still NOT VALID.</summary>
+    public async Task<IReadOnlyList<ForeignKey>> NotValidAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var pending = new List<ForeignKey>();
+        foreach (ForeignKey key in ToValidate ?? [])
+        {
+            await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2 AND NOT convalidated", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = key.Table });
+            command.Parameters.Add(new NpgsqlParameter { Value = key.Name });
+            if ((long)(await command.ExecuteScalarAsync(cancellationToken))! > 0)
+            {
+                pending.Add(key);
+            }
+        }
+
+        return pending;
+    }
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public string Serialize() => JsonSerializer.Serialize(this, Json);

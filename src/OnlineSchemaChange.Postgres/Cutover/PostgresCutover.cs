@@ -188,12 +188,6 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             ORDER BY v.oid
             """, ct, facts.Oid);
         materializedViews = await PostgresMaterializedViews.CaptureAsync(c, facts.Oid, ct);
-        if (AfterSwapLog is not null)
-        {
-            // Committed with the swap or not at all: a run killed after it finds the views it must still rebuild.
-            await new PostgresAfterSwap(Statement, facts.Oid, materializedViews).SaveAsync(c, AfterSwapLog, ct);
-        }
-
         var foreignKeys = (await RowsAsync(c,
             """
             SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid), convalidated, conrelid = $1
@@ -384,6 +378,13 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             }
         }
 
+        if (AfterSwapLog is not null)
+        {
+            // Committed with the swap or not at all: a run stopped after it finds what it must still do.
+            await new PostgresAfterSwap(Statement, facts.Oid, materializedViews, toValidate.Select(k => new PostgresAfterSwap.ForeignKey(k.Table, k.Name)).ToList())
+                .SaveAsync(c, AfterSwapLog, ct);
+        }
+
         return toValidate;
     }
 
@@ -423,9 +424,18 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
     }
 
-    /// <summary>VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: writes go on while it scans.</summary>
-    private async Task ValidateAsync(IReadOnlyList<ForeignKey> keys, CancellationToken cancellationToken)
+    private Task ValidateAsync(IReadOnlyList<ForeignKey> keys, CancellationToken cancellationToken) =>
+        ValidateAsync(connectionString, options.LockTimeout, keys.Select(k => new PostgresAfterSwap.ForeignKey(k.Table, k.Name)).ToList(), notes, cancellationToken);
+
+    /// <summary>
+    /// VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: writes go on while it scans. A key that fails stays enforced
+    /// for new rows, NOT VALID, with a note giving the statement; a resume after the swap runs the same.
+    /// </summary>
+    public static async Task ValidateAsync(string connectionString, TimeSpan lockTimeout, IReadOnlyList<PostgresAfterSwap.ForeignKey> keys, List<string> notes,
+        CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(notes);
         if (keys.Count == 0)
         {
             return;
@@ -433,17 +443,18 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
 
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
-        await ExecuteAsync(connection, $"SET lock_timeout = {Math.Max(1, (int)options.LockTimeout.TotalMilliseconds)}", cancellationToken);
-        foreach (ForeignKey key in keys)
+        await ExecuteAsync(connection, $"SET lock_timeout = {Math.Max(1, (int)lockTimeout.TotalMilliseconds)}", cancellationToken);
+        foreach (PostgresAfterSwap.ForeignKey key in keys)
         {
-            string statement = $"ALTER TABLE {key.Table} VALIDATE CONSTRAINT {PostgresSql.Quote(key.Name)}";
             try
             {
-                await ExecuteAsync(connection, statement, cancellationToken);
+                // No command timeout: it scans the whole referencing table.
+                await using var validate = new NpgsqlCommand(key.ValidateStatement, connection) { CommandTimeout = 0 };
+                await validate.ExecuteNonQueryAsync(cancellationToken);
             }
             catch (PostgresException e)
             {
-                notes.Add($"The foreign key {key.Name} on {key.Table} is in place but NOT VALID ({e.MessageText}); run: {statement}");
+                notes.Add($"The foreign key {key.Name} on {key.Table} is in place but NOT VALID ({e.MessageText}); run: {key.ValidateStatement}");
             }
         }
     }

@@ -64,7 +64,7 @@ public sealed class PostgresCleanup(NpgsqlConnection connection)
         }
 
         // Before the bookkeeping table goes: it records the views a run stopped after the swap had still to rebuild.
-        IReadOnlyList<string> notes = await MaterializedViewNotesAsync(qualified, names, cancellationToken);
+        IReadOnlyList<string> notes = await AfterSwapNotesAsync(qualified, names, cancellationToken);
         foreach (TableName leftover in await ListAsync(table, cancellationToken))
         {
             if (leftover.Name == names.Old && !dropOldTable)
@@ -90,10 +90,11 @@ public sealed class PostgresCleanup(NpgsqlConnection connection)
     }
 
     /// <summary>
-    /// One note per materialized view that still reads &lt;t&gt;_osc_old: with the statements that move it when the
-    /// swap recorded its definition (the definition now printed by the catalog names the old table), else by name.
+    /// One note per foreign key the swap added NOT VALID and a stopped run did not validate, with the statement, and per
+    /// materialized view that still reads &lt;t&gt;_osc_old: with the statements that move it when the swap recorded
+    /// its definition (the definition now printed by the catalog names the old table), else by name.
     /// </summary>
-    private async Task<IReadOnlyList<string>> MaterializedViewNotesAsync(TableName table, ShadowNames names, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<string>> AfterSwapNotesAsync(TableName table, ShadowNames names, CancellationToken cancellationToken)
     {
         TableName log = table with { Name = names.Log };
         TableName old = table with { Name = names.Old };
@@ -101,6 +102,11 @@ public sealed class PostgresCleanup(NpgsqlConnection connection)
         var named = new HashSet<string>(StringComparer.Ordinal);
         if (await ReadAfterSwapAsync(log, cancellationToken) is { } record)
         {
+            foreach (PostgresAfterSwap.ForeignKey key in await record.NotValidAsync(connection, cancellationToken))
+            {
+                notes.Add($"The foreign key {key.Name} on {key.Table} is still NOT VALID: the run stopped before validating it (it is enforced for new rows); run: {key.ValidateStatement}");
+            }
+
             foreach (PostgresMaterializedViews.View view in await PostgresMaterializedViews.PendingAsync(connection, record.MaterializedViews, cancellationToken))
             {
                 named.Add(view.Name);

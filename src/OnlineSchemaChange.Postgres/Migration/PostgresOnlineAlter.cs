@@ -283,10 +283,10 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
     }
 
     /// <summary>
-    /// `--resume` of a run that had swapped the tables and was stopped before it finished what follows (the
-    /// materialized views' rebuild, <see cref="PostgresAfterSwap"/>): drops the slot and publication, which only hold
-    /// WAL back now, rebuilds the views that still read the old table, honours --drop-old-table, and removes the
-    /// bookkeeping table. The ALTER must be the one that was swapped in, or the operator would believe it applied.
+    /// `--resume` of a run that had swapped the tables and was stopped before it finished what follows
+    /// (<see cref="PostgresAfterSwap"/>): drops the slot and publication, which only hold WAL back now, validates the
+    /// foreign keys still NOT VALID, rebuilds the materialized views that still read the old table, honours
+    /// --drop-old-table, and removes the bookkeeping table. The ALTER must be the one that was swapped in, or the operator would believe it applied.
     /// </summary>
     private async Task<OnlineAlterResult> FinishAfterSwapAsync(string connectionString, TableName original, ShadowNames shadowNames, PostgresReplicationNames names,
         PostgresCheckpointStore store, PostgresAfterSwap afterSwap, AlterStatement statement, Stopwatch clock, CancellationToken cancellationToken)
@@ -302,6 +302,18 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         report(new OnlineAlterProgress("finishing after the swap", 0, 0, 0, null, clock.Elapsed));
         var notes = new List<string> { $"The interrupted run had already swapped the tables; this run finished what follows the swap." };
         await PostgresReplicationSlot.DropAsync(connectionString, names, cancellationToken);
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync(cancellationToken);
+            IReadOnlyList<PostgresAfterSwap.ForeignKey> keys = await afterSwap.NotValidAsync(connection, cancellationToken);
+            await PostgresCutover.ValidateAsync(connectionString, options.Cutover.LockTimeout, keys, notes, cancellationToken);
+            var left = (await afterSwap.NotValidAsync(connection, cancellationToken)).ToHashSet();
+            if (keys.Where(k => !left.Contains(k)).Select(k => $"{k.Name} on {k.Table}").ToList() is { Count: > 0 } validated)
+            {
+                notes.Add($"Validated the foreign keys the swap had added NOT VALID: {string.Join(", ", validated)}.");
+            }
+        }
+
         TableName old = original with { Name = shadowNames.Old };
         notes.AddRange(await new PostgresMaterializedViews(connectionString, options.Cutover.LockTimeout, options.Cutover.Attempts, original, shadowNames)
             .ResumeAsync(afterSwap.MaterializedViews, old.ToString(), cancellationToken));
