@@ -205,14 +205,14 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         catch (Exception e) when (swapped || cutoverRun?.Swapped == true)
         {
             // After the swap there is nothing to undo and nothing left to replay: the slot goes, the bookkeeping table
-            // stays with the record of the materialized views still to rebuild (PostgresAfterSwap).
+            // stays with the record of what is left, foreign keys to validate and materialized views to rebuild (PostgresAfterSwap).
             keepLog = true;
             bool cancelled = cancellationToken.IsCancellationRequested;
             throw new MigrationKeptException(
                 (cancelled ? "Stopped after the swap" : $"Failed after the swap ({e.Message})")
-                + $": {original} has the new definition and the original is {original.Schema}.{shadowNames.Old}; materialized views on it may not be rebuilt yet.",
-                $"--resume rebuilds them on {original} and removes {store.Table}; osc cleanup removes it and prints the statements that move them.",
-                cancelled, [store.Table.ToString()], e);
+                + $": {original} has the new definition and the original is {original.Schema}.{shadowNames.Old}; foreign keys may be left NOT VALID and materialized views still reading the original.",
+                $"--resume finishes them and removes {store.Table}; osc cleanup removes it and prints the statements that finish them.",
+                cancelled, [store.Table.ToString()], e) { Swapped = true };
         }
         catch (Exception e) when (!swapped && cutoverRun?.Swapped != true && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null) && !EndsTheMigration(e))
         {
@@ -286,7 +286,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
     /// `--resume` of a run that had swapped the tables and was stopped before it finished what follows
     /// (<see cref="PostgresAfterSwap"/>): drops the slot and publication, which only hold WAL back now, validates the
     /// foreign keys still NOT VALID, rebuilds the materialized views that still read the old table, honours
-    /// --drop-old-table, and removes the bookkeeping table. The ALTER must be the one that was swapped in, or the operator would believe it applied.
+    /// --drop-old-table, and removes the bookkeeping table. The ALTER must be the one that was swapped in, or the
+    /// operator would believe it applied.
     /// </summary>
     private async Task<OnlineAlterResult> FinishAfterSwapAsync(string connectionString, TableName original, ShadowNames shadowNames, PostgresReplicationNames names,
         PostgresCheckpointStore store, PostgresAfterSwap afterSwap, AlterStatement statement, Stopwatch clock, CancellationToken cancellationToken)
