@@ -290,10 +290,11 @@ internal static class AlterCommand
     {
         string quotedAlter = "'" + alter.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
         string hint = (e.Hint is null ? "" : e.Hint + Environment.NewLine)
-                      + $"Kept for --resume: {string.Join(", ", e.KeptTables)} (with a checkpoint)" + (e.Cancelled ? "." : "; the original table is untouched.")
+                      + $"Kept for --resume: {string.Join(", ", e.KeptTables)}"
+                      + (e.Swapped ? " (with what is left after the swap)." : " (with a checkpoint)" + (e.Cancelled ? "." : "; the original table is untouched."))
                       + $"{Environment.NewLine}  resume:  osc alter {target.Redacted} --table {table} --alter {quotedAlter} --execute --resume"
                       + $"{Environment.NewLine}  or drop: osc cleanup {target.Redacted} --table {table}";
-        return new MigrationKeptException(e.Message, hint, e.Cancelled, e.KeptTables, e.InnerException);
+        return new MigrationKeptException(e.Message, hint, e.Cancelled, e.KeptTables, e.InnerException) { Swapped = e.Swapped };
     }
 
     private static CutoverOptions CutoverOptionsFrom(int lockSeconds, int attempts)

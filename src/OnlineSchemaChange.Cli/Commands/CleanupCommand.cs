@@ -22,7 +22,7 @@ internal static class CleanupCommand
         var table = new Option<string>("--table", "-t") { Description = "The table whose leftovers to remove", Required = true };
         var dropOld = new Option<bool>("--drop-old-table") { Description = "Also drop the original kept after a finished swap (<table>_osc_old)" };
         var json = new Option<bool>("--json") { Description = "Print what was removed as JSON" };
-        var command = new Command("cleanup", "Remove what an interrupted run left for a table: shadow, bookkeeping, sentry and plan tables; on PostgreSQL also its replication slot and publication.");
+        var command = new Command("cleanup", "Remove what an interrupted run left for a table: shadow, bookkeeping, sentry and plan tables; on PostgreSQL also its replication slot, publication and a materialized view's unfinished rebuild, with what is left to do after a swap.");
         connection.AddTo(command);
         command.Options.Add(table);
         command.Options.Add(dropOld);
@@ -48,6 +48,11 @@ internal static class CleanupCommand
                     {
                         console.Ansi.WriteLine($"Kept {kept}: the original from before a finished swap; drop it with --drop-old-table once you no longer need it.");
                     }
+
+                    foreach (string note in report.Notes)
+                    {
+                        console.Ansi.WriteLine($"Note: {note}");
+                    }
                 }
 
                 return 0;
@@ -64,6 +69,6 @@ internal static class CleanupCommand
         var stream = new PostgresReplicationNames(connection.Database, new TableName(schema, table.Name));
         IReadOnlyList<string> dropped = await PostgresReplicationSlot.DropAsync(PostgresConnections.BuildConnectionString(target), stream, cancellationToken);
         PostgresCleanupReport tables = await new PostgresCleanup(connection).RunAsync(table, dropOld, cancellationToken);
-        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept);
+        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept) { Notes = tables.Notes };
     }
 }

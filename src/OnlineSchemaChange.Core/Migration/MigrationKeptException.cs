@@ -29,4 +29,7 @@ public sealed class MigrationKeptException : OscException
     public bool Cancelled { get; }
 
     public IReadOnlyList<string> KeptTables { get; } = [];
+
+    /// <summary>True when the tables were already swapped: what is kept finishes the steps after the swap.</summary>
+    public bool Swapped { get; init; }
 }

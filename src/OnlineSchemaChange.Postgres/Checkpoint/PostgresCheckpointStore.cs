@@ -8,7 +8,9 @@ namespace OnlineSchemaChange.Postgres.Checkpoint;
 /// <summary>
 /// The migration's bookkeeping table &lt;table&gt;_osc_log, next to the shadow, with one row per kind of record:
 /// id 1 the shadow's layout (what a resume cannot read back from the catalog: which original index each shadow index
-/// copies, and the plain indexes deferred until the copy is done), id 2 the checkpoint as JSON. A regular (logged)
+/// copies, and the plain indexes deferred until the copy is done), id 2 the checkpoint as JSON, id 6 (written by the
+/// swap's transaction, <see cref="Cutover.PostgresAfterSwap"/>) what is left to do after the swap; ids 3 to 5 are the
+/// MySQL store's, left free so one numbering documents both. A regular (logged)
 /// table, so it survives a server crash as the shadow does. It is created with the shadow and goes with it: dropped
 /// on success, on a failure that keeps nothing, and by `osc cleanup`.
 /// </summary>
@@ -17,6 +19,8 @@ public sealed class PostgresCheckpointStore(string connectionString, TableName l
     public const int LayoutId = 1;
 
     public const int CheckpointId = 2;
+
+    public const int AfterSwapId = 6;
 
     public TableName Table => logTable;
 
@@ -33,6 +37,8 @@ public sealed class PostgresCheckpointStore(string connectionString, TableName l
     public Task SaveLayoutAsync(string layout, CancellationToken cancellationToken) => WriteAsync(LayoutId, layout, cancellationToken);
 
     public Task<string?> LoadLayoutAsync(CancellationToken cancellationToken) => ReadAsync(LayoutId, cancellationToken);
+
+    public Task<string?> LoadAfterSwapAsync(CancellationToken cancellationToken) => ReadAsync(AfterSwapId, cancellationToken);
 
     /// <summary>Drops the table; not cancellable, since it must go even when the operator pressed Ctrl-C.</summary>
     public async Task DropAsync()

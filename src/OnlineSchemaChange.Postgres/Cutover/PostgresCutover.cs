@@ -32,6 +32,18 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
 
     private TableName Old => facts.Table with { Name = facts.Names.Old };
 
+    /// <summary>
+    /// The bookkeeping table the swap records what is left after it in (<see cref="PostgresAfterSwap"/>), in its own
+    /// transaction; null records nothing.
+    /// </summary>
+    public TableName? AfterSwapLog { get; init; }
+
+    /// <summary>The ALTER, normalised as in the checkpoint, recorded with what is left after the swap.</summary>
+    public string Statement { get; init; } = "";
+
+    /// <summary>True once the swap's transaction committed: from then on a failure must not be treated as before the swap.</summary>
+    public bool Swapped { get; private set; }
+
     /// <summary>What the swap could not carry over by itself and an operator should know (a constraint left NOT VALID).</summary>
     public IReadOnlyList<string> Notes => notes;
 
@@ -54,7 +66,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                 (TimeSpan blocked, IReadOnlyList<ForeignKey> toValidate) = await AttemptAsync(cancellationToken);
                 await ValidateAsync(toValidate, cancellationToken);
                 // After the swap, so the lock is never held while a view's query runs.
-                notes.AddRange(await new PostgresMaterializedViews(connectionString, options.LockTimeout, options.Attempts)
+                notes.AddRange(await new PostgresMaterializedViews(connectionString, options.LockTimeout, options.Attempts, Original, facts.Names)
                     .RebuildAsync(materializedViews, Old.ToString(), cancellationToken));
                 return new CutoverResult(blocked, attempt) { Notes = notes };
             }
@@ -139,6 +151,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             await ExecuteAsync(connection, $"LOCK TABLE {PostgresSql.Quote(shadow.Table)} IN ACCESS EXCLUSIVE MODE", cancellationToken);
             toValidate = await SwapAsync(connection, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
+            Swapped = true;
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
         {
@@ -365,6 +378,13 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             }
         }
 
+        if (AfterSwapLog is not null)
+        {
+            // Committed with the swap or not at all: a run stopped after it finds what it must still do.
+            await new PostgresAfterSwap(Statement, facts.Oid, materializedViews, toValidate.Select(k => new PostgresAfterSwap.ForeignKey(k.Table, k.Name)).ToList())
+                .SaveAsync(c, AfterSwapLog, ct);
+        }
+
         return toValidate;
     }
 
@@ -404,9 +424,18 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
     }
 
-    /// <summary>VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: writes go on while it scans.</summary>
-    private async Task ValidateAsync(IReadOnlyList<ForeignKey> keys, CancellationToken cancellationToken)
+    private Task ValidateAsync(IReadOnlyList<ForeignKey> keys, CancellationToken cancellationToken) =>
+        ValidateAsync(connectionString, options.LockTimeout, keys.Select(k => new PostgresAfterSwap.ForeignKey(k.Table, k.Name)).ToList(), notes, cancellationToken);
+
+    /// <summary>
+    /// VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: writes go on while it scans. A key that fails stays enforced
+    /// for new rows, NOT VALID, with a note giving the statement; a resume after the swap runs the same.
+    /// </summary>
+    public static async Task ValidateAsync(string connectionString, TimeSpan lockTimeout, IReadOnlyList<PostgresAfterSwap.ForeignKey> keys, List<string> notes,
+        CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(notes);
         if (keys.Count == 0)
         {
             return;
@@ -414,17 +443,18 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
 
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
-        await ExecuteAsync(connection, $"SET lock_timeout = {Math.Max(1, (int)options.LockTimeout.TotalMilliseconds)}", cancellationToken);
-        foreach (ForeignKey key in keys)
+        await ExecuteAsync(connection, $"SET lock_timeout = {Math.Max(1, (int)lockTimeout.TotalMilliseconds)}", cancellationToken);
+        foreach (PostgresAfterSwap.ForeignKey key in keys)
         {
-            string statement = $"ALTER TABLE {key.Table} VALIDATE CONSTRAINT {PostgresSql.Quote(key.Name)}";
             try
             {
-                await ExecuteAsync(connection, statement, cancellationToken);
+                // No command timeout: it scans the whole referencing table.
+                await using var validate = new NpgsqlCommand(key.ValidateStatement, connection) { CommandTimeout = 0 };
+                await validate.ExecuteNonQueryAsync(cancellationToken);
             }
             catch (PostgresException e)
             {
-                notes.Add($"The foreign key {key.Name} on {key.Table} is in place but NOT VALID ({e.MessageText}); run: {statement}");
+                notes.Add($"The foreign key {key.Name} on {key.Table} is in place but NOT VALID ({e.MessageText}); run: {key.ValidateStatement}");
             }
         }
     }

@@ -49,6 +49,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         var shadowNames = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength);
         var store = new PostgresCheckpointStore(connectionString, original with { Name = shadowNames.Log });
         var resume = new PostgresResume(connection, original, shadowNames, names, store);
+        if (options.Resume && await PostgresAfterSwap.LoadAsync(store, cancellationToken) is { } afterSwap)
+        {
+            return await FinishAfterSwapAsync(connectionString, original, shadowNames, names, store, afterSwap, statement, clock, cancellationToken);
+        }
+
         if (options.Resume)
         {
             await resume.EnsureLeftoversAsync(cancellationToken);
@@ -85,7 +90,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             await resume.ReleaseSlotAsync(cancellationToken);
         }
 
-        bool swapped = false, keep = false;
+        bool swapped = false, keep = false, keepLog = false;
+        PostgresCutover? cutoverRun = null;
         PostgresReplay? replay = null;
         Checkpointer? checkpointer = null;
         try
@@ -183,27 +189,19 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
             Report("cutting over");
             await checkpointer.TrySaveAsync(cancellationToken);
-            CutoverResult cutover = await new PostgresCutover(connectionString, facts, shadow, replay.DrainAsync, options.Cutover).RunAsync(cancellationToken);
-            swapped = true;
-            Report("done");
-            if (options.DropOldTable)
+            cutoverRun = new PostgresCutover(connectionString, facts, shadow, replay.DrainAsync, options.Cutover)
             {
-                TableName old = facts.Table with { Name = facts.Names.Old };
-                await using var drop = new NpgsqlCommand($"DROP TABLE IF EXISTS {PostgresSql.Quote(old)}", connection);
-                try
-                {
-                    await drop.ExecuteNonQueryAsync(CancellationToken.None);
-                }
-                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DependentObjectsStillExist)
-                {
-                    // A view the swap had to leave on the old table: dropping it with CASCADE would destroy the
-                    // operator's object, so the old table stays and the swap, which succeeded, is not undone.
-                    cutover = cutover with
-                    {
-                        Notes = [.. cutover.Notes, $"{old} was kept despite --drop-old-table: {e.MessageText} ({e.Detail}). "
-                                                   + $"Move or drop those objects, then DROP TABLE {PostgresSql.Quote(old)}."],
-                    };
-                }
+                AfterSwapLog = store.Table,
+                Statement = migration.Statement,
+            };
+            CutoverResult cutover = await cutoverRun.RunAsync(cancellationToken);
+            swapped = true;
+            // Stopped while the materialized views were rebuilt: what is left is recorded for --resume.
+            cancellationToken.ThrowIfCancellationRequested();
+            Report("done");
+            if (options.DropOldTable && await DropOldTableAsync(connection, facts.Table with { Name = facts.Names.Old }) is { } kept)
+            {
+                cutover = cutover with { Notes = [.. cutover.Notes, kept] };
             }
 
             return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, replay.Applier.ChangesReceived, verification, cutover, facts.Names.Old)
@@ -211,7 +209,19 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 ResumedAfterRows = resumed is null ? null : copiedBefore,
             };
         }
-        catch (Exception e) when (!swapped && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null) && !EndsTheMigration(e))
+        catch (Exception e) when (swapped || cutoverRun?.Swapped == true)
+        {
+            // After the swap there is nothing to undo and nothing left to replay: the slot goes, the bookkeeping table
+            // stays with the record of what is left, foreign keys to validate and materialized views to rebuild (PostgresAfterSwap).
+            keepLog = true;
+            bool cancelled = cancellationToken.IsCancellationRequested;
+            throw new MigrationKeptException(
+                (cancelled ? "Stopped after the swap" : $"Failed after the swap ({e.Message})")
+                + $": {original} has the new definition and the original is {original.Schema}.{shadowNames.Old}; foreign keys may be left NOT VALID and materialized views still reading the original.",
+                $"--resume finishes them and removes {store.Table}; osc cleanup removes it and prints the statements that finish them.",
+                cancelled, [store.Table.ToString()], e) { Swapped = true };
+        }
+        catch (Exception e) when (!swapped && cutoverRun?.Swapped != true && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null) && !EndsTheMigration(e))
         {
             // A resumed run keeps its work even before its own first checkpoint: the one it resumed from still stands.
             keep = true;
@@ -259,8 +269,12 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 // On fresh connections: the migration's may be mid-query after a cancellation.
                 using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
                 await PostgresReplicationSlot.DropAsync(connectionString, names, cleanup.Token);
-                await store.DropAsync();
-                if (!swapped)
+                if (!keepLog)
+                {
+                    await store.DropAsync();
+                }
+
+                if (!swapped && cutoverRun?.Swapped != true)
                 {
                     await using var fresh = new NpgsqlConnection(connectionString);
                     await fresh.OpenAsync(cleanup.Token);
@@ -272,6 +286,76 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             {
                 NpgsqlConnection.ClearPool(pooled);
             }
+        }
+    }
+
+    /// <summary>
+    /// `--resume` of a run that had swapped the tables and was stopped before it finished what follows
+    /// (<see cref="PostgresAfterSwap"/>): drops the slot and publication, which only hold WAL back now, validates the
+    /// foreign keys still NOT VALID, rebuilds the materialized views that still read the old table, honours
+    /// --drop-old-table, and removes the bookkeeping table. The ALTER must be the one that was swapped in, or the
+    /// operator would believe it applied.
+    /// </summary>
+    private async Task<OnlineAlterResult> FinishAfterSwapAsync(string connectionString, TableName original, ShadowNames shadowNames, PostgresReplicationNames names,
+        PostgresCheckpointStore store, PostgresAfterSwap afterSwap, AlterStatement statement, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        string normalised = MigrationDigest.Normalise(statement, SqlDialect.Postgres);
+        if (afterSwap.Statement != normalised)
+        {
+            throw new OscException(
+                $"The interrupted migration of {original} had swapped in another ALTER: {afterSwap.Statement}; this one is {normalised}.",
+                $"Resume with that ALTER to finish it, or remove its leftovers with `osc cleanup <connection> --table {original}`; then run this ALTER anew.");
+        }
+
+        report(new OnlineAlterProgress("finishing after the swap", 0, 0, 0, null, clock.Elapsed));
+        var notes = new List<string> { $"The interrupted run had already swapped the tables; this run finished what follows the swap." };
+        await PostgresReplicationSlot.DropAsync(connectionString, names, cancellationToken);
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync(cancellationToken);
+            IReadOnlyList<PostgresAfterSwap.ForeignKey> keys = await afterSwap.NotValidAsync(connection, cancellationToken);
+            await PostgresCutover.ValidateAsync(connectionString, options.Cutover.LockTimeout, keys, notes, cancellationToken);
+            var left = (await afterSwap.NotValidAsync(connection, cancellationToken)).ToHashSet();
+            if (keys.Where(k => !left.Contains(k)).Select(k => $"{k.Name} on {k.Table}").ToList() is { Count: > 0 } validated)
+            {
+                notes.Add($"Validated the foreign keys the swap had added NOT VALID: {string.Join(", ", validated)}.");
+            }
+        }
+
+        TableName old = original with { Name = shadowNames.Old };
+        notes.AddRange(await new PostgresMaterializedViews(connectionString, options.Cutover.LockTimeout, options.Cutover.Attempts, original, shadowNames)
+            .ResumeAsync(afterSwap.MaterializedViews, old.ToString(), cancellationToken));
+        // Stopped again mid-rebuild: the record stays for the next resume.
+        cancellationToken.ThrowIfCancellationRequested();
+        if (options.DropOldTable)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            if (await DropOldTableAsync(connection, old) is { } kept)
+            {
+                notes.Add(kept);
+            }
+        }
+
+        await store.DropAsync();
+        report(new OnlineAlterProgress("done", 0, 0, 0, null, clock.Elapsed));
+        return new OnlineAlterResult(clock.Elapsed, 0, 0, null, new CutoverResult(TimeSpan.Zero, 0) { Notes = notes }, shadowNames.Old);
+    }
+
+    /// <summary>--drop-old-table; returns a note when the old table had to be kept.</summary>
+    private static async Task<string?> DropOldTableAsync(NpgsqlConnection connection, TableName old)
+    {
+        await using var drop = new NpgsqlCommand($"DROP TABLE IF EXISTS {PostgresSql.Quote(old)}", connection);
+        try
+        {
+            await drop.ExecuteNonQueryAsync(CancellationToken.None);
+            return null;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DependentObjectsStillExist)
+        {
+            // A view the swap had to leave on the old table: dropping it with CASCADE would destroy the
+            // operator's object, so the old table stays and the swap, which succeeded, is not undone.
+            return $"{old} was kept despite --drop-old-table: {e.MessageText} ({e.Detail}). Move or drop those objects, then DROP TABLE {PostgresSql.Quote(old)}.";
         }
     }
 

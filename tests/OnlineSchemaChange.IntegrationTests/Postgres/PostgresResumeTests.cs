@@ -133,6 +133,42 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task Ctrl_C_while_a_foreign_key_is_validated_after_the_swap_keeps_what_is_left_and_resume_validates_it()
+    {
+        var (connectionString, uri) = await DatabaseAsync(1_000);
+        // A referencing table large enough that validating its key on the new table takes a while: the moment to stop.
+        await ExecuteAsync(connectionString, """
+            CREATE TABLE child (id bigint PRIMARY KEY, t_id bigint NOT NULL);
+            INSERT INTO child SELECT g, 1 + g % 1000 FROM generate_series(1, 2000000) g;
+            ALTER TABLE child ADD CONSTRAINT child_t FOREIGN KEY (t_id) REFERENCES t (id);
+            ANALYZE child;
+            """);
+
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute"))
+        {
+            await WaitForAsync(async () => await ScalarAsync(connectionString,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE public.child VALIDATE CONSTRAINT%' AND state = 'active'") == "1", osc, "the key's validation");
+            osc.Signal("INT");
+            Assert.Equal(130, await osc.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("Stopped after the swap", osc.Stderr, StringComparison.Ordinal);
+        }
+
+        // Swapped, the key on the new table enforced for new rows but not validated; the slot gone, the record kept.
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal("t|false", await ScalarAsync(connectionString, "SELECT confrelid::regclass || '|' || convalidated FROM pg_constraint WHERE conname = 'child_t'"));
+        Assert.Equal("t_osc_log,t_osc_old", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
+
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
+        string notes = string.Join("\n", LiveOscRun.ParseAll(resumed.Stdout)[^1].GetProperty("notes").EnumerateArray().Select(n => n.GetString()));
+        Assert.Contains("Validated the foreign keys the swap had added NOT VALID: child_t on public.child.", notes, StringComparison.Ordinal);
+        Assert.Equal("t|true", await ScalarAsync(connectionString, "SELECT confrelid::regclass || '|' || convalidated FROM pg_constraint WHERE conname = 'child_t'"));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
+    }
+
+    [Fact]
     public async Task A_resume_with_another_alter_is_refused_and_keeps_everything_then_cleanup_removes_it_all()
     {
         var (connectionString, uri) = await DatabaseAsync(5_000);
