@@ -24,10 +24,10 @@ internal static class AlterCommand
     public static Command Create(OscConsole console)
     {
         var connection = new ConnectionOptions();
-        var table = new Option<string>("--table", "-t") { Description = "The table to alter: name or schema.name", Required = true };
-        var alter = new Option<string>("--alter", "-a") { Description = "The change: \"MODIFY k BIGINT\" or a full ALTER TABLE statement", Required = true };
+        var table = SharedOptions.Table(SharedOptions.TableToAlter);
+        var alter = SharedOptions.Alter("The change: \"MODIFY k BIGINT\" or a full ALTER TABLE statement");
         var execute = new Option<bool>("--execute") { Description = "Migrate for real (without it: a dry run that changes nothing)" };
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON, for scripts (progress as JSON lines with --execute)" };
+        var json = SharedOptions.Json("Print the result as JSON, for scripts (progress as JSON lines with --execute)");
         var workers = new Option<int>("--workers") { Description = "Parallel copy workers", DefaultValueFactory = _ => 2 };
         var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk; chunks take no locks on the original", DefaultValueFactory = _ => 500 };
         var replicas = new Option<string[]>("--replica") { Description = "A replica to watch for lag (connection URI; repeatable)", AllowMultipleArgumentsPerToken = false };
@@ -41,7 +41,7 @@ internal static class AlterCommand
         var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 };
         var cutoverAttempts = new Option<int>("--cut-over-attempts") { Description = "Swap attempts before giving up", DefaultValueFactory = _ => 10 };
         var skipVerify = new Option<bool>("--skip-verify") { Description = "Swap without comparing checksums first (not recommended)" };
-        var dropOld = new Option<bool>("--drop-old-table") { Description = "Drop the original after the swap instead of keeping it as <table>_osc_old" };
+        var dropOld = SharedOptions.DropOldTable("Drop the original after the swap instead of keeping it as <table>_osc_old");
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted --execute of the same ALTER from its checkpoint" };
         var cleanupOnAbort = new Option<bool>("--cleanup-on-abort") { Description = "On failure or Ctrl-C drop the shadow and bookkeeping table (PostgreSQL: and the slot and publication) instead of keeping them for --resume" };
         var foreignKeys = new Option<string>("--foreign-keys")

@@ -22,7 +22,7 @@ internal static class BinlogCommand
         var start = new Option<string?>("--start") { Description = "Start at FILE:POS (default: the server's current position)" };
         var gtid = new Option<string?>("--gtid") { Description = "Start after a GTID set (MySQL uuid:1-5 or MariaDB domain-server-seq,...)" };
         var tables = new Option<string?>("--tables") { Description = "Only rows of these tables: db.t,db.u (db.* for a whole schema)" };
-        var json = new Option<bool>("--json") { Description = "One JSON object per changed row" };
+        var json = SharedOptions.Json("One JSON object per changed row");
         var file = new Option<FileInfo?>("--file") { Description = "Decode a binlog file from disk instead of a server" };
         var serverId = new Option<uint>("--server-id") { Description = "Replica server id to register with", DefaultValueFactory = _ => 0x0C5C0001 };
 

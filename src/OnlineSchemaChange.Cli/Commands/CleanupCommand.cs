@@ -19,9 +19,9 @@ internal static class CleanupCommand
     public static Command Create(OscConsole console)
     {
         var connection = new ConnectionOptions();
-        var table = new Option<string>("--table", "-t") { Description = "The table whose leftovers to remove", Required = true };
-        var dropOld = new Option<bool>("--drop-old-table") { Description = "Also drop the original kept after a finished swap (<table>_osc_old)" };
-        var json = new Option<bool>("--json") { Description = "Print what was removed as JSON" };
+        var table = SharedOptions.Table("The table whose leftovers to remove");
+        var dropOld = SharedOptions.DropOldTable("Also drop the original kept after a finished swap (<table>_osc_old)");
+        var json = SharedOptions.Json("Print what was removed as JSON");
         var command = new Command("cleanup", "Remove what an interrupted run left for a table: shadow, bookkeeping, sentry and plan tables; on PostgreSQL also its replication slot, publication and a materialized view's unfinished rebuild, with what is left to do after a swap.");
         connection.AddTo(command);
         command.Options.Add(table);

@@ -14,9 +14,9 @@ internal static class PlanCommand
     public static Command Create(OscConsole console)
     {
         var connection = new ConnectionOptions();
-        var table = new Option<string>("--table", "-t") { Description = "The table to alter: name or schema.name", Required = true };
-        var alter = new Option<string>("--alter", "-a") { Description = "The change: \"ADD COLUMN c INT\" or a full ALTER TABLE / CREATE INDEX statement", Required = true };
-        var json = new Option<bool>("--json") { Description = "Print the plan as JSON, for scripts" };
+        var table = SharedOptions.Table(SharedOptions.TableToAlter);
+        var alter = SharedOptions.Alter("The change: \"ADD COLUMN c INT\" or a full ALTER TABLE / CREATE INDEX statement");
+        var json = SharedOptions.Json("Print the plan as JSON, for scripts");
         var command = new Command("plan", """
             Ask the server how it would run an ALTER, before anything runs: instant, online or blocking, which lock,
             whether it rewrites or scans the table, and the safest way to do it. The ALTER runs only on an empty copy

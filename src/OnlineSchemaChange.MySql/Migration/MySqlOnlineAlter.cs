@@ -107,11 +107,12 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             var keyIndexes = facts.Key.Select(k => facts.Columns.ToList().FindIndex(c => c.Name.Equals(k, StringComparison.OrdinalIgnoreCase))).ToList();
             var originalKey = new MySqlKeyPredicate(facts.Key);
             var shadowKey = new MySqlKeyPredicate(shadow.KeyInShadow);
-            var changes = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
+            var applierOptions = new ApplierOptions();
+            Channel<ReplicationMessage> changes = ReplayChannel.Create(applierOptions);
             var fence = new CopyFence();
             // A fresh run leaves changes ahead of the copy to the copy; a resumed one may find rows of the last run there.
             CopyFrontier? frontier = resumed is null ? new CopyFrontier(fence) : null;
-            var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), new ApplierOptions(), TimeProvider.System, fence, frontier);
+            var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), applierOptions, TimeProvider.System, fence, frontier);
             feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes).RunAsync(changes.Writer, stop.Token);
             applying = applier.RunAsync(changes.Reader, stop.Token);
             Task replayFailed = WatchReplayAsync(feeding, applying);

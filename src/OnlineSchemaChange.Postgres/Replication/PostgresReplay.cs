@@ -39,8 +39,9 @@ public sealed class PostgresReplay : IAsyncDisposable
         Func<ReplicationPosition?>? confirmLimit = null, CopyFrontier? frontier = null)
     {
         _connectionString = connectionString;
-        var changes = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(50_000) { SingleReader = true, SingleWriter = true });
-        Applier = new ChangeApplier(writer, applierOptions ?? new ApplierOptions(), TimeProvider.System, fence, frontier);
+        applierOptions ??= new ApplierOptions();
+        Channel<ReplicationMessage> changes = ReplayChannel.Create(applierOptions);
+        Applier = new ChangeApplier(writer, applierOptions, TimeProvider.System, fence, frontier);
         Feed = new PostgresChangeFeed(connectionString, names, columns, keyColumns, () => Confirmable(Applier.Applied, confirmLimit), feedOptions);
         _feeding = Task.Run(() => Feed.RunAsync(changes.Writer, _stop.Token));
         _applying = Task.Run(() => Applier.RunAsync(changes.Reader, _stop.Token));
