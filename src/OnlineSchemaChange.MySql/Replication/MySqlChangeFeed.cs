@@ -82,8 +82,11 @@ public sealed class MySqlChangeFeed(IAsyncEnumerable<BinlogEvent> events, string
                         xaRows = null;
                         await SendPositionAsync(writer, e, cancellationToken);
                         break;
-                    case TransactionStep.Commit when e is QueryEvent { XaCompletion: { } completion }:
+                    case TransactionStep.Commit when e is QueryEvent { IsXaCompletion: true } query:
                         {
+                            XaCompletion completion = query.XaCompletion ?? throw new OscException(
+                                $"Cannot read the XID of '{query.Sql}' at {e.Coordinates}, so the prepared XA transaction it completes cannot be told apart.",
+                                "Report this statement; meanwhile run the migration while no XA transaction writes the table.");
                             IReadOnlyList<CoreRowChange> held = PreparedXa.Complete(completion.Xid);
                             if (completion.Commit && held.Count > 0)
                             {
