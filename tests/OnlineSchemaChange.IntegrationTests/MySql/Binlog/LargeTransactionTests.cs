@@ -276,7 +276,8 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
     [Fact]
     public async Task Kill_while_xa_rows_are_held_loses_and_repeats_nothing_and_the_resume_point_stays_before_the_prepare()
     {
-        string connectionString = await servers.NewMySqlDatabaseAsync("killxa");
+        // Unpooled: a pooled connection would outlive the preparing session's close and carry its XA state on.
+        string connectionString = new MySqlConnectionStringBuilder(await servers.NewMySqlDatabaseAsync("killxa")) { Pooling = false }.ConnectionString;
         string db = new MySqlConnectionStringBuilder(connectionString).Database;
         await ExecuteAsync(connectionString, """
             CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL);
