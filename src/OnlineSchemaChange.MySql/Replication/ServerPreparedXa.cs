@@ -27,15 +27,19 @@ public sealed class ServerPreparedXa(string connectionString) : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            if (_connection is null)
-            {
-                _connection = new MySqlConnection(connectionString);
-                await _connection.OpenAsync(cancellationToken);
-            }
-
             try
             {
-                return await ReadAsync(_connection, cancellationToken);
+                try
+                {
+                    return await ReadAsync(await ConnectionAsync(cancellationToken), cancellationToken);
+                }
+                catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.UnableToConnectToHost or MySqlErrorCode.CommandTimeoutExpired
+                    || e.InnerException is IOException or System.Net.Sockets.SocketException || _connection?.State != System.Data.ConnectionState.Open)
+                {
+                    // The connection was lost (idle timeout, KILL, restart): once more on a new one.
+                    await CloseAsync();
+                    return await ReadAsync(await ConnectionAsync(cancellationToken), cancellationToken);
+                }
             }
             catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.SpecifiedAccessDeniedError or MySqlErrorCode.AccessDenied)
             {
@@ -99,13 +103,28 @@ public sealed class ServerPreparedXa(string connectionString) : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await CloseAsync();
+        _gate.Dispose();
+    }
+
+    private async Task<MySqlConnection> ConnectionAsync(CancellationToken cancellationToken)
+    {
+        if (_connection is null)
+        {
+            _connection = new MySqlConnection(connectionString);
+            await _connection.OpenAsync(cancellationToken);
+        }
+
+        return _connection;
+    }
+
+    private async Task CloseAsync()
+    {
         if (_connection is not null)
         {
             await _connection.DisposeAsync();
             _connection = null;
         }
-
-        _gate.Dispose();
     }
 
     // MariaDB prints each XID as SQL (FORMAT='SQL': 'abc' or X'..',X'..',n), MySQL as hex (CONVERT XID: 0x...): text

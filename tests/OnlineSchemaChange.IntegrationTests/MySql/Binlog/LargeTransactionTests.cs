@@ -330,8 +330,19 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
 
             await KillDumpConnectionsAsync();
             await ExecuteAsync(connectionString, "UPDATE t SET v = v + 1 WHERE id BETWEEN 2101 AND 2200");
-            // The preparing connection is gone, so another one commits it.
-            await ExecuteAsync(connectionString, "XA COMMIT 'held'");
+            // The preparing connection is gone, so another one commits it (once the server has noticed the close).
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await ExecuteAsync(connectionString, "XA COMMIT 'held'");
+                    break;
+                }
+                catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.XAERNotA && attempt < 100)
+                {
+                    await Task.Delay(50);
+                }
+            }
         }
         catch
         {
