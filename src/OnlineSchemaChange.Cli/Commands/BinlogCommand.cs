@@ -178,7 +178,7 @@ internal static class BinlogCommand
                 TableMapEvent m => $"{at} TABLE_MAP {m.TableId} {m.Database}.{m.Table} ({m.ColumnCount} columns)",
                 RotateEvent r => $"{at} ROTATE {r.NextFile}:{r.Position}",
                 XidEvent x => $"{at} XID {x.Xid}",
-                XaPrepareEvent p => p.OnePhase ? $"{at} XA COMMIT ONE PHASE" : $"{at} XA PREPARE",
+                XaPrepareEvent p => p.OnePhase ? $"{at} XA COMMIT {p.Xid} ONE PHASE" : $"{at} XA PREPARE {p.Xid}",
                 MariaDbGtidEvent g => $"{at} GTID {g.Gtid}",
                 MySqlGtidEvent g => $"{at} GTID {g.Gtid}",
                 _ => $"{at} {e.Header.EventType}",

@@ -9,6 +9,14 @@ public abstract class ReplicationPosition : IComparable<ReplicationPosition>
 {
     public abstract int CompareTo(ReplicationPosition? other);
 
+    /// <summary>
+    /// Where a resumed run must start so that nothing not yet in the shadow as of this position is lost: the
+    /// position itself, unless the stream holds changes read before it that are still to be applied (MySQL holds a
+    /// prepared XA transaction's rows until its XA COMMIT, so its resume point stays at that transaction's XA PREPARE).
+    /// Checkpoints record this, never a later point.
+    /// </summary>
+    public virtual ReplicationPosition ResumePoint => this;
+
     /// <summary>A stable text form, written into checkpoints and read back by the engine.</summary>
     public abstract override string ToString();
 

@@ -75,7 +75,9 @@ public sealed class Checkpointer : IAsyncDisposable
         bool finished = _copyFinished || (copier?.Finished ?? false);
         RowKey? watermark = finished ? null : copier?.Watermark ?? _resumedFrom?.Watermark;
         long rows = RowsCopiedBefore + (copier?.RowsCopied ?? 0);
-        ReplicationPosition position = _applier.Applied ?? _start;
+        // The resume point, not the applied position itself: changes the stream still holds (read, not yet due)
+        // must be read again by a resumed run.
+        ReplicationPosition position = (_applier.Applied ?? _start).ResumePoint;
         return new MigrationCheckpoint(_migration.Statement, _migration.Digest, watermark, finished, position.ToString(), rows, _time.GetUtcNow());
     }
 

@@ -219,7 +219,22 @@ public sealed class BinlogEventDecoder
             case BinlogEventType.Heartbeat:
                 return new HeartbeatEvent(header, reader.ReadStringToEnd());
             case BinlogEventType.XaPrepare:
-                return new XaPrepareEvent(header, reader.ReadByte() != 0);
+                {
+                    // u8 one phase, u32 formatID, u32 gtrid length, u32 bqual length, then gtrid and bqual (MariaDB
+                    // log_event_server.cc XA_prepare_log_event::write; MySQL control_events.h XA_prepare_event).
+                    bool onePhase = reader.ReadByte() != 0;
+                    long format = (int)reader.ReadUInt32(); // -1 is the null XID
+                    uint gtridLength = reader.ReadUInt32();
+                    uint bqualLength = reader.ReadUInt32();
+                    if (gtridLength > 64 || bqualLength > 64 || gtridLength + bqualLength > reader.Remaining)
+                    {
+                        throw new MySqlProtocolException($"XA_PREPARE_LOG with gtrid length {gtridLength} and bqual length {bqualLength} in {reader.Remaining} bytes.");
+                    }
+
+                    var gtrid = reader.ReadBytes((int)gtridLength);
+                    var bqual = reader.ReadBytes((int)bqualLength);
+                    return new XaPrepareEvent(header, onePhase, XaId.FromBytes(format, gtrid, bqual));
+                }
             case BinlogEventType.TransactionPayload:
                 throw new MySqlProtocolException("TRANSACTION_PAYLOAD (zstd-compressed transaction) is not supported: set binlog_transaction_compression=OFF on the server.");
             case BinlogEventType.PartialUpdateRows:

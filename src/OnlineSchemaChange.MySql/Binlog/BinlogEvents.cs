@@ -46,12 +46,16 @@ public sealed record QueryEvent(BinlogEventHeader Header, uint ThreadId, ushort 
     public bool IsXaStart => Sql.StartsWith("XA START", StringComparison.OrdinalIgnoreCase);
     /// <summary>XA COMMIT / XA ROLLBACK of a prepared XA transaction: a group of its own, with no XID after it.</summary>
     public bool IsXaCompletion => Sql.StartsWith("XA COMMIT", StringComparison.OrdinalIgnoreCase) || Sql.StartsWith("XA ROLLBACK", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The transaction an XA COMMIT / XA ROLLBACK names, and which of the two it is; null for any other
+    /// statement, or one whose XID cannot be read.</summary>
+    public XaCompletion? XaCompletion => IsXaCompletion && XaId.TryParseCompletion(Sql, out XaCompletion c) ? c : null;
 }
 
 /// <summary>XA_PREPARE_LOG_EVENT: ends the group of an XA transaction. With <see cref="OnePhase"/> (MySQL's
 /// XA COMMIT ... ONE PHASE) the transaction is committed; otherwise it is only prepared, and an XA COMMIT or
-/// XA ROLLBACK follows later as a group of its own.</summary>
-public sealed record XaPrepareEvent(BinlogEventHeader Header, bool OnePhase) : BinlogEvent(Header);
+/// XA ROLLBACK follows later as a group of its own, naming the same <see cref="Xid"/>.</summary>
+public sealed record XaPrepareEvent(BinlogEventHeader Header, bool OnePhase, XaId Xid) : BinlogEvent(Header);
 
 /// <summary>Commit of a transaction in a transactional engine.</summary>
 public sealed record XidEvent(BinlogEventHeader Header, ulong Xid) : BinlogEvent(Header);

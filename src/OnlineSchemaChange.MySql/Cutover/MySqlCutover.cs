@@ -24,9 +24,12 @@ namespace OnlineSchemaChange.MySql.Cutover;
 /// original), then A, which holds the original's lock, drops them from the original, so that the old table's frozen
 /// rows never refuse a parent's delete once writes resume. Both are metadata-only ALTERs (INPLACE,
 /// foreign_key_checks=0). A failed attempt gives the original its keys back before unlocking and drops the shadow's.
+/// An attempt also gives up, and is retried, while <paramref name="pendingPreparedXa"/> names a prepared XA transaction
+/// whose rows of the original the replay holds: its XA COMMIT would come after the swap, into the old table.
 /// </summary>
 public sealed class MySqlCutover(string connectionString, TableName original, ShadowNames names,
-    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options, Migration.MySqlCutoverForeignKeys? foreignKeys = null)
+    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options, Migration.MySqlCutoverForeignKeys? foreignKeys = null,
+    Func<string?>? pendingPreparedXa = null)
 {
     public const string SentryColumn = "osc_sentry";
 
@@ -59,7 +62,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         }
 
         throw new OscException($"The cut-over did not succeed in {options.Attempts} attempts; last: {lastFailure}",
-            "The original table is in place and serving. Look for long transactions on the table (information_schema.INNODB_TRX), then retry.");
+            "The original table is in place and serving. Look for long transactions on the table (information_schema.INNODB_TRX) and prepared XA transactions (XA RECOVER), then retry.");
     }
 
     private async Task<TimeSpan> AttemptAsync(CancellationToken cancellationToken)
@@ -116,6 +119,16 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 {
                     throw new CutoverAttemptException($"the replay did not reach {position} within {options.DrainTimeout.TotalSeconds:0.#} s");
                 }
+            }
+
+            // Drained to a position read under the lock, the replay has read every XA PREPARE and XA COMMIT before it,
+            // and no new XA transaction can change the original while the lock is held. One still pending would
+            // commit after the RENAME, into the old table (a prepared transaction keeps the table's metadata lock, so
+            // LOCK TABLES usually waits instead; not after a server restart, which leaves recovered XA transactions
+            // prepared without it).
+            if (pendingPreparedXa?.Invoke() is { } pending)
+            {
+                throw new CutoverAttemptException($"prepared XA transactions on {original} are pending (their XA COMMIT would land in the old table): {pending}");
             }
 
             long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);

@@ -70,6 +70,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         Task feeding = Task.CompletedTask, applying = Task.CompletedTask;
         BinlogClient? client = null;
         Checkpointer? checkpointer = null;
+        var serverXa = new ServerPreparedXa(connectionString);
 
         async Task StopReplayAsync()
         {
@@ -113,9 +114,22 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             // A fresh run leaves changes ahead of the copy to the copy; a resumed one may find rows of the last run there.
             CopyFrontier? frontier = resumed is null ? new CopyFrontier(fence) : null;
             var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), applierOptions, TimeProvider.System, fence, frontier);
-            feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes).RunAsync(changes.Writer, stop.Token);
+            var preparedXa = new PreparedXaTransactions(PreparedXaTransactions.DefaultMaxHeldRows, serverXa.WaitUntilCommittedAsync);
+            feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes, preparedXa).RunAsync(changes.Writer, stop.Token);
             applying = applier.RunAsync(changes.Reader, stop.Token);
             Task replayFailed = WatchReplayAsync(feeding, applying);
+            if (resumed is null)
+            {
+                // An XA transaction prepared before the replay's start has its rows before it in the binlog: it must
+                // not be pending when the copy begins (a resumed run's start never passes a pending one of ours).
+                Task none = serverXa.EnsureNoneFromBeforeTheStreamAsync(preparedXa, original.ToString(), PreparedXaWait, cancellationToken);
+                if (await Task.WhenAny(none, replayFailed) == replayFailed)
+                {
+                    await replayFailed;
+                }
+
+                await none;
+            }
 
             // From the first checkpoint on, an interrupted run can be resumed.
             checkpointer = new Checkpointer(store, migration, applier, start, resumed, options.CheckpointInterval, TimeProvider.System);
@@ -192,7 +206,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             Report("cutting over");
             await checkpointer.TrySaveAsync(cancellationToken);
             CutoverResult cutover = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover,
-                facts.ForeignKeys.ForCutover(shadow.Table, shadow.Mapping)).RunAsync(cancellationToken);
+                facts.ForeignKeys.ForCutover(shadow.Table, shadow.Mapping), preparedXa.DescribeHeld).RunAsync(cancellationToken);
             swapped = true;
             if (facts.ForeignKeys.Any)
             {
@@ -239,6 +253,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         finally
         {
             await StopReplayAsync();
+            await serverXa.DisposeAsync();
             if (checkpointer is not null)
             {
                 await checkpointer.DisposeAsync();
@@ -256,6 +271,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             }
         }
     }
+
+    /// <summary>How long a fresh run waits for XA transactions prepared before its replay's start to finish.</summary>
+    private static readonly TimeSpan PreparedXaWait = TimeSpan.FromSeconds(30);
 
     /// <summary>What the digest records of the table: its columns and key, so a resume notices the table changed.</summary>
     private static string Definition(MySqlTableFacts facts) =>

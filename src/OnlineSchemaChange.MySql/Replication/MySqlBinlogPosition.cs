@@ -5,13 +5,19 @@ namespace OnlineSchemaChange.MySql.Replication;
 
 /// <summary>
 /// A binlog file and offset. Files are ordered by their numeric suffix (binlog.000009 before binlog.000010), then
-/// offsets within a file.
+/// offsets within a file. <paramref name="heldFrom"/> is where the oldest prepared XA transaction whose rows the feed
+/// still holds begins, when there is one: a resume must read it again, so that is the resume point.
 /// </summary>
-public sealed class MySqlBinlogPosition(string file, long position) : ReplicationPosition
+public sealed class MySqlBinlogPosition(string file, long position, MySqlBinlogPosition? heldFrom = null) : ReplicationPosition
 {
     public string File { get; } = file;
 
     public long Position { get; } = position;
+
+    /// <summary>The start of the oldest prepared XA transaction held in memory at this position, if any.</summary>
+    public MySqlBinlogPosition? HeldFrom { get; } = heldFrom;
+
+    public override ReplicationPosition ResumePoint => HeldFrom is { } held && held < this ? held : this;
 
     public override int CompareTo(ReplicationPosition? other)
     {

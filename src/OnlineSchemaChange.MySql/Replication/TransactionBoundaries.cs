@@ -43,6 +43,10 @@ public sealed class TransactionBoundaries
     /// not committed.</summary>
     public bool InXa { get; private set; }
 
+    /// <summary>Where the open group's first event begins (its GTID, or BEGIN / XA START without one): a position
+    /// between groups from which a restart reads the whole group again. Null outside a group, or when unknown.</summary>
+    public BinlogCoordinates? GroupStart { get; private set; }
+
     public TransactionStep Observe(BinlogEvent e)
     {
         ArgumentNullException.ThrowIfNull(e);
@@ -51,20 +55,20 @@ public sealed class TransactionBoundaries
             case MySqlGtidEvent:
                 // A group that never ended (none should) is over once the next one begins.
                 Reset();
-                InGroup = true;
+                Open(e);
                 return TransactionStep.Inside;
             case MariaDbGtidEvent gtid:
                 Reset();
-                InGroup = true;
+                Open(e);
                 InTransaction = !gtid.IsStandalone;
                 InXa = gtid.IsPreparedXa;
                 return TransactionStep.Inside;
             case QueryEvent { IsBegin: true }:
-                InGroup = true;
+                Open(e);
                 InTransaction = true;
                 return TransactionStep.Inside;
             case QueryEvent { IsXaStart: true }:
-                InGroup = true;
+                Open(e);
                 InTransaction = true;
                 InXa = true;
                 return TransactionStep.Inside;
@@ -100,6 +104,19 @@ public sealed class TransactionBoundaries
         InGroup = false;
         InTransaction = false;
         InXa = false;
+        GroupStart = null;
+    }
+
+    private void Open(BinlogEvent first)
+    {
+        if (!InGroup && !InTransaction)
+        {
+            GroupStart = first.Header.NextPosition == 0 || first.Header.IsArtificial
+                ? null
+                : first.Coordinates with { Position = first.Coordinates.Position - first.Header.EventLength };
+        }
+
+        InGroup = true;
     }
 }
 

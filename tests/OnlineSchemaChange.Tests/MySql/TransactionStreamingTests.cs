@@ -27,7 +27,40 @@ public sealed class TransactionStreamingTests
     private static QueryEvent Query(uint next, string sql) => At(new QueryEvent(Header(BinlogEventType.Query, next), 1, 0, "shop", sql));
     private static TableMapEvent TableMap(uint next) => At(Map with { Header = Header(BinlogEventType.TableMap, next) });
     private static XidEvent Xid(uint next) => At(new XidEvent(Header(BinlogEventType.Xid, next), 9));
-    private static XaPrepareEvent XaPrepare(uint next, bool onePhase) => At(new XaPrepareEvent(Header(BinlogEventType.XaPrepare, next), onePhase));
+    private static XaPrepareEvent XaPrepare(uint next, bool onePhase, string gtrid = "a") =>
+        At(new XaPrepareEvent(Header(BinlogEventType.XaPrepare, next), onePhase, XaId.FromBytes(1, System.Text.Encoding.ASCII.GetBytes(gtrid), [])));
+
+    private static string Hex(string gtrid) => Convert.ToHexString(System.Text.Encoding.ASCII.GetBytes(gtrid));
+
+    /// <summary>A prepared XA transaction's group as MariaDB 10.11 logs it: a GTID flagged as prepared XA, rows, XA END, XA_PREPARE_LOG.</summary>
+    private static BinlogEvent[] PreparedGroup(uint at, string gtrid, params int[] ids) =>
+        [MariaGtid(at, preparedXa: true), TableMap(at + 10), Rows(at + 20, ids), Query(at + 30, $"XA END X'{Hex(gtrid)}',X'',1"), XaPrepare(at + 40, onePhase: false, gtrid)];
+
+    /// <summary>XA COMMIT / XA ROLLBACK as MariaDB logs them: a standalone GTID and the statement with the XID in hex.</summary>
+    private static BinlogEvent[] Completion(uint at, string verb, string gtrid) => [MariaGtid(at, standalone: true), Query(at + 10, $"XA {verb} X'{Hex(gtrid)}',X'',1")];
+
+    private static BinlogEvent[] Committed(uint at, params int[] ids) => [MariaGtid(at), TableMap(at + 10), Rows(at + 20, ids), Xid(at + 30)];
+
+    /// <summary>What the feed sends for <paramref name="events"/>: "row 5", or "at FILE:POS" with "resume POS" when the
+    /// resume point is earlier.</summary>
+    private static async Task<List<string>> FeedAsync(BinlogEvent[] events, PreparedXaTransactions? xa = null)
+    {
+        var channel = Channel.CreateUnbounded<ReplicationMessage>();
+        await new MySqlChangeFeed(events.ToAsyncEnumerable(), "shop", "items", [0], xa).RunAsync(channel.Writer, CancellationToken.None);
+        List<string> seen = [];
+        await foreach (ReplicationMessage m in channel.Reader.ReadAllAsync())
+        {
+            seen.Add(m switch
+            {
+                RowChangeMessage r => "row " + r.Change.Key.Values[0],
+                PositionMessage { Position: MySqlBinlogPosition p } when p.ResumePoint != p => $"at {p.Position} resume {((MySqlBinlogPosition)p.ResumePoint).Position}",
+                PositionMessage { Position: MySqlBinlogPosition p } => $"at {p.Position}",
+                _ => "?",
+            });
+        }
+
+        return seen;
+    }
 
     private static RowsEvent Rows(uint next, params int[] ids) =>
         At(new RowsEvent(Header(BinlogEventType.WriteRowsV1, next), RowsEventKind.Insert, Map, null, [.. ids.Select(id => new OnlineSchemaChange.MySql.Binlog.RowChange(null, [id, id * 10]))]));
@@ -201,19 +234,133 @@ public sealed class TransactionStreamingTests
     }
 
     [Fact]
-    public async Task Feed_refuses_a_prepared_xa_transaction_that_changed_the_table()
+    public void A_group_starts_where_its_first_event_begins()
     {
-        var channel = Channel.CreateUnbounded<ReplicationMessage>();
-        BinlogEvent[] events = [MariaGtid(100, preparedXa: true), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: false)];
-        var feed = new MySqlChangeFeed(events.ToAsyncEnumerable(), "shop", "items", [0]);
-        var error = await Assert.ThrowsAsync<OscException>(() => feed.RunAsync(channel.Writer, CancellationToken.None));
-        Assert.Contains("XA", error.Message, StringComparison.Ordinal);
-        Assert.Contains("shop.items", error.Message, StringComparison.Ordinal);
+        var boundaries = new TransactionBoundaries();
+        Assert.Null(boundaries.GroupStart);
+        boundaries.Observe(MariaGtid(100, preparedXa: true));
+        Assert.Equal(new BinlogCoordinates(File, 70, null), boundaries.GroupStart); // 100 minus the event's 30 bytes
+        boundaries.Observe(Rows(300, 1));
+        Assert.Equal(70, boundaries.GroupStart!.Value.Position);
+        boundaries.Observe(XaPrepare(400, onePhase: false));
+        Assert.Null(boundaries.GroupStart);
 
-        // The same rows committed in one phase (MySQL's XA COMMIT ... ONE PHASE) are an ordinary transaction.
-        var onePhase = Channel.CreateUnbounded<ReplicationMessage>();
+        // MySQL without GTIDs: BEGIN or XA START opens the group; a BEGIN after a GTID does not move its start.
+        boundaries.Observe(Query(500, "XA START X'61',X'',1"));
+        Assert.Equal(470, boundaries.GroupStart!.Value.Position);
+        boundaries.Observe(XaPrepare(600, onePhase: true));
+        boundaries.Observe(MySqlGtid(700));
+        boundaries.Observe(Query(750, "BEGIN"));
+        Assert.Equal(670, boundaries.GroupStart!.Value.Position);
+    }
+
+    [Fact]
+    public async Task A_prepared_xa_transaction_is_held_until_its_commit_and_the_resume_point_stays_at_its_prepare()
+    {
+        List<string> seen = await FeedAsync(
+        [
+            .. PreparedGroup(100, "x", 1, 2),   // group from 70 to 140
+            .. Committed(200, 3),               // an ordinary transaction commits meanwhile: it streams at once
+            .. Completion(300, "COMMIT", "x"),
+            .. Committed(400, 4),
+        ]);
+
+        Assert.Equal(
+        [
+            "at 140 resume 70",
+            "row 3", "at 230 resume 70",
+            "row 1", "row 2", "at 310",         // delivered at the XA COMMIT, whole, before its position
+            "row 4", "at 430",
+        ], seen);
+    }
+
+    [Fact]
+    public async Task A_rolled_back_xa_transaction_is_dropped_and_an_unknown_xid_is_only_a_position()
+    {
+        var xa = new PreparedXaTransactions();
+        List<string> seen = await FeedAsync(
+        [
+            .. PreparedGroup(100, "gone", 1),
+            .. Completion(200, "ROLLBACK", "gone"),
+            .. Completion(300, "COMMIT", "never-seen"), // prepared before the stream started (the run refuses those)
+        ], xa);
+
+        Assert.Equal(["at 140 resume 70", "at 210", "at 310"], seen);
+        Assert.Equal(0, xa.HeldRows);
+        Assert.Null(xa.DescribeHeld());
+    }
+
+    [Fact]
+    public async Task Interleaved_xa_transactions_are_delivered_in_commit_order_and_the_resume_point_follows_the_oldest()
+    {
+        var xa = new PreparedXaTransactions();
+        List<string> seen = await FeedAsync(
+        [
+            .. PreparedGroup(100, "a", 1),     // starts at 70
+            .. PreparedGroup(200, "b", 2),     // starts at 170
+            .. PreparedGroup(300, "c", 3),     // starts at 270
+            .. Completion(400, "COMMIT", "b"),
+            .. Completion(500, "COMMIT", "a"), // the oldest goes: the resume point moves to c's start
+            .. Completion(600, "ROLLBACK", "c"),
+        ], xa);
+
+        Assert.Equal(
+        [
+            "at 140 resume 70", "at 240 resume 70", "at 340 resume 70",
+            "row 2", "at 410 resume 70",
+            "row 1", "at 510 resume 270",
+            "at 610",
+        ], seen);
+    }
+
+    [Fact]
+    public async Task An_xa_transaction_without_rows_of_the_table_holds_nothing_back()
+    {
+        var xa = new PreparedXaTransactions();
+        BinlogEvent[] other =
+        [
+            MariaGtid(100, preparedXa: true), Query(130, "XA END X'6f',X'',1"), XaPrepare(140, onePhase: false, "o"),
+        ];
+        Assert.Equal(["at 140"], await FeedAsync(other, xa));
+        Assert.True(xa.SawPrepared(XaId.FromBytes(1, "o"u8, [])));
+        Assert.Null(xa.OldestHeldStart);
+    }
+
+    [Fact]
+    public async Task Xa_committed_in_one_phase_is_an_ordinary_transaction()
+    {
+        // MySQL's XA COMMIT ... ONE PHASE: XA START ... XA END, then a one-phase XA_PREPARE_LOG.
         BinlogEvent[] committed = [MySqlGtid(100), Query(150, "XA START X'61',X'',1"), TableMap(200), Rows(300, 1), Query(340, "XA END X'61',X'',1"), XaPrepare(380, onePhase: true)];
-        await new MySqlChangeFeed(committed.ToAsyncEnumerable(), "shop", "items", [0]).RunAsync(onePhase.Writer, CancellationToken.None);
-        Assert.Equal(2, onePhase.Reader.Count);
+        Assert.Equal(["row 1", "at 380"], await FeedAsync(committed));
+
+        // MariaDB logs it as a plain transaction: START TRANSACTION (a GTID not flagged as XA), rows, XID.
+        Assert.Equal(["row 5", "at 230"], await FeedAsync(Committed(200, 5)));
+    }
+
+    [Fact]
+    public async Task Holding_more_rows_than_the_cap_stops_the_feed_with_a_clear_error()
+    {
+        var xa = new PreparedXaTransactions(maxHeldRows: 3);
+        var error = await Assert.ThrowsAsync<OscException>(() => FeedAsync([.. PreparedGroup(100, "a", 1, 2), .. PreparedGroup(200, "b", 3, 4)], xa));
+        Assert.Contains("more than 3 row changes of shop.items", error.Message, StringComparison.Ordinal);
+        Assert.Contains("XA RECOVER", error.Hint, StringComparison.Ordinal);
+
+        // Within the cap, once the first is committed, there is room again.
+        List<string> seen = await FeedAsync([.. PreparedGroup(100, "a", 1, 2), .. Completion(200, "COMMIT", "a"), .. PreparedGroup(300, "b", 3, 4)],
+            new PreparedXaTransactions(maxHeldRows: 3));
+        Assert.Equal(["at 140 resume 70", "row 1", "row 2", "at 210", "at 340 resume 270"], seen);
+    }
+
+    [Fact]
+    public async Task The_commit_is_passed_on_only_once_the_server_says_it_is_visible()
+    {
+        var waited = new List<XaId>();
+        var xa = new PreparedXaTransactions(waitUntilCommitted: (xid, _) =>
+        {
+            waited.Add(xid);
+            return Task.CompletedTask;
+        });
+        await FeedAsync([.. PreparedGroup(100, "a", 1), .. PreparedGroup(200, "none"), .. Completion(300, "COMMIT", "none"), .. Completion(400, "COMMIT", "a")], xa);
+        Assert.Equal([XaId.FromBytes(1, "a"u8, [])], waited); // only a commit with rows to pass on waits
     }
 }

@@ -184,10 +184,11 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
     }
 
     /// <summary>MariaDB logs a two-phase XA transaction at XA PREPARE and its XA COMMIT as a later group: the client
-    /// decodes both, its resume point moves past them, and the feed refuses to replay rows that were only prepared.
-    /// An XA committed in one phase is an ordinary transaction.</summary>
+    /// decodes both with the XID, its resume point moves past them, and the feed passes on a prepared transaction's
+    /// rows at its XA COMMIT only, never those of one rolled back. An XA committed in one phase is an ordinary
+    /// transaction.</summary>
     [Fact]
-    public async Task Xa_prepare_is_decoded_and_the_feed_refuses_prepared_rows_of_its_table()
+    public async Task Xa_prepare_is_decoded_with_its_xid_and_the_feed_passes_on_committed_rows_only()
     {
         var db = await fixture.NewDatabaseAsync("xa");
         await fixture.ExecuteAsync("CREATE TABLE t (id INT PRIMARY KEY); CREATE TABLE other (id INT PRIMARY KEY)", db);
@@ -195,7 +196,8 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
         await fixture.ExecuteAsync(
             "XA START 'one'; INSERT INTO t VALUES (1); XA END 'one'; XA COMMIT 'one' ONE PHASE; " +
             "XA START 'two'; INSERT INTO other VALUES (2); XA END 'two'; XA PREPARE 'two'; XA COMMIT 'two'; " +
-            "XA START 'three'; INSERT INTO t VALUES (3); XA END 'three'; XA PREPARE 'three'; XA ROLLBACK 'three'", db);
+            "XA START 'three'; INSERT INTO t VALUES (3); XA END 'three'; XA PREPARE 'three'; XA ROLLBACK 'three'; " +
+            "XA START 'four','b',7; INSERT INTO t VALUES (4); XA END 'four','b',7; XA PREPARE 'four','b',7; XA COMMIT 'four','b',7", db);
         var end = await fixture.CurrentPositionAsync();
 
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -210,10 +212,10 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
                         seen.Add($"{r.Table.Table} {r.Rows[0].After![0]}");
                         break;
                     case XaPrepareEvent p:
-                        seen.Add(p.OnePhase ? "one phase" : "prepared");
+                        seen.Add(p.OnePhase ? "one phase" : $"prepared {p.Xid}");
                         break;
-                    case QueryEvent { IsXaCompletion: true } q:
-                        seen.Add(q.Sql.Split(' ')[1].ToLowerInvariant());
+                    case QueryEvent { XaCompletion: { } c }:
+                        seen.Add($"{(c.Commit ? "commit" : "rollback")} {c.Xid}");
                         break;
                     case XidEvent:
                         seen.Add("xid");
@@ -227,12 +229,139 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
             }
         }
 
-        Assert.Equal(["t 1", "xid", "other 2", "prepared", "commit", "t 3", "prepared", "rollback"], seen);
+        Assert.Equal(
+        [
+            "t 1", "xid",
+            "other 2", "prepared X'74776F',X'',1", "commit X'74776F',X'',1",
+            "t 3", "prepared X'7468726565',X'',1", "rollback X'7468726565',X'',1",
+            "t 4", "prepared X'666F7572',X'62',7", "commit X'666F7572',X'62',7",
+        ], seen);
 
         await using var again = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync()) { Start = start, Tables = new HashSet<string> { db + ".t" } });
         var channel = Channel.CreateUnbounded<ReplicationMessage>();
-        var error = await Assert.ThrowsAsync<OscException>(() => new MySqlChangeFeed(again.ReadEventsAsync(cts.Token), db, "t", [0]).RunAsync(channel.Writer, cts.Token));
-        Assert.Contains("XA", error.Message, StringComparison.Ordinal);
+        var feed = new MySqlChangeFeed(again.ReadEventsAsync(cts.Token), db, "t", [0]);
+        Task feeding = feed.RunAsync(channel.Writer, cts.Token);
+        var passed = new List<string>();
+        await foreach (ReplicationMessage m in channel.Reader.ReadAllAsync(cts.Token))
+        {
+            if (m is RowChangeMessage r)
+            {
+                passed.Add($"row {r.Change.Key.Values[0]}");
+            }
+            else if (m is PositionMessage { Position: MySqlBinlogPosition p })
+            {
+                if (p.ResumePoint != p)
+                {
+                    passed.Add("held");
+                }
+
+                if (p >= new MySqlBinlogPosition(end.File, end.Position))
+                {
+                    break;
+                }
+            }
+        }
+
+        // Rows 3 and 4 are held from their XA PREPARE (the position sent there resumes before it); row 3 is dropped at
+        // its rollback, row 4 passed on at its commit.
+        Assert.Equal(["row 1", "held", "held", "row 4"], passed);
+        await cts.CancelAsync();
+        await feeding.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    /// <summary>A prepared XA transaction's rows are held when the dump connection is KILLed; the client resumes after
+    /// the XA PREPARE, the held rows survive in memory, and another connection's XA COMMIT delivers them exactly once:
+    /// the shadow ends equal to the table. While they are held, the resume point of every applied position stays at
+    /// the transaction's start.</summary>
+    [Fact]
+    public async Task Kill_while_xa_rows_are_held_loses_and_repeats_nothing_and_the_resume_point_stays_before_the_prepare()
+    {
+        // Unpooled: a pooled connection would outlive the preparing session's close and carry its XA state on.
+        string connectionString = new MySqlConnectionStringBuilder(await servers.NewMySqlDatabaseAsync("killxa")) { Pooling = false }.ConnectionString;
+        string db = new MySqlConnectionStringBuilder(connectionString).Database;
+        await ExecuteAsync(connectionString, """
+            CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL);
+            INSERT INTO t SELECT seq, seq FROM seq_1_to_5000;
+            CREATE TABLE t_osc_new LIKE t;
+            INSERT INTO t_osc_new SELECT * FROM t;
+            """);
+        var start = await fixture.CurrentPositionAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await using var client = new BinlogClient(new BinlogClientOptions(await fixture.EndpointAsync())
+        {
+            Start = start,
+            Tables = new HashSet<string> { db + ".t" },
+            ServerId = 4344,
+            ReconnectBaseDelay = TimeSpan.FromMilliseconds(50),
+        });
+        var columns = new[] { "id", "v" }.Select(n => new TableColumn(n, false)).ToList();
+        var applier = new ChangeApplier(
+            new MySqlChangeWriter(connectionString, new TableName(db, "t_osc_new"), new MySqlKeyPredicate(["id"]), ColumnMapping.Build(columns, columns, new Dictionary<string, string>())),
+            new ApplierOptions(), TimeProvider.System);
+        var channel = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(2_000) { SingleReader = true, SingleWriter = true });
+        await using var serverXa = new ServerPreparedXa(connectionString);
+        var feed = new MySqlChangeFeed(client.ReadEventsAsync(cts.Token), db, "t", [0], new PreparedXaTransactions(waitUntilCommitted: serverXa.WaitUntilCommittedAsync));
+        Task feeding = feed.RunAsync(channel.Writer, cts.Token);
+        Task applying = applier.RunAsync(channel.Reader, cts.Token);
+
+        var beforeXa = await fixture.CurrentPositionAsync();
+        long xaChanges = 0;
+        await using (var preparer = new MySqlConnection(connectionString))
+        {
+            await preparer.OpenAsync();
+            foreach (var sql in new[] { "XA START 'held'", "UPDATE t SET v = -v WHERE id <= 1000", "DELETE FROM t WHERE id BETWEEN 4001 AND 4500", "INSERT INTO t SELECT seq, seq FROM seq_6001_to_6500", "XA END 'held'", "XA PREPARE 'held'" })
+            {
+                await using var command = new MySqlCommand(sql, preparer);
+                xaChanges += Math.Max(0, await command.ExecuteNonQueryAsync());
+            }
+        }
+
+        var afterPrepare = await fixture.CurrentPositionAsync();
+        try
+        {
+            // Ordinary transactions go on around the held one; the dump connection is killed while it is held.
+            await ExecuteAsync(connectionString, "UPDATE t SET v = v + 1 WHERE id BETWEEN 2001 AND 2100");
+            await applier.WaitForAsync(new MySqlBinlogPosition(afterPrepare.File, afterPrepare.Position), cts.Token);
+            Assert.Equal(xaChanges, feed.PreparedXa.HeldRows);
+            var resume = (MySqlBinlogPosition)applier.Applied!.ResumePoint;
+            output.WriteLine($"XA from {beforeXa.File}:{beforeXa.Position} to {afterPrepare.File}:{afterPrepare.Position}; applied {applier.Applied}, resume point {resume}");
+            Assert.True(resume >= new MySqlBinlogPosition(beforeXa.File, beforeXa.Position) && resume < new MySqlBinlogPosition(afterPrepare.File, afterPrepare.Position),
+                $"the resume point {resume} must be the XA transaction's start, between {beforeXa.File}:{beforeXa.Position} and {afterPrepare.File}:{afterPrepare.Position}");
+
+            await KillDumpConnectionsAsync();
+            await ExecuteAsync(connectionString, "UPDATE t SET v = v + 1 WHERE id BETWEEN 2101 AND 2200");
+            // The preparing connection is gone, so another one commits it (once the server has noticed the close).
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await ExecuteAsync(connectionString, "XA COMMIT 'held'");
+                    break;
+                }
+                catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.XAERNotA && attempt < 100)
+                {
+                    await Task.Delay(50);
+                }
+            }
+        }
+        catch
+        {
+            await ExecuteAsync(connectionString, "XA ROLLBACK 'held'");
+            throw;
+        }
+
+        var end = await fixture.CurrentPositionAsync();
+        await applier.WaitForAsync(new MySqlBinlogPosition(end.File, end.Position), cts.Token);
+
+        Assert.True(client.Reconnects >= 1, "the dump connection was killed");
+        Assert.Equal(xaChanges + 200, applier.ChangesReceived);
+        Assert.Equal(0, feed.PreparedXa.HeldRows);
+        Assert.Equal(applier.Applied, applier.Applied!.ResumePoint);
+        const string checksum = "SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, v))), 0)) FROM ";
+        Assert.Equal(await ScalarAsync(connectionString, checksum + "t"), await ScalarAsync(connectionString, checksum + "t_osc_new"));
+        Assert.Equal("-1000", await ScalarAsync(connectionString, "SELECT v FROM t_osc_new WHERE id = 1000"));
+        await cts.CancelAsync();
+        await Task.WhenAll(feeding, applying).ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     private async Task KillDumpConnectionsAsync()

@@ -145,6 +145,27 @@ public sealed class CheckpointerTests
     }
 
     [Fact]
+    public async Task It_records_the_resume_point_when_the_stream_holds_changes_read_before_the_applied_position()
+    {
+        var applier = Applier();
+        var changes = Channel.CreateUnbounded<ReplicationMessage>();
+        Task applying = applier.RunAsync(changes.Reader, CancellationToken.None);
+        await using var checkpointer = new Checkpointer(new MemoryStore(), Migration, applier, new TestPosition(10), null, TimeSpan.FromSeconds(1), TimeProvider.System);
+
+        // Applied up to 90, but changes read at 40 are still held: a resume must read them again.
+        await changes.Writer.WriteAsync(new PositionMessage(new TestPosition(90, resumeAt: 40)));
+        await applier.WaitForAsync(new TestPosition(90), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("40", (await checkpointer.SaveAsync(CancellationToken.None)).Position);
+
+        await changes.Writer.WriteAsync(new PositionMessage(new TestPosition(95)));
+        await applier.WaitForAsync(new TestPosition(95), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("95", (await checkpointer.SaveAsync(CancellationToken.None)).Position);
+
+        changes.Writer.Complete();
+        await applying;
+    }
+
+    [Fact]
     public async Task A_resumed_copy_adds_its_rows_to_the_earlier_runs_and_a_finished_copy_stays_finished()
     {
         var resumedFrom = new MigrationCheckpoint(Migration.Statement, Migration.Digest, new RowKey(4_000L), false, "7", 4_000, DateTimeOffset.UnixEpoch);
