@@ -176,7 +176,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
             Report("cutting over");
             await checkpointer.TrySaveAsync(cancellationToken);
-            CutoverResult cutover = await new PostgresCutover(connectionString, facts, shadow, replay.DrainAsync, options.Cutover).RunAsync(cancellationToken);
+            CutoverResult cutover = await new PostgresCutover(connectionString, facts, shadow, replay.DrainTracedAsync, options.Cutover).RunAsync(cancellationToken);
             swapped = true;
             Report("done");
             if (options.DropOldTable)
