@@ -13,14 +13,17 @@ namespace OnlineSchemaChange.Postgres.Cutover;
 
 /// <summary>
 /// Swaps the shadow in for the original in one transaction. PostgreSQL's DDL is transactional, so no sentry is
-/// needed: LOCK the original ACCESS EXCLUSIVE with a short lock_timeout (a waiting lock queues every later query on
-/// the table behind it, so the wait must be short), read pg_current_wal_lsn(), drain the replay to it, then rename
+/// needed. Unlocked first: the catalog read once (to warm the session's caches), the replay caught up. Then lock both
+/// tables SHARE UPDATE EXCLUSIVE (keeps autovacuum off them without stopping anyone), LOCK the original ACCESS
+/// EXCLUSIVE with a short lock_timeout (a waiting lock queues every later query on the table behind it, so the wait
+/// must be short) and read pg_current_wal_lsn() in the same round trip, drain the replay to it, then rename
 /// the original to &lt;t&gt;_osc_old and the shadow to &lt;t&gt;, and carry over what the new table must have and
 /// LIKE does not copy: index and sequence names, sequence ownership and values, owner, grants, comment, row-level
 /// security and its policies, storage options, replica identity, triggers, dependent views, and foreign keys in
 /// both directions (added NOT VALID inside the swap, validated after it without blocking writes); materialized views
 /// are rebuilt on the new table after the swap (<see cref="PostgresMaterializedViews"/>). Any failure rolls
 /// the whole transaction back: the original is untouched. A lock or drain timeout is retried with backoff and jitter.
+/// The result says how long the lock request waited and where the hold went (<see cref="CutoverResult.Steps"/>).
 /// </summary>
 public sealed class PostgresCutover(string connectionString, PostgresTableFacts facts, PostgresShadowTable shadow,
     Func<ReplicationPosition, CancellationToken, Task<PostgresDrainTrace>> drainTo, CutoverOptions options)
