@@ -104,43 +104,20 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             await warmUp.CommitAsync(cancellationToken);
         }
 
-        await CatchUpAsync(connection, cancellationToken);
-
         await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
         // Qualified definitions (views, constraints, triggers) come out schema-qualified under an empty search path.
         await ExecuteAsync(connection, $"SET LOCAL lock_timeout = {lockMs}; SET LOCAL search_path = pg_catalog; SET LOCAL plan_cache_mode = force_generic_plan", cancellationToken);
 
-        long lockRequested = 0;
-        NpgsqlTypes.NpgsqlLogSequenceNumber lockedAt;
-        using (var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            Task<string?> blockers = WatchBlockersAsync(pid, lockMs, watching.Token);
-            try
-            {
-                // First the lock that keeps (auto)vacuum off both tables: it lets writes and reads go on, so waiting
-                // for a running autovacuum to be cancelled (deadlock_timeout, 1 s by default) stalls no one. Asked for
-                // under the ACCESS EXCLUSIVE one instead, that wait was part of the hold (the shadow, freshly filled,
-                // is vacuumed soon after the copy).
-                await ExecuteAsync(connection,
-                    $"LOCK TABLE {PostgresSql.Quote(shadow.Table)}, {PostgresSql.Quote(Original)} IN SHARE UPDATE EXCLUSIVE MODE", cancellationToken);
-                lockRequested = Stopwatch.GetTimestamp();
-                // The WAL position read in the same round trip as the lock is granted: it bounds every change to the original.
-                lockedAt = await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection,
-                    $"LOCK TABLE {PostgresSql.Quote(Original)} IN ACCESS EXCLUSIVE MODE; SELECT pg_current_wal_lsn()", cancellationToken);
-            }
-            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.DeadlockDetected)
-            {
-                await watching.CancelAsync();
-                string? who = await blockers;
-                throw new CutoverAttemptException((e.SqlState == PostgresErrorCodes.DeadlockDetected ? $"deadlocked while locking {Original}" : $"could not lock {Original} within {lockMs} ms")
-                                                  + (who is null ? "" : $"; blocked by {who}"));
-            }
-            finally
-            {
-                await watching.CancelAsync();
-                await blockers;
-            }
-        }
+        // First the lock that keeps (auto)vacuum off both tables: it lets reads, writes and the replay go on, so
+        // waiting for a running autovacuum to be cancelled (deadlock_timeout, 1 s by default) stalls no one. Asked for
+        // under the ACCESS EXCLUSIVE one instead, that wait was part of the hold (the shadow, freshly filled, is
+        // vacuumed soon after the copy). Taken before the catch-up, so only one round trip separates its end from
+        // the ACCESS EXCLUSIVE request.
+        await LockAsync($"LOCK TABLE {PostgresSql.Quote(shadow.Table)}, {PostgresSql.Quote(Original)} IN SHARE UPDATE EXCLUSIVE MODE");
+        await CatchUpAsync(connection, cancellationToken);
+        long lockRequested = Stopwatch.GetTimestamp();
+        // The WAL position read in the same round trip as the lock is granted: it bounds every change to the original.
+        NpgsqlTypes.NpgsqlLogSequenceNumber lockedAt = await LockAsync($"LOCK TABLE {PostgresSql.Quote(Original)} IN ACCESS EXCLUSIVE MODE; SELECT pg_current_wal_lsn()");
 
         var held = new CutoverTimeline();
         TimeSpan lockWait = Stopwatch.GetElapsedTime(lockRequested, held.Start);
@@ -176,6 +153,29 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
 
         return new Attempt(held.Elapsed, lockWait, held.Steps, toValidate);
+
+        // A lock request, watched: when it times out, the failure names who held it up.
+        async Task<NpgsqlTypes.NpgsqlLogSequenceNumber> LockAsync(string sql)
+        {
+            using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task<string?> blockers = WatchBlockersAsync(pid, lockMs, watching.Token);
+            try
+            {
+                return await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, sql, cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.DeadlockDetected)
+            {
+                await watching.CancelAsync();
+                string? who = await blockers;
+                throw new CutoverAttemptException((e.SqlState == PostgresErrorCodes.DeadlockDetected ? $"deadlocked while locking {Original}" : $"could not lock {Original} within {lockMs} ms")
+                                                  + (who is null ? "" : $"; blocked by {who}"));
+            }
+            finally
+            {
+                await watching.CancelAsync();
+                await blockers;
+            }
+        }
     }
 
     /// <summary>
