@@ -13,9 +13,9 @@ namespace OnlineSchemaChange.Postgres.Cutover;
 
 /// <summary>
 /// Swaps the shadow in for the original in one transaction. PostgreSQL's DDL is transactional, so no sentry is
-/// needed. Unlocked first: the catalog read once (to warm the session's caches), the replay caught up. Then lock both
-/// tables SHARE UPDATE EXCLUSIVE (keeps autovacuum off them without stopping anyone), LOCK the original ACCESS
-/// EXCLUSIVE with a short lock_timeout (a waiting lock queues every later query on the table behind it, so the wait
+/// needed: read the catalog once (to warm the session's caches), lock both tables SHARE UPDATE EXCLUSIVE (keeps
+/// autovacuum off them without stopping anyone), catch the replay up, LOCK the original ACCESS EXCLUSIVE with a
+/// short lock_timeout (a waiting lock queues every later query on the table behind it, so the wait
 /// must be short) and read pg_current_wal_lsn() in the same round trip, drain the replay to it, then rename
 /// the original to &lt;t&gt;_osc_old and the shadow to &lt;t&gt;, and carry over what the new table must have and
 /// LIKE does not copy: index and sequence names, sequence ownership and values, owner, grants, comment, row-level
