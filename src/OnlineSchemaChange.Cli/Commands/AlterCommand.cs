@@ -156,6 +156,9 @@ internal static class AlterCommand
                             verifiedRows = done.Verification?.Rows,
                             repairedChunks = done.Verification?.RepairedChunks,
                             writesBlockedMillis = Math.Round(done.Cutover.WritesBlocked.TotalMilliseconds, 1),
+                            lockWaitMillis = done.Cutover.LockWait is { } wait ? Math.Round(wait.TotalMilliseconds, 1) : (double?)null,
+                            // Where the time the table was held went, in order (engines that time their swap).
+                            writesBlockedSteps = done.Cutover.Steps.Select(s => new { step = s.Name, millis = Math.Round(s.Elapsed.TotalMilliseconds, 1) }),
                             cutOverAttempts = done.Cutover.Attempts,
                             oldTable = result.GetValue(dropOld) ? null : done.OldTable,
                             notes = done.Cutover.Notes,

@@ -13,18 +13,35 @@ namespace OnlineSchemaChange.Postgres.Cutover;
 
 /// <summary>
 /// Swaps the shadow in for the original in one transaction. PostgreSQL's DDL is transactional, so no sentry is
-/// needed: LOCK the original ACCESS EXCLUSIVE with a short lock_timeout (a waiting lock queues every later query on
-/// the table behind it, so the wait must be short), read pg_current_wal_lsn(), drain the replay to it, then rename
+/// needed: read the catalog once (to warm the session's caches), lock both tables SHARE UPDATE EXCLUSIVE (keeps
+/// autovacuum off them without stopping anyone), catch the replay up, LOCK the original ACCESS EXCLUSIVE with a
+/// short lock_timeout (a waiting lock queues every later query on the table behind it, so the wait
+/// must be short) and read pg_current_wal_lsn() in the same round trip, drain the replay to it, then rename
 /// the original to &lt;t&gt;_osc_old and the shadow to &lt;t&gt;, and carry over what the new table must have and
 /// LIKE does not copy: index and sequence names, sequence ownership and values, owner, grants, comment, row-level
 /// security and its policies, storage options, replica identity, triggers, dependent views, and foreign keys in
 /// both directions (added NOT VALID inside the swap, validated after it without blocking writes); materialized views
 /// are rebuilt on the new table after the swap (<see cref="PostgresMaterializedViews"/>). Any failure rolls
 /// the whole transaction back: the original is untouched. A lock or drain timeout is retried with backoff and jitter.
+/// The result says how long the lock request waited and where the hold went (<see cref="CutoverResult.Steps"/>).
 /// </summary>
 public sealed class PostgresCutover(string connectionString, PostgresTableFacts facts, PostgresShadowTable shadow,
-    Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options)
+    Func<ReplicationPosition, CancellationToken, Task<PostgresDrainTrace>> drainTo, CutoverOptions options)
 {
+    /// <summary>With a drain that does not say where its time went.</summary>
+    public PostgresCutover(string connectionString, PostgresTableFacts facts, PostgresShadowTable shadow,
+        Func<ReplicationPosition, CancellationToken, Task> drainTo, CutoverOptions options)
+        : this(connectionString, facts, shadow, async (position, ct) =>
+        {
+            await drainTo(position, ct);
+            return PostgresDrainTrace.Untraced;
+        }, options)
+    {
+    }
+
+    /// <summary>A catch-up round this short leaves little for the drain under the lock.</summary>
+    private static readonly TimeSpan QuickCatchUp = TimeSpan.FromMilliseconds(50);
+
     private readonly List<string> notes = [];
     private IReadOnlyList<PostgresMaterializedViews.View> materializedViews = [];
 
@@ -63,12 +80,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         {
             try
             {
-                (TimeSpan blocked, IReadOnlyList<ForeignKey> toValidate) = await AttemptAsync(cancellationToken);
-                await ValidateAsync(toValidate, cancellationToken);
+                Attempt done = await AttemptAsync(cancellationToken);
+                await ValidateAsync(done.ToValidate, cancellationToken);
                 // After the swap, so the lock is never held while a view's query runs.
                 notes.AddRange(await new PostgresMaterializedViews(connectionString, options.LockTimeout, options.Attempts, Original, facts.Names)
                     .RebuildAsync(materializedViews, Old.ToString(), cancellationToken));
-                return new CutoverResult(blocked, attempt) { Notes = notes };
+                return new CutoverResult(done.Held, attempt) { Notes = notes, LockWait = done.LockWait, Steps = done.Steps };
             }
             catch (CutoverAttemptException e)
             {
@@ -85,59 +102,44 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             "The original table is in place and serving, unchanged. End or wait out the blocking transaction (pg_stat_activity), then run the cut-over again.");
     }
 
-    private async Task<(TimeSpan Blocked, IReadOnlyList<ForeignKey> ToValidate)> AttemptAsync(CancellationToken cancellationToken)
+    private async Task<Attempt> AttemptAsync(CancellationToken cancellationToken)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
         int pid = connection.ProcessID;
-        // Catch up first, unlocked: under the lock only what was written since is left to drain. Without it the
-        // lock would be held for however far the replay happened to be behind (a second and more under load). Bounded
-        // like the drain under the lock; a replay that does not get there fails that one instead.
-        using (var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        int lockMs = Math.Max(1, (int)options.LockTimeout.TotalMilliseconds);
+        await using (NpgsqlTransaction warmUp = await connection.BeginTransactionAsync(cancellationToken))
         {
-            catchUp.CancelAfter(options.DrainTimeout);
-            try
-            {
-                await drainTo(new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", cancellationToken)), catchUp.Token);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-            }
+            // Read once and thrown away: what matters is that the server has the catalog cached when it reads it again under the lock.
+            await ExecuteAsync(connection, "SET LOCAL search_path = pg_catalog; SET LOCAL plan_cache_mode = force_generic_plan", cancellationToken);
+            await ReadCatalogAsync(connection, lockShadow: false, cancellationToken);
+            await warmUp.CommitAsync(cancellationToken);
         }
 
         await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
-        int lockMs = Math.Max(1, (int)options.LockTimeout.TotalMilliseconds);
         // Qualified definitions (views, constraints, triggers) come out schema-qualified under an empty search path.
-        await ExecuteAsync(connection, $"SET LOCAL lock_timeout = {lockMs}; SET LOCAL search_path = pg_catalog", cancellationToken);
+        await ExecuteAsync(connection, $"SET LOCAL lock_timeout = {lockMs}; SET LOCAL search_path = pg_catalog; SET LOCAL plan_cache_mode = force_generic_plan", cancellationToken);
 
-        using (var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            Task<string?> blockers = WatchBlockersAsync(pid, watching.Token);
-            try
-            {
-                await ExecuteAsync(connection, $"LOCK TABLE {PostgresSql.Quote(Original)} IN ACCESS EXCLUSIVE MODE", cancellationToken);
-            }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
-            {
-                await watching.CancelAsync();
-                string? who = await blockers;
-                throw new CutoverAttemptException($"could not lock {Original} within {lockMs} ms" + (who is null ? "" : $"; blocked by {who}"));
-            }
-            finally
-            {
-                await watching.CancelAsync();
-                await blockers;
-            }
-        }
+        // First the lock that keeps (auto)vacuum off both tables: it lets reads, writes and the replay go on, so
+        // waiting for a running autovacuum to be cancelled (deadlock_timeout, 1 s by default) stalls no one. Asked for
+        // under the ACCESS EXCLUSIVE one instead, that wait was part of the hold (the shadow, freshly filled, is
+        // vacuumed soon after the copy). Taken before the catch-up, so only one round trip separates its end from
+        // the ACCESS EXCLUSIVE request.
+        await LockAsync($"LOCK TABLE {PostgresSql.Quote(shadow.Table)}, {PostgresSql.Quote(Original)} IN SHARE UPDATE EXCLUSIVE MODE");
+        await CatchUpAsync(connection, cancellationToken);
+        long lockRequested = Stopwatch.GetTimestamp();
+        // The WAL position read in the same round trip as the lock is granted: it bounds every change to the original.
+        NpgsqlTypes.NpgsqlLogSequenceNumber lockedAt = await LockAsync($"LOCK TABLE {PostgresSql.Quote(Original)} IN ACCESS EXCLUSIVE MODE; SELECT pg_current_wal_lsn()");
 
-        var held = Stopwatch.StartNew();
-        var lsn = new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", cancellationToken));
+        var held = new CutoverTimeline();
+        TimeSpan lockWait = Stopwatch.GetElapsedTime(lockRequested, held.Start);
+        var lsn = new PostgresLsnPosition(lockedAt);
         using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             drain.CancelAfter(options.DrainTimeout);
             try
             {
-                await drainTo(lsn, drain.Token);
+                held.MarkDrain(await drainTo(lsn, drain.Token));
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -148,12 +150,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         IReadOnlyList<ForeignKey> toValidate;
         try
         {
-            await ExecuteAsync(connection, $"LOCK TABLE {PostgresSql.Quote(shadow.Table)} IN ACCESS EXCLUSIVE MODE", cancellationToken);
-            toValidate = await SwapAsync(connection, cancellationToken);
+            toValidate = await SwapAsync(connection, held, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
+            held.Mark("commit");
             Swapped = true;
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.DeadlockDetected)
         {
             throw new CutoverAttemptException($"a table the swap touches stayed locked for more than {lockMs} ms: {e.MessageText}");
         }
@@ -163,20 +165,83 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                 "The new table definition does not fit something that depends on the table (a view, a foreign key, a policy); adjust it and run again.", e);
         }
 
-        return (held.Elapsed, toValidate);
+        return new Attempt(held.Elapsed, lockWait, held.Steps, toValidate);
+
+        // A lock request, watched: when it times out, the failure names who held it up.
+        async Task<NpgsqlTypes.NpgsqlLogSequenceNumber> LockAsync(string sql)
+        {
+            using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task<string?> blockers = WatchBlockersAsync(pid, lockMs, watching.Token);
+            try
+            {
+                return await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, sql, cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.DeadlockDetected)
+            {
+                await watching.CancelAsync();
+                string? who = await blockers;
+                throw new CutoverAttemptException((e.SqlState == PostgresErrorCodes.DeadlockDetected ? $"deadlocked while locking {Original}" : $"could not lock {Original} within {lockMs} ms")
+                                                  + (who is null ? "" : $"; blocked by {who}"));
+            }
+            finally
+            {
+                await watching.CancelAsync();
+                await blockers;
+            }
+        }
     }
 
-    /// <summary>Everything inside the locked transaction: capture definitions, rename, carry over.</summary>
-    private async Task<IReadOnlyList<ForeignKey>> SwapAsync(NpgsqlConnection c, CancellationToken ct)
+    /// <summary>
+    /// Catches the replay up, unlocked, so that under the lock only what was committed since is left to drain;
+    /// without it the lock was held for however far the replay happened to be behind (a second and more under load).
+    /// Each round drains to the position at its start; the changes committed during a round are left for the next,
+    /// so rounds repeat (a few at most) until one is quick: what the drain under the lock then finds is what a quick
+    /// round leaves. A replay that cannot catch up within the drain timeout fails the attempt before the lock is taken.
+    /// </summary>
+    private async Task CatchUpAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        string original = PostgresSql.Quote(Original);
-        string old = PostgresSql.Quote(Old);
-        string schema = PostgresSql.Quote(Original.Schema!);
-        uint shadowOid = await ScalarAsync<uint>(c, "SELECT $1::regclass::oid", ct, PostgresSql.Quote(shadow.Table));
+        using var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        catchUp.CancelAfter(options.DrainTimeout);
+        PostgresLsnPosition? target = null;
+        try
+        {
+            for (int round = 0; round < 5; round++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                target = new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", catchUp.Token));
+                await drainTo(target, catchUp.Token);
+                if (Stopwatch.GetElapsedTime(start) < QuickCatchUp)
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new CutoverAttemptException($"the replay did not reach {target} within {options.DrainTimeout.TotalSeconds:0.#} s before the lock; the table was not locked");
+        }
+    }
 
-        // Captured before the rename: afterwards they would print the old table's new name.
-        var views = await RowsAsync(c,
-            """
+    /// <summary>
+    /// What the swap needs from the catalog, read in one round trip: under the lock for the swap itself (definitions
+    /// as of the lock, printed before the renames, which would make them name the old table), and once before it on
+    /// the same connection so that the server's per-session catalog caches are warm (read cold, the same queries
+    /// took 50-190 ms, mostly planning, of which the warm reads under the lock take a few).
+    /// </summary>
+    private async Task<SwapCatalog> ReadCatalogAsync(NpgsqlConnection c, bool lockShadow, CancellationToken ct)
+    {
+        string shadowName = PostgresSql.Quote(shadow.Table);
+        string original = PostgresSql.Quote(Original);
+        uint oid = facts.Oid;
+        // Names an index of the new table may take: those the shadow's indexes keep, and those built from the table's name.
+        string[] kept = shadow.IndexNames.Values.Distinct(StringComparer.Ordinal).ToArray();
+        await using var batch = new NpgsqlBatch(c);
+        if (lockShadow)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand($"LOCK TABLE {shadowName} IN ACCESS EXCLUSIVE MODE"));
+        }
+
+        Add("""
             SELECT DISTINCT v.oid, format('%I.%I', n.nspname, v.relname), pg_get_viewdef(v.oid), coalesce(array_to_string(v.reloptions, ', '), ''), v.relkind,
                    pg_get_userbyid(v.relowner), obj_description(v.oid, 'pg_class'),
                    (SELECT string_agg(format('GRANT %s ON %I.%I TO %s%s', a.privilege_type, n.nspname, v.relname,
@@ -186,197 +251,136 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace
             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND v.oid <> $1
             ORDER BY v.oid
-            """, ct, facts.Oid);
-        materializedViews = await PostgresMaterializedViews.CaptureAsync(c, facts.Oid, ct);
-        var foreignKeys = (await RowsAsync(c,
-            """
+            """, oid);
+        Add("""
             SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid), convalidated, conrelid = $1
             FROM pg_constraint WHERE contype = 'f' AND (confrelid = $1 OR conrelid = $1) ORDER BY oid
-            """, ct, facts.Oid)).Select(r => new ForeignKey((string)r[0]!, (string)r[1]!, (string)r[2]!, (bool)r[3]!, (bool)r[4]!)).ToList();
-        var triggers = await RowsAsync(c, "SELECT tgname, pg_get_triggerdef(oid), tgenabled FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY oid", ct, facts.Oid);
-        var policies = await RowsAsync(c,
-            """
+            """, oid);
+        Add("SELECT tgname, pg_get_triggerdef(oid), tgenabled FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY oid", oid);
+        Add("""
             SELECT p.polname, p.polpermissive, p.polcmd,
                    (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ') FROM unnest(p.polroles) r),
                    pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
             FROM pg_policy p WHERE p.polrelid = $1 ORDER BY p.oid
-            """, ct, facts.Oid);
-        var table = (await RowsAsync(c,
-            """
+            """, oid);
+        Add("""
             SELECT pg_get_userbyid(relowner), obj_description(oid, 'pg_class'), relrowsecurity, relforcerowsecurity, relreplident,
                    (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1 AND i.indisreplident),
-                   coalesce(reloptions, '{}'), (SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $2), current_user
+                   coalesce(reloptions, '{}'), (SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $2::regclass), current_user
             FROM pg_class WHERE oid = $1
-            """, ct, facts.Oid, shadowOid))[0];
-        var grants = await RowsAsync(c,
-            """
+            """, oid, shadowName);
+        Add("""
             SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.privilege_type, a.is_grantable
             FROM pg_class t CROSS JOIN LATERAL aclexplode(t.relacl) a WHERE t.oid = $1
-            """, ct, facts.Oid);
-        var columnGrants = await RowsAsync(c,
-            """
+            """, oid);
+        Add("""
             SELECT at.attname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.privilege_type, a.is_grantable
             FROM pg_attribute at CROSS JOIN LATERAL aclexplode(at.attacl) a WHERE at.attrelid = $1 AND at.attnum > 0 AND NOT at.attisdropped
-            """, ct, facts.Oid);
-        var oldIndexes = await RowsAsync(c, "SELECT indexrelid, indexrelid::regclass::text FROM pg_index WHERE indrelid = $1", ct, facts.Oid);
-        var sequences = await RowsAsync(c,
-            """
-            SELECT a.attname, pg_get_serial_sequence($2, a.attname), a.attidentity <> ''
-            FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND pg_get_serial_sequence($2, a.attname) IS NOT NULL
-            """, ct, facts.Oid, original);
+            """, oid);
+        Add("SELECT indexrelid, indexrelid::regclass::text FROM pg_index WHERE indrelid = $1", oid);
+        // Each column's sequence, with its name, oid and schema: the statements that carry it over are written
+        // before the renames, and must name it as the renames leave it.
+        Add("""
+            SELECT a.attname, s.seq, a.attidentity <> '', q.relname, q.oid, n.nspname
+            FROM pg_attribute a CROSS JOIN LATERAL (SELECT pg_get_serial_sequence($2, a.attname) AS seq) s
+                 JOIN pg_class q ON q.oid = s.seq::regclass JOIN pg_namespace n ON n.oid = q.relnamespace
+            WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL
+            """, oid, original);
+        Add("""
+            SELECT a.attname, s.seq, n.nspname
+            FROM pg_attribute a CROSS JOIN LATERAL (SELECT pg_get_serial_sequence($1, a.attname) AS seq) s
+                 JOIN pg_class q ON q.oid = s.seq::regclass JOIN pg_namespace n ON n.oid = q.relnamespace
+            WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL
+            """, shadowName);
+        Add("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass", shadowName);
+        Add("""
+            SELECT c.relname, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND (c.relname = ANY($2) OR starts_with(c.relname, $3))
+            """, Original.Schema!, kept, Original.Name);
 
-        await ExecuteAsync(c, $"ALTER TABLE {original} RENAME TO {PostgresSql.Quote(Old.Name)}", ct);
-        await ExecuteAsync(c, $"ALTER TABLE {PostgresSql.Quote(shadow.Table)} RENAME TO {PostgresSql.Quote(Original.Name)}", ct);
-
-        // Index (and index-backed constraint) names: the old table's step aside, the new table's take the original names.
-        foreach (var index in oldIndexes)
+        // Prepared, and planned once for any parameters (the transactions set plan_cache_mode): under the lock
+        // the server then neither parses nor plans, as the warm-up did both.
+        await batch.PrepareAsync(ct);
+        var sets = new List<List<object?[]>>();
+        await using (NpgsqlDataReader reader = await batch.ExecuteReaderAsync(ct))
         {
-            await ExecuteAsync(c, $"ALTER INDEX {index[1]} RENAME TO {PostgresSql.Quote("osc_old_" + Convert.ToString(index[0], CultureInfo.InvariantCulture))}", ct);
-        }
-
-        var newIndexes = (await RowsAsync(c, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1", ct, shadowOid))
-            .Select(r => (string)r[0]!).ToList();
-        var used = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string name in newIndexes)
-        {
-            string? target = shadow.IndexNames.TryGetValue(name, out string? kept) ? kept
-                : name.StartsWith(facts.Names.Shadow + "_", StringComparison.Ordinal) ? facts.Table.Name + name[facts.Names.Shadow.Length..]
-                : null;
-            if (target is not null && used.Add(target) && !await ExistsAsync(c, Original.Schema!, target, ct))
+            do
             {
-                await ExecuteAsync(c, $"ALTER INDEX {schema}.{PostgresSql.Quote(name)} RENAME TO {PostgresSql.Quote(target)}", ct);
+                var rows = new List<object?[]>();
+                while (await reader.ReadAsync(ct))
+                {
+                    var row = new object?[reader.FieldCount];
+                    for (int i = 0; i < row.Length; i++)
+                    {
+                        row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                    }
+
+                    rows.Add(row);
+                }
+
+                sets.Add(rows);
             }
+            while (await reader.NextResultAsync(ct));
         }
 
-        // Owner first: a sequence can only be owned by a column of a table with the same owner.
-        string owner = (string)table[0]!;
-        if (owner != (string)table[8]!)
+        // A LOCK returns no rows and has no result of its own.
+        if (sets.Count != 12)
         {
-            await ExecuteAsync(c, $"ALTER TABLE {original} OWNER TO {PostgresSql.Quote(owner)}", ct);
+            throw new InvalidOperationException($"The swap's catalog read returned {sets.Count} results, not 12.");
         }
 
-        foreach (var sequence in sequences)
+        var oldIndexOids = sets[7].Select(r => (uint)r[0]!).ToHashSet();
+        return new SwapCatalog(
+            Views: sets[0],
+            ForeignKeys: sets[1].Select(r => new ForeignKey((string)r[0]!, (string)r[1]!, (string)r[2]!, (bool)r[3]!, (bool)r[4]!)).ToList(),
+            Triggers: sets[2],
+            Policies: sets[3],
+            Table: sets[4][0],
+            Grants: sets[5],
+            ColumnGrants: sets[6],
+            OldIndexes: sets[7],
+            Sequences: sets[8],
+            ShadowSequences: sets[9].ToDictionary(r => (string)r[0]!, r => (Name: (string)r[1]!, Schema: (string)r[2]!), StringComparer.Ordinal),
+            NewIndexes: sets[10].Select(r => (string)r[0]!).ToList(),
+            // What stays once the old table's indexes have stepped aside.
+            Taken: sets[11].Where(r => !oldIndexOids.Contains((uint)r[1]!)).Select(r => (string)r[0]!).ToHashSet(StringComparer.Ordinal),
+            MaterializedViews: sets[0].Any(v => (char)v[4]! == 'm') ? await PostgresMaterializedViews.CaptureAsync(c, facts.Oid, ct) : []);
+
+        void Add(string sql, params object[] args)
         {
-            string column = (string)sequence[0]!;
-            string oldSequence = (string)sequence[1]!;
-            string? target = shadow.Mapping.Pairs.FirstOrDefault(p => p.Source == column).Target;
-            if (target is null)
+            var command = new NpgsqlBatchCommand(sql);
+            foreach (object arg in args)
             {
-                continue;
-            }
-
-            string quotedTarget = PostgresSql.Quote(target);
-            string? newSequence = await ScalarAsync<string?>(c, "SELECT pg_get_serial_sequence($1, $2)", ct, original, target);
-            if ((bool)sequence[2]! && newSequence is not null && newSequence != oldSequence)
-            {
-                // Identity: the new table has its own sequence; it takes the old one's name and continues past it.
-                string oldName = await ScalarAsync<string>(c, "SELECT relname FROM pg_class WHERE oid = $1::regclass", ct, oldSequence);
-                await ExecuteAsync(c, $"ALTER SEQUENCE {oldSequence} RENAME TO {PostgresSql.Quote("osc_old_" + await ScalarAsync<uint>(c, "SELECT $1::regclass::oid", ct, oldSequence))}", ct);
-                await ExecuteAsync(c, $"ALTER SEQUENCE {newSequence} RENAME TO {PostgresSql.Quote(oldName)}", ct);
-                newSequence = await ScalarAsync<string>(c, "SELECT pg_get_serial_sequence($1, $2)", ct, original, target);
-                string oldRenamed = await ScalarAsync<string>(c, "SELECT pg_get_serial_sequence($1, $2)", ct, old, column);
-                await ExecuteAsync(c,
-                    $"SELECT setval('{Escape(newSequence)}', v) FROM (SELECT greatest((SELECT max({quotedTarget}) FROM {original}), " +
-                    $"(SELECT CASE WHEN is_called THEN last_value END FROM {oldRenamed})) AS v) s WHERE v IS NOT NULL", ct);
-            }
-            else if (!(bool)sequence[2]!)
-            {
-                // Serial: the shadow's default already draws from the same sequence; it now belongs to the new column.
-                await ExecuteAsync(c, $"ALTER SEQUENCE {oldSequence} OWNED BY {original}.{quotedTarget}", ct);
-                await ExecuteAsync(c,
-                    $"SELECT setval('{Escape(oldSequence)}', m) FROM (SELECT max({quotedTarget}) AS m FROM {original}) s, {oldSequence} q " +
-                    "WHERE m IS NOT NULL AND (NOT q.is_called OR m > q.last_value)", ct);
-            }
-        }
-
-        foreach (var grant in grants)
-        {
-            await ExecuteAsync(c, $"GRANT {grant[1]} ON {original} TO {grant[0]}{((bool)grant[2]! ? " WITH GRANT OPTION" : "")}", ct);
-        }
-
-        foreach (var grant in columnGrants)
-        {
-            string? target = shadow.Mapping.Pairs.FirstOrDefault(p => p.Source == (string)grant[0]!).Target;
-            if (target is not null)
-            {
-                await ExecuteAsync(c, $"GRANT {grant[2]} ({PostgresSql.Quote(target)}) ON {original} TO {grant[1]}{((bool)grant[3]! ? " WITH GRANT OPTION" : "")}", ct);
-            }
-        }
-
-        if (table[1] is string comment)
-        {
-            await ExecuteAsync(c, $"COMMENT ON TABLE {original} IS '{Escape(comment)}'", ct);
-        }
-
-        if ((bool)table[2]!)
-        {
-            await ExecuteAsync(c, $"ALTER TABLE {original} ENABLE ROW LEVEL SECURITY", ct);
-        }
-
-        if ((bool)table[3]!)
-        {
-            await ExecuteAsync(c, $"ALTER TABLE {original} FORCE ROW LEVEL SECURITY", ct);
-        }
-
-        foreach (var policy in policies)
-        {
-            string command = (char)policy[2]! switch { 'r' => "SELECT", 'a' => "INSERT", 'w' => "UPDATE", 'd' => "DELETE", _ => "ALL" };
-            await ExecuteAsync(c,
-                $"CREATE POLICY {PostgresSql.Quote((string)policy[0]!)} ON {original} AS {((bool)policy[1]! ? "PERMISSIVE" : "RESTRICTIVE")} FOR {command} TO {policy[3]}" +
-                (policy[4] is string qual ? $" USING ({qual})" : "") + (policy[5] is string check ? $" WITH CHECK ({check})" : ""), ct);
-        }
-
-        var shadowOptions = ((string[])table[7]!).Select(o => o.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
-        string[] carried = ((string[])table[6]!).Where(o => !shadowOptions.Contains(o.Split('=')[0])).ToArray();
-        if (carried.Length > 0)
-        {
-            await ExecuteAsync(c, $"ALTER TABLE {original} SET ({string.Join(", ", carried)})", ct);
-        }
-
-        switch ((char)table[4]!)
-        {
-            case 'f':
-                await ExecuteAsync(c, $"ALTER TABLE {original} REPLICA IDENTITY FULL", ct);
-                break;
-            case 'i' when table[5] is string identityIndex && await ExistsAsync(c, Original.Schema!, identityIndex, ct):
-                await ExecuteAsync(c, $"ALTER TABLE {original} REPLICA IDENTITY USING INDEX {PostgresSql.Quote(identityIndex)}", ct);
-                break;
-        }
-
-        foreach (var trigger in triggers)
-        {
-            await ExecuteAsync(c, (string)trigger[1]!, ct);
-            string? state = (char)trigger[2]! switch { 'D' => "DISABLE TRIGGER", 'R' => "ENABLE REPLICA TRIGGER", 'A' => "ENABLE ALWAYS TRIGGER", _ => null };
-            if (state is not null)
-            {
-                await ExecuteAsync(c, $"ALTER TABLE {original} {state} {PostgresSql.Quote((string)trigger[0]!)}", ct);
-            }
-        }
-
-        foreach (var view in views)
-        {
-            if ((char)view[4]! == 'm')
-            {
-                continue; // Rebuilt after the swap: PostgresMaterializedViews.
+                command.Parameters.Add(arg is uint id ? new NpgsqlParameter { Value = id, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid } : new NpgsqlParameter { Value = arg });
             }
 
-            await RecreateViewAsync(c, view, ct);
+            batch.BatchCommands.Add(command);
+        }
+    }
+
+    /// <summary>
+    /// Everything inside the locked transaction: capture definitions, rename, carry over. The renames and carry-overs
+    /// are written from the catalog read up front and sent in one round trip; only dependent views go one by one,
+    /// since each may need a second way (see <see cref="RecreateViewAsync"/>).
+    /// </summary>
+    private async Task<IReadOnlyList<ForeignKey>> SwapAsync(NpgsqlConnection c, CutoverTimeline held, CancellationToken ct)
+    {
+        SwapCatalog catalog = await ReadCatalogAsync(c, lockShadow: true, ct);
+        materializedViews = catalog.MaterializedViews;
+        held.Mark("lock the shadow, read the catalog");
+
+        (List<string> statements, List<ForeignKey> toValidate) = SwapStatements(catalog);
+        await using (var batch = new NpgsqlBatch(c))
+        {
+            foreach (string statement in statements)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
+            }
+
+            await batch.ExecuteNonQueryAsync(ct);
         }
 
-        // Foreign keys: the old table lets go of its own (it must not hold back deletes of parent rows) and the
-        // children's point at the new table. NOT VALID checks new writes only, so adding them does not scan.
-        var toValidate = new List<ForeignKey>();
-        foreach (ForeignKey key in foreignKeys)
-        {
-            string child = key.Outgoing ? original : key.Table;
-            await ExecuteAsync(c, $"ALTER TABLE {(key.Outgoing ? old : key.Table)} DROP CONSTRAINT {PostgresSql.Quote(key.Name)}", ct);
-            string definition = key.Definition.EndsWith(" NOT VALID", StringComparison.Ordinal) ? key.Definition : key.Definition + " NOT VALID";
-            await ExecuteAsync(c, $"ALTER TABLE {child} ADD CONSTRAINT {PostgresSql.Quote(key.Name)} {definition}", ct);
-            if (key.Validated)
-            {
-                toValidate.Add(key with { Table = child });
-            }
-        }
+        held.Mark(string.Create(CultureInfo.InvariantCulture, $"renames and carry-overs ({statements.Count} statements, one round trip)"));
 
         if (AfterSwapLog is not null)
         {
@@ -385,7 +389,178 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                 .SaveAsync(c, AfterSwapLog, ct);
         }
 
+        int recreated = 0;
+        foreach (var view in catalog.Views)
+        {
+            if ((char)view[4]! == 'm')
+            {
+                continue; // Rebuilt after the swap: PostgresMaterializedViews.
+            }
+
+            await RecreateViewAsync(c, view, ct);
+            recreated++;
+        }
+
+        held.Mark(string.Create(CultureInfo.InvariantCulture, $"dependent views ({recreated})"));
         return toValidate;
+    }
+
+    /// <summary>The swap's statements, in order, from what the catalog said under the lock.</summary>
+    private (List<string> Statements, List<ForeignKey> ToValidate) SwapStatements(SwapCatalog catalog)
+    {
+        var statements = new List<string>();
+        string original = PostgresSql.Quote(Original);
+        string old = PostgresSql.Quote(Old);
+        string schema = PostgresSql.Quote(Original.Schema!);
+        object?[] table = catalog.Table;
+
+        statements.Add($"ALTER TABLE {original} RENAME TO {PostgresSql.Quote(Old.Name)}");
+        statements.Add($"ALTER TABLE {PostgresSql.Quote(shadow.Table)} RENAME TO {PostgresSql.Quote(Original.Name)}");
+
+        // Index (and index-backed constraint) names: the old table's step aside, the new table's take the original names.
+        foreach (var index in catalog.OldIndexes)
+        {
+            statements.Add($"ALTER INDEX {index[1]} RENAME TO {PostgresSql.Quote("osc_old_" + Convert.ToString(index[0], CultureInfo.InvariantCulture))}");
+        }
+
+        var taken = catalog.Taken;
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string name in catalog.NewIndexes)
+        {
+            string? target = shadow.IndexNames.TryGetValue(name, out string? kept) ? kept
+                : name.StartsWith(facts.Names.Shadow + "_", StringComparison.Ordinal) ? facts.Table.Name + name[facts.Names.Shadow.Length..]
+                : null;
+            if (target is not null && used.Add(target) && !taken.Contains(target))
+            {
+                statements.Add($"ALTER INDEX {schema}.{PostgresSql.Quote(name)} RENAME TO {PostgresSql.Quote(target)}");
+                taken.Remove(name);
+                taken.Add(target);
+            }
+        }
+
+        // Owner first: a sequence can only be owned by a column of a table with the same owner.
+        string owner = (string)table[0]!;
+        if (owner != (string)table[8]!)
+        {
+            statements.Add($"ALTER TABLE {original} OWNER TO {PostgresSql.Quote(owner)}");
+        }
+
+        foreach (var sequence in catalog.Sequences)
+        {
+            string column = (string)sequence[0]!;
+            string oldSequence = (string)sequence[1]!;
+            bool identity = (bool)sequence[2]!;
+            string? target = shadow.Mapping.Pairs.FirstOrDefault(p => p.Source == column).Target;
+            if (target is null)
+            {
+                continue;
+            }
+
+            string quotedTarget = PostgresSql.Quote(target);
+            // The new column's own sequence (an identity's), as the new table's name would show it after the renames.
+            (string Name, string Schema)? newSequence = catalog.ShadowSequences.TryGetValue(target, out var found) ? found : null;
+            if (identity && newSequence is { } mine && mine.Name != oldSequence)
+            {
+                // Identity: the new table has its own sequence; it takes the old one's name and continues past it.
+                string oldName = (string)sequence[3]!;
+                string oldRenamed = PostgresSql.Quote(new TableName((string)sequence[5]!, "osc_old_" + Convert.ToString(sequence[4], CultureInfo.InvariantCulture)));
+                string renamed = PostgresSql.Quote(new TableName(mine.Schema, oldName));
+                statements.Add($"ALTER SEQUENCE {oldSequence} RENAME TO {PostgresSql.Quote("osc_old_" + Convert.ToString(sequence[4], CultureInfo.InvariantCulture))}");
+                statements.Add($"ALTER SEQUENCE {mine.Name} RENAME TO {PostgresSql.Quote(oldName)}");
+                statements.Add(
+                    $"SELECT setval('{Escape(renamed)}', v) FROM (SELECT greatest((SELECT max({quotedTarget}) FROM {original}), " +
+                    $"(SELECT CASE WHEN is_called THEN last_value END FROM {oldRenamed})) AS v) s WHERE v IS NOT NULL");
+            }
+            else if (!identity)
+            {
+                // Serial: the shadow's default already draws from the same sequence; it now belongs to the new column.
+                statements.Add($"ALTER SEQUENCE {oldSequence} OWNED BY {original}.{quotedTarget}");
+                statements.Add(
+                    $"SELECT setval('{Escape(oldSequence)}', m) FROM (SELECT max({quotedTarget}) AS m FROM {original}) s, {oldSequence} q " +
+                    "WHERE m IS NOT NULL AND (NOT q.is_called OR m > q.last_value)");
+            }
+        }
+
+        foreach (var grant in catalog.Grants)
+        {
+            statements.Add($"GRANT {grant[1]} ON {original} TO {grant[0]}{((bool)grant[2]! ? " WITH GRANT OPTION" : "")}");
+        }
+
+        foreach (var grant in catalog.ColumnGrants)
+        {
+            string? target = shadow.Mapping.Pairs.FirstOrDefault(p => p.Source == (string)grant[0]!).Target;
+            if (target is not null)
+            {
+                statements.Add($"GRANT {grant[2]} ({PostgresSql.Quote(target)}) ON {original} TO {grant[1]}{((bool)grant[3]! ? " WITH GRANT OPTION" : "")}");
+            }
+        }
+
+        if (table[1] is string comment)
+        {
+            statements.Add($"COMMENT ON TABLE {original} IS '{Escape(comment)}'");
+        }
+
+        if ((bool)table[2]!)
+        {
+            statements.Add($"ALTER TABLE {original} ENABLE ROW LEVEL SECURITY");
+        }
+
+        if ((bool)table[3]!)
+        {
+            statements.Add($"ALTER TABLE {original} FORCE ROW LEVEL SECURITY");
+        }
+
+        foreach (var policy in catalog.Policies)
+        {
+            string command = (char)policy[2]! switch { 'r' => "SELECT", 'a' => "INSERT", 'w' => "UPDATE", 'd' => "DELETE", _ => "ALL" };
+            statements.Add(
+                $"CREATE POLICY {PostgresSql.Quote((string)policy[0]!)} ON {original} AS {((bool)policy[1]! ? "PERMISSIVE" : "RESTRICTIVE")} FOR {command} TO {policy[3]}" +
+                (policy[4] is string qual ? $" USING ({qual})" : "") + (policy[5] is string check ? $" WITH CHECK ({check})" : ""));
+        }
+
+        var shadowOptions = ((string[])table[7]!).Select(o => o.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
+        string[] carried = ((string[])table[6]!).Where(o => !shadowOptions.Contains(o.Split('=')[0])).ToArray();
+        if (carried.Length > 0)
+        {
+            statements.Add($"ALTER TABLE {original} SET ({string.Join(", ", carried)})");
+        }
+
+        switch ((char)table[4]!)
+        {
+            case 'f':
+                statements.Add($"ALTER TABLE {original} REPLICA IDENTITY FULL");
+                break;
+            case 'i' when table[5] is string identityIndex && taken.Contains(identityIndex):
+                statements.Add($"ALTER TABLE {original} REPLICA IDENTITY USING INDEX {PostgresSql.Quote(identityIndex)}");
+                break;
+        }
+
+        foreach (var trigger in catalog.Triggers)
+        {
+            statements.Add((string)trigger[1]!);
+            string? state = (char)trigger[2]! switch { 'D' => "DISABLE TRIGGER", 'R' => "ENABLE REPLICA TRIGGER", 'A' => "ENABLE ALWAYS TRIGGER", _ => null };
+            if (state is not null)
+            {
+                statements.Add($"ALTER TABLE {original} {state} {PostgresSql.Quote((string)trigger[0]!)}");
+            }
+        }
+
+        // Foreign keys: the old table lets go of its own (it must not hold back deletes of parent rows) and the
+        // children's point at the new table. NOT VALID checks new writes only, so adding them does not scan.
+        var toValidate = new List<ForeignKey>();
+        foreach (ForeignKey key in catalog.ForeignKeys)
+        {
+            string child = key.Outgoing ? original : key.Table;
+            statements.Add($"ALTER TABLE {(key.Outgoing ? old : key.Table)} DROP CONSTRAINT {PostgresSql.Quote(key.Name)}");
+            string definition = key.Definition.EndsWith(" NOT VALID", StringComparison.Ordinal) ? key.Definition : key.Definition + " NOT VALID";
+            statements.Add($"ALTER TABLE {child} ADD CONSTRAINT {PostgresSql.Quote(key.Name)} {definition}");
+            if (key.Validated)
+            {
+                toValidate.Add(key with { Table = child });
+            }
+        }
+
+        return (statements, toValidate);
     }
 
     /// <summary>
@@ -460,11 +635,13 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
     }
 
     /// <summary>While our LOCK waits, who holds it up: pg_blocking_pids with what those sessions run.</summary>
-    private async Task<string?> WatchBlockersAsync(int pid, CancellationToken cancellationToken)
+    private async Task<string?> WatchBlockersAsync(int pid, int lockMs, CancellationToken cancellationToken)
     {
         string? last = null;
         try
         {
+            // Not at once: most locks are granted in milliseconds, and the watch would compete with them for the CPU.
+            await Task.Delay(Math.Min(50, lockMs / 4), cancellationToken);
             await using var connection = new NpgsqlConnection(connectionString);
             await connection.OpenAsync(cancellationToken);
             while (!cancellationToken.IsCancellationRequested)
@@ -488,10 +665,6 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
 
     private static string Escape(string text) => text.Replace("'", "''", StringComparison.Ordinal);
 
-    private static async Task<bool> ExistsAsync(NpgsqlConnection connection, string schema, string name, CancellationToken cancellationToken) =>
-        await ScalarAsync<bool>(connection, "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
-            cancellationToken, schema, name);
-
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 120 };
@@ -510,33 +683,17 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         return value is null or DBNull ? default! : (T)value;
     }
 
-    private static async Task<List<object?[]>> RowsAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params object[] args)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        foreach (object arg in args)
-        {
-            command.Parameters.Add(arg is uint oid ? new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid } : new NpgsqlParameter { Value = arg });
-        }
-
-        var rows = new List<object?[]>();
-        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var row = new object?[reader.FieldCount];
-            for (int i = 0; i < row.Length; i++)
-            {
-                row[i] = reader.IsDBNull(i) ? null : reader.GetValue(i);
-            }
-
-            rows.Add(row);
-        }
-
-        return rows;
-    }
-
     /// <param name="Table">The table the constraint is on (qualified, quoted as regclass prints it).</param>
     /// <param name="Outgoing">The constraint is on the migrated table itself (it references a parent, or itself).</param>
     private sealed record ForeignKey(string Name, string Table, string Definition, bool Validated, bool Outgoing);
+
+    private sealed record SwapCatalog(
+        List<object?[]> Views, List<ForeignKey> ForeignKeys, List<object?[]> Triggers, List<object?[]> Policies, object?[] Table,
+        List<object?[]> Grants, List<object?[]> ColumnGrants, List<object?[]> OldIndexes, List<object?[]> Sequences,
+        Dictionary<string, (string Name, string Schema)> ShadowSequences, List<string> NewIndexes, HashSet<string> Taken,
+        IReadOnlyList<PostgresMaterializedViews.View> MaterializedViews);
+
+    private sealed record Attempt(TimeSpan Held, TimeSpan LockWait, IReadOnlyList<CutoverStep> Steps, IReadOnlyList<ForeignKey> ToValidate);
 
     private sealed class CutoverAttemptException(string message) : Exception(message);
 }

@@ -189,7 +189,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
             Report("cutting over");
             await checkpointer.TrySaveAsync(cancellationToken);
-            cutoverRun = new PostgresCutover(connectionString, facts, shadow, replay.DrainAsync, options.Cutover)
+            cutoverRun = new PostgresCutover(connectionString, facts, shadow, replay.DrainTracedAsync, options.Cutover)
             {
                 AfterSwapLog = store.Table,
                 Statement = migration.Statement,

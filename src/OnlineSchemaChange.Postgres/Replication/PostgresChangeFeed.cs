@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Npgsql;
 using Npgsql.Replication;
@@ -56,8 +58,12 @@ public sealed class PostgresChangeFeed(
     private uint? _xid;
     private long _transactionRows;
     private long _rowsToSkip;
+    private StrongBox<(NpgsqlLogSequenceNumber, long)>? _lastMarker;
 
     public long RowsSeen { get; private set; }
+
+    /// <summary>The last drain marker passed on, and when (a <see cref="System.Diagnostics.Stopwatch"/> timestamp): when a drain's wait ended in the stream.</summary>
+    public (NpgsqlLogSequenceNumber Lsn, long Timestamp)? LastMarker => Volatile.Read(ref _lastMarker)?.Value;
 
     /// <summary>The transactions this feed has begun to pass on (recent ones; each has committed, as pgoutput sends a transaction at its commit), for the copy's visibility check.</summary>
     public ReceivedTransactions Received { get; } = new();
@@ -178,6 +184,7 @@ public sealed class PostgresChangeFeed(
                         break;
                     case LogicalDecodingMessage marker when marker.Flags == 0 && marker.Prefix.StartsWith(MarkerPrefix, StringComparison.Ordinal)
                                                             && marker.MessageLsn > _lastPosition:
+                        Volatile.Write(ref _lastMarker, new StrongBox<(NpgsqlLogSequenceNumber, long)>((marker.MessageLsn, Stopwatch.GetTimestamp())));
                         await PositionAsync(writer, marker.MessageLsn, cancellationToken);
                         break;
                 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
@@ -60,13 +61,23 @@ public sealed class PostgresReplay : IAsyncDisposable
     /// marker emitted into the WAL after the target gives the stream a position past it even when nothing more is
     /// committed to the table.
     /// </summary>
-    public async Task DrainAsync(ReplicationPosition target, CancellationToken cancellationToken)
+    public async Task DrainAsync(ReplicationPosition target, CancellationToken cancellationToken) =>
+        await DrainTracedAsync(target, cancellationToken);
+
+    /// <summary><see cref="DrainAsync"/>, saying when each of its waits ended.</summary>
+    public async Task<PostgresDrainTrace> DrainTracedAsync(ReplicationPosition target, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(target);
+        long rowsBefore = Applier.RowsWritten;
+        ulong backlog = target is PostgresLsnPosition to && Applier.Applied is PostgresLsnPosition at && (ulong)to.Lsn > (ulong)at.Lsn
+            ? (ulong)to.Lsn - (ulong)at.Lsn : 0;
         Task caughtUp = Applier.WaitForAsync(target, cancellationToken);
+        PostgresLsnPosition? marker = null;
+        long? committed = null;
         if (!caughtUp.IsCompleted)
         {
-            await EmitMarkerAsync(_connectionString, cancellationToken);
+            marker = await EmitMarkerAsync(_connectionString, cancellationToken);
+            committed = Stopwatch.GetTimestamp();
         }
 
         if (await Task.WhenAny(caughtUp, _failed) == _failed)
@@ -75,6 +86,9 @@ public sealed class PostgresReplay : IAsyncDisposable
         }
 
         await caughtUp;
+        long applied = Stopwatch.GetTimestamp();
+        long? received = marker is not null && Feed.LastMarker is { } seen && seen.Lsn == marker.Lsn ? seen.Timestamp : null;
+        return new PostgresDrainTrace(committed, received, applied, backlog, Applier.RowsWritten - rowsBefore);
     }
 
     /// <summary>The position a drain started now has to reach: the server's current WAL insert position.</summary>

@@ -62,6 +62,13 @@ public sealed class PostgresCutoverTests(ServersFixture servers) : IAsyncLifetim
 
         Assert.Equal(1, result.Attempts);
         Assert.InRange(result.WritesBlocked, TimeSpan.Zero, TimeSpan.FromSeconds(3));
+        // Where the hold went: consecutive parts of it, so never more than it in all.
+        Assert.NotNull(result.LockWait);
+        Assert.Equal(["drain: returned", "lock the shadow, read the catalog", "renames and carry-overs", "dependent views", "commit"],
+            result.Steps.Select(s => s.Name.Split(" (")[0]));
+        Assert.All(result.Steps, s => Assert.True(s.Elapsed >= TimeSpan.Zero, s.Name));
+        Assert.InRange(result.Steps.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.Elapsed), TimeSpan.Zero, result.WritesBlocked);
+        Assert.Contains("dependent views (2)", result.Steps.Select(s => s.Name));
         Assert.Empty(cutover.Notes);
         Assert.Equal("bigint", await ScalarAsync(_connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'a'"));
         Assert.Equal(oldOid.ToString(System.Globalization.CultureInfo.InvariantCulture), await ScalarAsync(_connectionString, "SELECT 't_osc_old'::regclass::oid"));
@@ -168,13 +175,35 @@ public sealed class PostgresCutoverTests(ServersFixture servers) : IAsyncLifetim
         var options = new CutoverOptions { DrainTimeout = TimeSpan.FromMilliseconds(200), Attempts = 2 };
         int drains = 0;
 
+        // The catch-up before the lock gets there; the drain under the lock never does.
         var error = await Assert.ThrowsAsync<OscException>(() => new PostgresCutover(_connectionString, facts, shadow,
-            async (_, ct) => { drains++; await Task.Delay(Timeout.Infinite, ct); }, options).RunAsync(CancellationToken.None));
+            async (_, ct) =>
+            {
+                if (++drains % 2 == 0)
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+            }, options).RunAsync(CancellationToken.None));
 
         Assert.Equal(4, drains); // per attempt: the bounded catch-up before the lock, then the drain under it
         Assert.Contains("the replay did not reach", error.Message, StringComparison.Ordinal);
         Assert.Equal("2000", await ScalarAsync(_connectionString, "SELECT count(*) FROM t"));
         Assert.Equal("", await ScalarAsync(_connectionString, "SELECT relname FROM pg_class WHERE relname = 't_osc_old'"));
+    }
+
+    [Fact]
+    public async Task A_replay_that_does_not_catch_up_before_the_lock_never_locks_the_table()
+    {
+        var (facts, shadow) = await ShadowAndCopyAsync("t", "ADD COLUMN x int");
+        var options = new CutoverOptions { DrainTimeout = TimeSpan.FromMilliseconds(200), Attempts = 2 };
+        int drains = 0;
+
+        var error = await Assert.ThrowsAsync<OscException>(() => new PostgresCutover(_connectionString, facts, shadow,
+            async (_, ct) => { drains++; await Task.Delay(Timeout.Infinite, ct); }, options).RunAsync(CancellationToken.None));
+
+        Assert.Equal(2, drains); // one catch-up per attempt, and no drain under a lock
+        Assert.Contains("before the lock; the table was not locked", error.Message, StringComparison.Ordinal);
+        Assert.Equal("2000", await ScalarAsync(_connectionString, "SELECT count(*) FROM t"));
     }
 
     private static Task NoDrain(ReplicationPosition position, CancellationToken cancellationToken) => Task.CompletedTask;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using Npgsql;
 using OnlineSchemaChange.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
@@ -38,7 +39,21 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("", await LeftoversAsync(connectionString));
         await writes.AssertMatchesAsync(connectionString);
         // Copy and replay converge by themselves; a repaired chunk would mean the copy read past a replayed commit.
-        Assert.Equal(0, LiveOscRun.ParseAll(result.Stdout + "\n")[^1].GetProperty("repairedChunks").GetInt32());
+        JsonElement done = LiveOscRun.ParseAll(result.Stdout + "\n")[^1];
+        Assert.Equal(0, done.GetProperty("repairedChunks").GetInt32());
+
+        // The swap says where its hold went: the drain's waits, the swap's statements, the commit, in that order,
+        // adding up to no more than the hold (each part and the hold are rounded to 0.1 ms, hence the slack).
+        double held = done.GetProperty("writesBlockedMillis").GetDouble();
+        var steps = done.GetProperty("writesBlockedSteps").EnumerateArray()
+            .Select(e => (Name: e.GetProperty("step").GetString()!, Millis: e.GetProperty("millis").GetDouble())).ToList();
+        Assert.True(held > 0, $"hold {held} ms");
+        Assert.True(done.GetProperty("lockWaitMillis").GetDouble() >= 0);
+        Assert.All(steps, s => Assert.True(s.Millis >= 0, s.Name));
+        Assert.InRange(steps.Sum(s => s.Millis), 0, held + 0.05 * (steps.Count + 1));
+        Assert.StartsWith("drain: ", steps[0].Name, StringComparison.Ordinal);
+        Assert.Contains(steps, s => s.Name.StartsWith("renames and carry-overs", StringComparison.Ordinal));
+        Assert.Equal("commit", steps[^1].Name);
     }
 
     [Fact]
