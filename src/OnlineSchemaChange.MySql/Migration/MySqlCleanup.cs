@@ -26,11 +26,12 @@ public sealed class MySqlCleanup(ConnectionTarget target)
         var names = new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength);
         var dropped = new List<string>();
         var kept = new List<string>();
+        var notes = new List<string>();
 
         // Before the bookkeeping table goes: it records the keys a swap killed at the wrong moment took from the table.
         if (await MySqlForeignKeys.RestoreIfLostAsync(connection, new TableName(schema, table.Name), new TableName(schema, names.Log), cancellationToken) is { } restored)
         {
-            kept.Add(restored);
+            notes.Add(restored);
         }
         foreach (string name in names.Created.Append(MySqlAlterPlanner.PlanCopyName(table.Name)).Append(names.Old))
         {
@@ -56,7 +57,7 @@ public sealed class MySqlCleanup(ConnectionTarget target)
             dropped.Add(candidate.ToString());
         }
 
-        return new CleanupReport(dropped, kept);
+        return new CleanupReport(dropped, kept) { Notes = notes };
     }
 
     // A cut-over killed mid-way leaves its sentry under the old table's name: an empty table with one marker column.

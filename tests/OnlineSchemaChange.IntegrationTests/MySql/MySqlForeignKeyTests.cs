@@ -299,11 +299,52 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
     public async Task A_swap_killed_after_taking_the_keys_from_the_original_gives_them_back_on_resume()
     {
         OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "fk_killed", ChildOfCustomers);
-        const string Alter = "MODIFY k BIGINT NOT NULL DEFAULT 0";
+        await KillSwapAfterItTookTheKeysAsync(db);
+
+        var resumed = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", KilledAlter, "--foreign-keys", "rebuild", "--execute", "--resume");
+
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("orders._fk_customer>customers", await ScalarAsync(db.ConnectionString,
+            "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME, '>', REFERENCED_TABLE_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"));
+        var orphan = await Assert.ThrowsAsync<MySqlException>(() => ExecuteAsync(db.ConnectionString, "INSERT INTO orders (customer_id, k) VALUES (999999, 0)"));
+        Assert.Equal(MySqlErrorCode.NoReferencedRow2, orphan.ErrorCode);
+        Assert.Equal("30000", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM orders"));
+    }
+
+    [Fact]
+    public async Task A_swap_killed_after_taking_the_keys_from_the_original_gets_them_back_from_cleanup_with_a_note()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "fk_killed_cleanup", ChildOfCustomers);
+        await KillSwapAfterItTookTheKeysAsync(db);
+
+        var cleanup = await OscRunner.RunAsync("cleanup", db.Uri, "--table", "orders", "--json");
+
+        Assert.True(cleanup.ExitCode == 0, cleanup.Stderr);
+        using var report = System.Text.Json.JsonDocument.Parse(cleanup.Stdout);
+        // What the operator must know, not an object kept: the keys are back, unchecked for rows written meanwhile.
+        Assert.Empty(report.RootElement.GetProperty("kept").EnumerateArray());
+        string note = Assert.Single(report.RootElement.GetProperty("notes").EnumerateArray()).GetString()!;
+        Assert.Contains("fk_customer restored", note, StringComparison.Ordinal);
+        Assert.Equal("orders.fk_customer>customers", await ScalarAsync(db.ConnectionString,
+            "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME, '>', REFERENCED_TABLE_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"));
+        var orphan = await Assert.ThrowsAsync<MySqlException>(() => ExecuteAsync(db.ConnectionString, "INSERT INTO orders (customer_id, k) VALUES (999999, 0)"));
+        Assert.Equal(MySqlErrorCode.NoReferencedRow2, orphan.ErrorCode);
+        Assert.Equal("customers,orders", await ScalarAsync(db.ConnectionString,
+            "SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"));
+    }
+
+    private const string KilledAlter = "MODIFY k BIGINT NOT NULL DEFAULT 0";
+
+    /// <summary>
+    /// Holds a --foreign-keys rebuild run at its postponed swap, does what the swap does in its lock just before the
+    /// RENAME (the keys moved from the original to the shadow), and kills the process right there.
+    /// </summary>
+    private static async Task KillSwapAfterItTookTheKeysAsync(OscTestDatabase db)
+    {
         string flag = Path.Combine(Path.GetTempPath(), $"osc-fk-{Guid.NewGuid():N}");
         await File.WriteAllTextAsync(flag, "");
         var start = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", db.Uri, "--table", "orders", "--alter", Alter,
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", db.Uri, "--table", "orders", "--alter", KilledAlter,
                      "--foreign-keys", "rebuild", "--execute", "--json", "--postpone-cut-over-flag-file", flag })
         {
             start.ArgumentList.Add(arg);
@@ -318,8 +359,6 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
             }
 
             Assert.False(osc.HasExited, "osc ended before postponing the swap");
-
-            // What the swap does in its lock just before the RENAME; then the process dies right there.
             await ExecuteAsync(db.ConnectionString, """
                 SET SESSION foreign_key_checks = 0;
                 ALTER TABLE orders_osc_new ADD CONSTRAINT _fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id);
@@ -335,15 +374,6 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
 
         Assert.Equal("orders_osc_new._fk_customer", await ScalarAsync(db.ConnectionString,
             "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"));
-
-        var resumed = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", Alter, "--foreign-keys", "rebuild", "--execute", "--resume");
-
-        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
-        Assert.Equal("orders._fk_customer>customers", await ScalarAsync(db.ConnectionString,
-            "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME, '>', REFERENCED_TABLE_NAME)) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"));
-        var orphan = await Assert.ThrowsAsync<MySqlException>(() => ExecuteAsync(db.ConnectionString, "INSERT INTO orders (customer_id, k) VALUES (999999, 0)"));
-        Assert.Equal(MySqlErrorCode.NoReferencedRow2, orphan.ErrorCode);
-        Assert.Equal("30000", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM orders"));
     }
 
     /// <summary>Every table of the database with its definition and every constraint: what "nothing changed" compares.</summary>
