@@ -45,7 +45,7 @@ public sealed class CopyFrontier(CopyFence? fence = null)
         {
             if (range.IsLast)
             {
-                _everything = true;
+                Volatile.Write(ref _everything, true);
             }
             else if (_end is null || RowKeyComparer.Instance.Compare(range.UpperInclusive, _end) > 0)
             {
@@ -55,22 +55,18 @@ public sealed class CopyFrontier(CopyFence? fence = null)
     }
 
     /// <summary>True when no copy worker has yet taken the range that holds <paramref name="key"/>.</summary>
+    /// <remarks>Called for every replayed change; once the last range is taken it answers without the lock.</remarks>
     public bool IsAhead(RowKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        if (!IsOrderedExactly(key))
+        if (Volatile.Read(ref _everything) || !IsOrderedExactly(key))
         {
             return false;
         }
 
         lock (_lock)
         {
-            if (_everything)
-            {
-                return false;
-            }
-
-            return _end is null || (IsOrderedExactly(_end) && RowKeyComparer.Instance.Compare(key, _end) > 0);
+            return !_everything && (_end is null || (IsOrderedExactly(_end) && RowKeyComparer.Instance.Compare(key, _end) > 0));
         }
     }
 
@@ -83,6 +79,17 @@ public sealed class CopyFrontier(CopyFence? fence = null)
         }
     }
 
-    private static bool IsOrderedExactly(RowKey key) =>
-        key.Values.All(v => v is sbyte or byte or short or ushort or int or uint or long or ulong or decimal);
+    private static bool IsOrderedExactly(RowKey key)
+    {
+        IReadOnlyList<object?> values = key.Values;
+        for (int i = 0; i < values.Count; i++)
+        {
+            if (values[i] is not (sbyte or byte or short or ushort or int or uint or long or ulong or decimal))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 }
