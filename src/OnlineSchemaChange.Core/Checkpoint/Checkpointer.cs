@@ -1,6 +1,7 @@
 using OnlineSchemaChange.Core.Apply;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Throttle;
 
 namespace OnlineSchemaChange.Core.Checkpoint;
 
@@ -21,10 +22,9 @@ public sealed class Checkpointer : IAsyncDisposable
     private readonly TimeSpan _interval;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _saving = new(1, 1);
-    private readonly CancellationTokenSource _stop = new();
+    private readonly BackgroundLoop _background = new();
     private KeysetCopier? _copier;
     private volatile bool _copyFinished;
-    private Task? _loop;
 
     /// <param name="store">Where checkpoints go.</param>
     /// <param name="migration">Which migration this is.</param>
@@ -117,24 +117,11 @@ public sealed class Checkpointer : IAsyncDisposable
         }
     }
 
-    public void Start() => _loop ??= Task.Run(() => LoopAsync(_stop.Token));
+    public void Start() => _background.Start(LoopAsync);
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        if (_loop is not null)
-        {
-            try
-            {
-                await _loop;
-            }
-            catch (OperationCanceledException)
-            {
-                // Stopping is the point.
-            }
-        }
-
-        _stop.Dispose();
+        await _background.DisposeAsync();
         _saving.Dispose();
     }
 

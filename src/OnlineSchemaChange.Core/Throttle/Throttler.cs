@@ -9,16 +9,15 @@ namespace OnlineSchemaChange.Core.Throttle;
 public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan interval, TimeProvider time, IReadOnlyList<IThrottleSignal>? abortSignals = null)
     : IAsyncDisposable
 {
-    private readonly CancellationTokenSource _stop = new();
+    private readonly BackgroundLoop _background = new();
     private TaskCompletionSource _open = NewOpen(completed: true);
-    private Task? _loop;
 
     /// <summary>Why the copy is paused now, or null when it runs.</summary>
     public string? Reason { get; private set; }
 
     public bool IsThrottled => Reason is not null;
 
-    public void Start() => _loop ??= Task.Run(() => LoopAsync(_stop.Token));
+    public void Start() => _background.Start(LoopAsync);
 
     /// <summary>Checks every signal once, now. The background loop calls it; tests and the first chunk may too.</summary>
     public async Task CheckAsync(CancellationToken cancellationToken)
@@ -49,20 +48,7 @@ public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan i
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        if (_loop is not null)
-        {
-            try
-            {
-                await _loop;
-            }
-            catch (OperationCanceledException)
-            {
-                // Stopping is the point.
-            }
-        }
-
-        _stop.Dispose();
+        await _background.DisposeAsync();
         Volatile.Read(ref _open).TrySetResult();
     }
 

@@ -13,11 +13,10 @@ public sealed class TimedWriteLoop(Func<CancellationToken, Task> write, TimeSpan
 {
     private const int Remembered = 64;
 
-    private readonly CancellationTokenSource _stop = new();
+    private readonly BackgroundLoop _background = new();
     private readonly Queue<(long At, TimeSpan Took)> _recent = new();
     private long _inFlightSince;
     private long _writes;
-    private Task? _loop;
 
     public long Writes => Interlocked.Read(ref _writes);
 
@@ -75,24 +74,11 @@ public sealed class TimedWriteLoop(Func<CancellationToken, Task> write, TimeSpan
     public ThresholdSignal LatencySignal(TimeSpan limit) =>
         new("write latency", limit.TotalMilliseconds, _ => ValueTask.FromResult(SlowestRecentWrite(TimeSpan.FromMilliseconds(500)).TotalMilliseconds), " ms");
 
-    public void Start() => _loop ??= Task.Run(() => LoopAsync(_stop.Token));
+    public void Start() => _background.Start(LoopAsync);
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        if (_loop is not null)
-        {
-            try
-            {
-                await _loop;
-            }
-            catch (OperationCanceledException)
-            {
-                // Stopping is the point.
-            }
-        }
-
-        _stop.Dispose();
+        await _background.DisposeAsync();
     }
 
     private async Task LoopAsync(CancellationToken cancellationToken)

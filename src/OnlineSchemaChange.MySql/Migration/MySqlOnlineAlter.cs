@@ -93,7 +93,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 await MySqlDeferredIndexes.DeferAsync(connection, shadow.Table, log, cancellationToken);
             }
 
-            await using var heartbeat = new MySqlHeartbeat(connectionString, log, TimeSpan.FromMilliseconds(100));
+            await using var heartbeat = MySqlHeartbeat.Create(connectionString, log, TimeSpan.FromMilliseconds(100));
             heartbeat.Start();
 
             // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
@@ -305,7 +305,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         throw new OscException("The binlog replay stopped unexpectedly.", "Check the server's binary logs are still available and the replication user's grants.");
     }
 
-    private Throttler BuildThrottler(string connectionString, TableName log, MySqlHeartbeat heartbeat)
+    private Throttler BuildThrottler(string connectionString, TableName log, TimedWriteLoop heartbeat)
     {
         var signals = new List<IThrottleSignal>();
         if (options.MaxWriteLatency is { } latency)

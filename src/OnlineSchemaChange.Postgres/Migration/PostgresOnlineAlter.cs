@@ -72,9 +72,9 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         }
 
         // Started once the bookkeeping table exists; only --max-write-latency-millis needs it.
-        await using PostgresHeartbeat? heartbeat = options.MaxWriteLatency is null
+        await using TimedWriteLoop? heartbeat = options.MaxWriteLatency is null
             ? null
-            : new PostgresHeartbeat(connectionString, original with { Name = shadowNames.Log }, TimeSpan.FromMilliseconds(100));
+            : PostgresHeartbeat.Create(connectionString, original with { Name = shadowNames.Log }, TimeSpan.FromMilliseconds(100));
         // Built before anything is created, so a bad --max-load is refused with nothing to clean up.
         await using Throttler throttler = BuildThrottler(connectionString, heartbeat);
         PostgresShadowTable shadow;
@@ -396,7 +396,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         }
     }
 
-    private Throttler BuildThrottler(string connectionString, PostgresHeartbeat? heartbeat)
+    private Throttler BuildThrottler(string connectionString, TimedWriteLoop? heartbeat)
     {
         var signals = new List<IThrottleSignal>();
         if (heartbeat is not null && options.MaxWriteLatency is { } latency)

@@ -38,7 +38,7 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
             INSERT INTO t SELECT seq, seq FROM seq_1_to_3000;
             CREATE TABLE t_osc_new LIKE t;
             """);
-        await using var heartbeat = new MySqlHeartbeat(_primary, _log, TimeSpan.FromMilliseconds(100));
+        await using var heartbeat = MySqlHeartbeat.Create(_primary, _log, TimeSpan.FromMilliseconds(100));
         heartbeat.Start();
         await using var throttler = new Throttler([MySqlThrottleSignals.ReplicaLag(_replica, _log, TimeSpan.FromMilliseconds(1500))],
             TimeSpan.FromMilliseconds(100), TimeProvider.System);
@@ -75,12 +75,12 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
     [Fact]
     public async Task Slow_writes_pause_the_copy_until_writes_are_fast_again()
     {
-        await using var heartbeat = new MySqlHeartbeat(_primary, _log, TimeSpan.FromMilliseconds(50));
+        await using var heartbeat = MySqlHeartbeat.Create(_primary, _log, TimeSpan.FromMilliseconds(50));
         heartbeat.Start();
         await using var throttler = new Throttler([heartbeat.LatencySignal(TimeSpan.FromMilliseconds(300))],
             TimeSpan.FromMilliseconds(50), TimeProvider.System);
         throttler.Start();
-        await WaitUntilAsync(() => heartbeat.Beats > 3 && !throttler.IsThrottled, "fast heartbeats");
+        await WaitUntilAsync(() => heartbeat.Writes > 3 && !throttler.IsThrottled, "fast heartbeats");
 
         // A transaction holding the heartbeat's row makes the next beat wait, as a stalled commit queue would.
         await using (var blocker = new MySqlConnection(_primary))

@@ -72,10 +72,10 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
         await new PostgresCheckpointStore(primary, log).CreateAsync(CancellationToken.None);
         try
         {
-            await using var heartbeat = new PostgresHeartbeat(primary, log, TimeSpan.FromMilliseconds(50));
+            await using var heartbeat = PostgresHeartbeat.Create(primary, log, TimeSpan.FromMilliseconds(50));
             heartbeat.Start();
             ThresholdSignal signal = heartbeat.LatencySignal(TimeSpan.FromMilliseconds(300));
-            Assert.Null(await EventuallyAsync(signal, reason => reason is null && heartbeat.Beats > 3));
+            Assert.Null(await EventuallyAsync(signal, reason => reason is null && heartbeat.Writes > 3));
 
             // A transaction holding the heartbeat's row makes the next beat wait, as a stalled commit would.
             await using (var blocker = new NpgsqlConnection(primary))
