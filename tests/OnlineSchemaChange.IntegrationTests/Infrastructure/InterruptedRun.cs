@@ -35,4 +35,34 @@ internal static class InterruptedRun
             File.Delete(flag);
         }
     }
+
+    /// <summary>
+    /// Runs `osc alter --execute` as a process with the copy held by a throttle flag, sends it <paramref name="signal"/>
+    /// (INT or TERM) once <paramref name="checkpointRows"/> shows a checkpoint, and returns how it ended.
+    /// </summary>
+    public static async Task<(int ExitCode, string Stderr)> SignalWhileCopyingAsync(string uri, string alter, string signal, Func<Task<long>> checkpointRows,
+        params string[] extraArguments)
+    {
+        ArgumentNullException.ThrowIfNull(checkpointRows);
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-interrupted-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            await using var osc = OscProcess.Start(uri, ["--table", "t", "--alter", alter, "--execute", "--throttle-flag-file", flag, .. extraArguments]);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await checkpointRows() < 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline && !osc.HasExited, $"no checkpoint was written: {osc.Stderr}");
+                await Task.Delay(50);
+            }
+
+            osc.Signal(signal);
+            int exitCode = await osc.WaitForExitAsync(TimeSpan.FromSeconds(60));
+            return (exitCode, osc.Stderr);
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
 }

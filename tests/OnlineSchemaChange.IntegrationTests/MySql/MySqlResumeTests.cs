@@ -213,38 +213,20 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
             CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_5000;
             """);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
-        {
-            int exitCode;
-            string stderr;
-            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag))
-            {
-                await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
-                osc.Signal(signal);
-                exitCode = await osc.WaitForExitAsync(TimeSpan.FromSeconds(60));
-                stderr = osc.Stderr;
-            }
+        var (exitCode, stderr) = await InterruptedRun.SignalWhileCopyingAsync(uri, Alter, signal, () => CheckpointRowsAsync(connectionString));
 
-            output.WriteLine(stderr);
-            Assert.Equal(130, exitCode);
-            Assert.Contains("--resume", stderr, StringComparison.Ordinal);
-            Assert.Contains("osc cleanup", stderr, StringComparison.Ordinal);
-            Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
-            await AssertNothingHeldAsync(connectionString);
+        output.WriteLine(stderr);
+        Assert.Equal(130, exitCode);
+        Assert.Contains("--resume", stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+        await AssertNothingHeldAsync(connectionString);
 
-            File.Delete(flag);
-            var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
-            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
-            Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
-            Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
-            Assert.Equal("t_osc_old", await LeftoversAsync(connectionString));
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+        Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+        Assert.Equal("t_osc_old", await LeftoversAsync(connectionString));
     }
 
     [Fact]
@@ -255,23 +237,12 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_5000;
             """);
         string before = await ChecksumAsync(connectionString);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
-        {
-            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag, "--cleanup-on-abort");
-            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
-            osc.Signal("TERM");
+        var (exitCode, _) = await InterruptedRun.SignalWhileCopyingAsync(uri, Alter, "TERM", () => CheckpointRowsAsync(connectionString), "--cleanup-on-abort");
 
-            Assert.Equal(130, await osc.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-            Assert.Equal("", await LeftoversAsync(connectionString));
-            Assert.Equal(before, await ChecksumAsync(connectionString));
-            await AssertNothingHeldAsync(connectionString);
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        Assert.Equal(130, exitCode);
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal(before, await ChecksumAsync(connectionString));
+        await AssertNothingHeldAsync(connectionString);
     }
 
     /// <summary>Interrupts a migration mid-copy once it has checkpointed; its shadow and bookkeeping table stay.</summary>

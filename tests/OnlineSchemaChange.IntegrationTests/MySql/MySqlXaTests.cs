@@ -18,6 +18,10 @@ namespace OnlineSchemaChange.IntegrationTests.MySql;
 public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper output)
 {
     private const string Alter = "MODIFY k BIGINT NOT NULL";
+    private const string TwoThousandRows = """
+        CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
+        INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_2000;
+        """;
     private const string Checksum = "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM ";
 
     [Fact]
@@ -82,19 +86,13 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
     [Fact]
     public async Task A_prepared_xa_transaction_pending_at_the_cut_over_holds_the_swap_until_it_commits()
     {
-        var db = await OscTestDatabase.CreateAsync(servers, "xaswap", """
-            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
-            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_2000;
-            """);
+        var db = await OscTestDatabase.CreateAsync(servers, "xaswap", TwoThousandRows);
         string postpone = TempFlag("postpone");
         await File.WriteAllTextAsync(postpone, "");
         var xa = new XaSessions(db.ConnectionString);
         try
         {
-            var run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", Alter, "--execute", "--json",
-                "--postpone-cut-over-flag-file", postpone, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "20", "--skip-verify");
-            await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
-                TimeSpan.FromMinutes(2), "the postponed cut-over");
+            LiveOscRun run = await StartPostponedAsync(db, postpone, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "20", "--skip-verify");
             await xa.PrepareAsync("p", "INSERT INTO t VALUES (5001, 1, 'pending')", "DELETE FROM t WHERE id = 1");
             File.Delete(postpone);
 
@@ -121,19 +119,13 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
     [Fact]
     public async Task A_prepared_xa_transaction_that_stays_pending_stops_the_cut_over_with_a_clear_error()
     {
-        var db = await OscTestDatabase.CreateAsync(servers, "xastuck", """
-            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
-            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_2000;
-            """);
+        var db = await OscTestDatabase.CreateAsync(servers, "xastuck", TwoThousandRows);
         string postpone = TempFlag("postpone");
         await File.WriteAllTextAsync(postpone, "");
         var xa = new XaSessions(db.ConnectionString);
         try
         {
-            var run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", Alter, "--execute", "--json",
-                "--postpone-cut-over-flag-file", postpone, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "2", "--cleanup-on-abort");
-            await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
-                TimeSpan.FromMinutes(2), "the postponed cut-over");
+            LiveOscRun run = await StartPostponedAsync(db, postpone, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "2", "--cleanup-on-abort");
             await xa.PrepareAsync("stuck", "UPDATE t SET k = -1 WHERE id = 7");
             await xa.DisconnectAsync("stuck"); // detached, it keeps its locks
             File.Delete(postpone);
@@ -211,10 +203,7 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
     [Fact]
     public async Task A_run_waits_for_an_xa_transaction_prepared_before_it_then_copies_its_rows()
     {
-        var db = await OscTestDatabase.CreateAsync(servers, "xabefore", """
-            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
-            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_2000;
-            """);
+        var db = await OscTestDatabase.CreateAsync(servers, "xabefore", TwoThousandRows);
         var xa = new XaSessions(db.ConnectionString);
         try
         {
@@ -235,6 +224,15 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
         {
             await xa.DisposeAsync();
         }
+    }
+
+    /// <summary>Starts `osc alter --execute --json` with the cut-over postponed by <paramref name="postpone"/>, and waits until it is.</summary>
+    private static async Task<LiveOscRun> StartPostponedAsync(OscTestDatabase db, string postpone, params string[] extra)
+    {
+        var run = LiveOscRun.Start(["alter", db.Uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--postpone-cut-over-flag-file", postpone, .. extra]);
+        await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
+            TimeSpan.FromMinutes(2), "the postponed cut-over");
+        return run;
     }
 
     private static string TempFlag(string what) => Path.Combine(Path.GetTempPath(), $"osc-xa-{what}-{Guid.NewGuid():N}");

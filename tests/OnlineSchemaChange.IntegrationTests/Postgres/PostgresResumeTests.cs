@@ -236,40 +236,22 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
     public async Task A_signal_stops_cleanly_keeps_the_work_and_resume_finishes(string signal)
     {
         var (connectionString, uri) = await DatabaseAsync(5_000);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-resume-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
-        {
-            int exitCode;
-            string stderr;
-            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag))
-            {
-                await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
-                osc.Signal(signal);
-                exitCode = await osc.WaitForExitAsync(TimeSpan.FromSeconds(60));
-                stderr = osc.Stderr;
-            }
+        var (exitCode, stderr) = await InterruptedRun.SignalWhileCopyingAsync(uri, Alter, signal, () => CheckpointRowsAsync(connectionString));
 
-            output.WriteLine(stderr);
-            Assert.Equal(130, exitCode);
-            Assert.Contains("--resume", stderr, StringComparison.Ordinal);
-            Assert.Contains("osc cleanup", stderr, StringComparison.Ordinal);
-            Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
-            Assert.Matches("^osc_t_[0-9a-f]{8},osc_t_[0-9a-f]{8}$", await LeftoversAsync(connectionString));
-            await AssertNothingHeldAsync(connectionString);
+        output.WriteLine(stderr);
+        Assert.Equal(130, exitCode);
+        Assert.Contains("--resume", stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        Assert.Matches("^osc_t_[0-9a-f]{8},osc_t_[0-9a-f]{8}$", await LeftoversAsync(connectionString));
+        await AssertNothingHeldAsync(connectionString);
 
-            File.Delete(flag);
-            var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
-            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
-            Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
-            Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
-            Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
-            Assert.Equal("", await LeftoversAsync(connectionString));
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal("5000", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
     }
 
     [Theory]
@@ -279,24 +261,13 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
     {
         var (connectionString, uri) = await DatabaseAsync(5_000);
         string checksum = await ChecksumAsync(connectionString);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-resume-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
-        {
-            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--throttle-flag-file", flag, "--cleanup-on-abort");
-            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
-            osc.Signal(signal);
+        var (exitCode, _) = await InterruptedRun.SignalWhileCopyingAsync(uri, Alter, signal, () => CheckpointRowsAsync(connectionString), "--cleanup-on-abort");
 
-            Assert.Equal(130, await osc.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-            Assert.Equal("", await ScalarAsync(connectionString, OurTables));
-            Assert.Equal("", await LeftoversAsync(connectionString));
-            Assert.Equal(checksum, await ChecksumAsync(connectionString));
-            await AssertNothingHeldAsync(connectionString);
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        Assert.Equal(130, exitCode);
+        Assert.Equal("", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal(checksum, await ChecksumAsync(connectionString));
+        await AssertNothingHeldAsync(connectionString);
     }
 
     [Fact]
