@@ -16,7 +16,7 @@ namespace OnlineSchemaChange.Postgres.Cutover;
 /// needed: read the catalog once (to warm the session's caches), lock both tables SHARE UPDATE EXCLUSIVE (keeps
 /// autovacuum off them without stopping anyone), catch the replay up, LOCK the original ACCESS EXCLUSIVE with a
 /// short lock_timeout (a waiting lock queues every later query on the table behind it, so the wait
-/// must be short) and read pg_current_wal_lsn() in the same round trip, drain the replay to it, then rename
+/// must be short) and read the WAL insert position in the same round trip, drain the replay to it, then rename
 /// the original to &lt;t&gt;_osc_old and the shadow to &lt;t&gt;, and carry over what the new table must have and
 /// LIKE does not copy: index and sequence names, sequence ownership and values, owner, grants, comment, row-level
 /// security and its policies, storage options, replica identity, triggers, dependent views, and foreign keys in
@@ -129,7 +129,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         await CatchUpAsync(connection, cancellationToken);
         long lockRequested = Stopwatch.GetTimestamp();
         // The WAL position read in the same round trip as the lock is granted: it bounds every change to the original.
-        NpgsqlTypes.NpgsqlLogSequenceNumber lockedAt = await LockAsync($"LOCK TABLE {PostgresSql.Quote(Original)} IN ACCESS EXCLUSIVE MODE; SELECT pg_current_wal_lsn()");
+        NpgsqlTypes.NpgsqlLogSequenceNumber lockedAt = await LockAsync($"LOCK TABLE {PostgresSql.Quote(Original)} IN ACCESS EXCLUSIVE MODE; SELECT {PostgresReplay.CurrentPositionSql}");
 
         var held = new CutoverTimeline();
         TimeSpan lockWait = Stopwatch.GetElapsedTime(lockRequested, held.Start);
@@ -208,7 +208,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             for (int round = 0; round < 5; round++)
             {
                 long start = Stopwatch.GetTimestamp();
-                target = new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", catchUp.Token));
+                target = new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, $"SELECT {PostgresReplay.CurrentPositionSql}", catchUp.Token));
                 await drainTo(target, catchUp.Token);
                 if (Stopwatch.GetElapsedTime(start) < QuickCatchUp)
                 {

@@ -91,10 +91,18 @@ public sealed class PostgresReplay : IAsyncDisposable
         return new PostgresDrainTrace(committed, received, applied, backlog, Applier.RowsWritten - rowsBefore);
     }
 
-    /// <summary>The position a drain started now has to reach: the server's current WAL insert position.</summary>
+    /// <summary>
+    /// The SQL expression for the position a drain started now has to reach: the WAL insert position, which is past
+    /// the commit record of every transaction that has committed. Not pg_current_wal_lsn(): that is the write position,
+    /// and a transaction committed with synchronous_commit off is visible before the WAL writer writes its commit record
+    /// (up to wal_writer_delay later), so a drain to it could end before a committed change, and a swap lose it.
+    /// </summary>
+    public const string CurrentPositionSql = "pg_current_wal_insert_lsn()";
+
+    /// <summary>The position a drain started now has to reach (<see cref="CurrentPositionSql"/>).</summary>
     public static async Task<PostgresLsnPosition> CurrentPositionAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("SELECT pg_current_wal_lsn()", connection);
+        await using var command = new NpgsqlCommand($"SELECT {CurrentPositionSql}", connection);
         return new PostgresLsnPosition((NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken))!);
     }
 

@@ -12,7 +12,7 @@ namespace OnlineSchemaChange.Postgres.Verify;
 
 /// <summary>
 /// Compares the original and the shadow before the cut-over. Under a brief SHARE lock on the original (writes wait,
-/// reads go on) the replay drains to pg_current_wal_lsn(), and one REPEATABLE READ transaction exports its snapshot
+/// reads go on) the replay drains to the WAL insert position, and one REPEATABLE READ transaction exports its snapshot
 /// to a second: both see the original and the shadow at the same instant, with nothing of the original's changes
 /// still to replay. The lock is released, then chunk by chunk each side computes the row count and the sum and XOR
 /// of a 64-bit hash of each row's mapped columns converted to the new types, in parallel. A chunk that differs is
@@ -136,7 +136,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                 await locker.OpenAsync(cancellationToken);
                 // Catch up unlocked first, so that writes wait under the lock only for the last moment's changes.
                 // Bounded like the drain under the lock, which fails the attempt if the replay does not get there.
-                await using (var current = new NpgsqlCommand("SELECT pg_current_wal_lsn()", locker))
+                await using (var current = new NpgsqlCommand($"SELECT {PostgresReplay.CurrentPositionSql}", locker))
                 using (var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
                 {
                     var position = new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await current.ExecuteScalarAsync(cancellationToken))!);
@@ -153,7 +153,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                 await using NpgsqlTransaction locked = await locker.BeginTransactionAsync(cancellationToken);
                 await ExecuteAsync(locker, $"SET LOCAL lock_timeout = {Math.Max(1, (int)LockTimeout.TotalMilliseconds)}", cancellationToken);
                 await ExecuteAsync(locker, $"LOCK TABLE {PostgresSql.Quote(facts.Table)} IN SHARE MODE", cancellationToken);
-                await using (var lsn = new NpgsqlCommand("SELECT pg_current_wal_lsn()", locker))
+                await using (var lsn = new NpgsqlCommand($"SELECT {PostgresReplay.CurrentPositionSql}", locker))
                 {
                     var position = new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await lsn.ExecuteScalarAsync(cancellationToken))!);
                     // Writes to the original wait while this runs: bounded, and retried like a lock timeout.

@@ -106,6 +106,57 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_position_a_drain_aims_at_is_past_every_commit_made_before_it_even_with_synchronous_commit_off()
+    {
+        await PostgresReplicationSlot.CreateAsync(_connectionString, _names, CancellationToken.None);
+        // An asynchronous commit is visible at once, while the WAL writer writes its record up to wal_writer_delay
+        // later: the write position (pg_current_wal_lsn) read next is then short of it, and a drain to it could end
+        // before the commit is applied. Each target is read on another connection once the commit has returned.
+        await using var writer = new NpgsqlConnection(_connectionString);
+        await writer.OpenAsync();
+        await using var reader = new NpgsqlConnection(_connectionString);
+        await reader.OpenAsync();
+        await using (var async = new NpgsqlCommand("SET synchronous_commit = off", writer))
+        {
+            await async.ExecuteNonQueryAsync();
+        }
+
+        const int commits = 10;
+        var targets = new List<PostgresLsnPosition>();
+        for (int i = 0; i < commits; i++)
+        {
+            await using (var insert = new NpgsqlCommand($"INSERT INTO t VALUES ({2000 + i}, {i}, 'async', NULL, NULL)", writer))
+            {
+                await insert.ExecuteNonQueryAsync();
+            }
+
+            targets.Add(await PostgresReplay.CurrentPositionAsync(reader, CancellationToken.None));
+        }
+
+        // The stream sends only flushed WAL: one synchronous commit flushes the ten.
+        await ExecuteAsync(_connectionString, "SET synchronous_commit = on; INSERT INTO t VALUES (3000, 0, 'flush', NULL, NULL)");
+        var channel = Channel.CreateUnbounded<ReplicationMessage>();
+        var feed = new PostgresChangeFeed(_connectionString, _names, ["id", "k", "note", "doc", "blob"], ["id"], () => null);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Task running = feed.RunAsync(channel.Writer, stop.Token);
+        var ends = new List<ReplicationPosition>();
+        while (ends.Count < commits)
+        {
+            if (await channel.Reader.ReadAsync(stop.Token) is PositionMessage position)
+            {
+                ends.Add(position.Position);
+            }
+        }
+
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+        for (int i = 0; i < commits; i++)
+        {
+            Assert.True(targets[i].CompareTo(ends[i]) >= 0, $"commit {i} ends at {ends[i]}, after the position {targets[i]} read once it had returned");
+        }
+    }
+
+    [Fact]
     public async Task Replay_converges_through_key_changes_unsent_toast_values_deletes_and_multi_statement_transactions()
     {
         PostgresReplay replay = await StartAsync();
@@ -202,7 +253,7 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         PostgresReplay replay = await StartAsync(gate: gate.Task);
         await ExecuteAsync(_connectionString, "INSERT INTO t VALUES (600, 1, 'x', NULL, NULL)");
-        string written = await ScalarAsync(_connectionString, "SELECT pg_current_wal_lsn()");
+        string written = await ScalarAsync(_connectionString, $"SELECT {PostgresReplay.CurrentPositionSql}");
 
         // The writer is held: the change is received but not in the shadow, so the slot must not confirm it.
         await Task.Delay(TimeSpan.FromSeconds(2.5));
