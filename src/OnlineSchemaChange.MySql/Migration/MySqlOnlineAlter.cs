@@ -147,22 +147,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             if (resumed?.CopyFinished != true)
             {
                 checkpointer.Track(copier);
-                Report("copying");
-                using var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1));
-                Task copy = copier.RunAsync(resumed?.Watermark, stop.Token);
-                while (!copy.IsCompleted)
-                {
-                    // Not cancellable: a cancelled tick completes at once, and the loop would spin until the copy stops.
-                    Task tick = ticker.WaitForNextTickAsync(CancellationToken.None).AsTask();
-                    if (await Task.WhenAny(copy, tick, replayFailed) == replayFailed)
-                    {
-                        await replayFailed;
-                    }
-
-                    Report("copying");
-                }
-
-                await copy;
+                await MigrationSteps.CopyAsync(copier, resumed?.Watermark, replayFailed, () => Report("copying"), stop.Token);
             }
 
             await MySqlDeferredIndexes.BuildAsync(connection, shadow.Table, log, TimeSpan.FromSeconds(60), () => Report("building indexes"), cancellationToken);
@@ -184,11 +169,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await DrainAsync(await MasterStatusAsync(connection, cancellationToken), cancellationToken);
             await checkpointer.TrySaveAsync(cancellationToken);
 
-            while (options.PostponeCutoverFlagFile is not null && File.Exists(options.PostponeCutoverFlagFile))
-            {
-                Report($"postponed while {options.PostponeCutoverFlagFile} exists");
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-            }
+            await MigrationSteps.PostponeCutoverAsync(options.PostponeCutoverFlagFile, Report, null, cancellationToken);
 
             VerificationResult? verification = null;
             if (options.Verify)
@@ -231,24 +212,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             keep = true;
             await StopReplayAsync();
 
-            // The last word before stopping: replay and copy are stopped, so this records everything they finished.
-            using (var final = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
-            {
-                try
-                {
-                    await checkpointer.TrySaveAsync(final.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Timed out: the previous checkpoint stands, and resuming from it replays a little more.
-                }
-            }
-
-            bool cancelled = cancellationToken.IsCancellationRequested;
-            string message = cancelled ? $"Stopped before the swap; {original} is untouched."
-                : e is OscException ? e.Message : $"Unexpected failure: {e.Message}";
-            string? hint = cancelled ? null : e is OscException known ? known.Hint : e.ToString();
-            throw new MigrationKeptException(message, hint, cancelled, [shadow.Table.ToString(), log.ToString()], e);
+            throw await MigrationSteps.KeepBeforeSwapAsync(checkpointer, e, cancellationToken.IsCancellationRequested, original.ToString(),
+                [shadow.Table.ToString(), log.ToString()]);
         }
         finally
         {
@@ -305,29 +270,11 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         throw new OscException("The binlog replay stopped unexpectedly.", "Check the server's binary logs are still available and the replication user's grants.");
     }
 
-    private Throttler BuildThrottler(string connectionString, TableName log, TimedWriteLoop heartbeat)
-    {
-        var signals = new List<IThrottleSignal>();
-        if (options.MaxWriteLatency is { } latency)
-        {
-            signals.Add(heartbeat.LatencySignal(latency));
-        }
-
-        if (options.ThrottleFlagFile is not null)
-        {
-            signals.Add(new FlagFileSignal(options.ThrottleFlagFile));
-        }
-
-        signals.AddRange(options.ReplicaConnectionStrings.Select(r => MySqlThrottleSignals.ReplicaLag(
-            new MySqlConnectionStringBuilder(r) { Database = log.Schema }.ConnectionString, log, options.MaxLag)));
-        if (options.MaxLoad is not null)
-        {
-            signals.AddRange(MySqlThrottleSignals.Load(connectionString, options.MaxLoad, "--max-load"));
-        }
-
-        IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : MySqlThrottleSignals.Load(connectionString, options.CriticalLoad, "--critical-load");
-        return new Throttler(signals, TimeSpan.FromMilliseconds(250), TimeProvider.System, abort);
-    }
+    private Throttler BuildThrottler(string connectionString, TableName log, TimedWriteLoop heartbeat) =>
+        MigrationSteps.BuildThrottler(options, heartbeat,
+            options.ReplicaConnectionStrings.Select(r => MySqlThrottleSignals.ReplicaLag(
+                new MySqlConnectionStringBuilder(r) { Database = log.Schema }.ConnectionString, log, options.MaxLag)),
+            (spec, option) => MySqlThrottleSignals.Load(connectionString, spec, option));
 
     private static async Task<MySqlBinlogPosition> MasterStatusAsync(MySqlConnection connection, CancellationToken cancellationToken)
     {

@@ -138,25 +138,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             if (resumed?.CopyFinished != true)
             {
                 checkpointer.Track(copier);
-                Report("copying");
-                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                using var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1));
-                Task copy = copier.RunAsync(resumed?.Watermark, stop.Token);
-                while (!copy.IsCompleted)
-                {
-                    // Not cancellable: a cancelled tick completes at once, and the loop would spin until the copy stops.
-                    Task tick = ticker.WaitForNextTickAsync(CancellationToken.None).AsTask();
-                    if (await Task.WhenAny(copy, tick, replay.Failed) == replay.Failed)
-                    {
-                        await stop.CancelAsync();
-                        await copy.ContinueWith(_ => { }, TaskScheduler.Default);
-                        await replay.Failed;
-                    }
-
-                    Report("copying");
-                }
-
-                await copy;
+                await MigrationSteps.CopyAsync(copier, resumed?.Watermark, replay.Failed, () => Report("copying"), cancellationToken);
             }
 
             checkpointer.MarkCopyFinished();
@@ -173,12 +155,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             await replay.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, cancellationToken), cancellationToken);
             await checkpointer.TrySaveAsync(cancellationToken);
 
-            while (options.PostponeCutoverFlagFile is not null && File.Exists(options.PostponeCutoverFlagFile))
-            {
-                Report($"postponed while {options.PostponeCutoverFlagFile} exists");
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-                await replay.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, cancellationToken), cancellationToken);
-            }
+            await MigrationSteps.PostponeCutoverAsync(options.PostponeCutoverFlagFile, Report,
+                async ct => await running.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, ct), ct), cancellationToken);
 
             VerificationResult? verification = null;
             if (options.Verify)
@@ -230,27 +208,9 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await replay.DisposeAsync();
             }
 
-            // The last word before stopping: replay and copy are stopped, so this records everything they finished.
-            if (checkpointer is not null)
-            {
-                using var final = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                try
-                {
-                    await checkpointer.TrySaveAsync(final.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Timed out: the previous checkpoint stands, and resuming from it replays a little more.
-                }
-            }
-
-            bool cancelled = cancellationToken.IsCancellationRequested;
-            string message = (cancelled ? $"Stopped before the swap; {original} is untouched."
-                                 : e is OscException ? e.Message : $"Unexpected failure: {e.Message}")
-                             + $" The replication slot {names.Slot} keeps the server's WAL until the migration is resumed or cleaned up.";
-            string? hint = cancelled ? null : e is OscException known ? known.Hint : e.ToString();
-            throw new MigrationKeptException(message, hint, cancelled,
-                [shadow.Table.ToString(), store.Table.ToString(), "replication slot " + names.Slot, "publication " + names.Publication], e);
+            throw await MigrationSteps.KeepBeforeSwapAsync(checkpointer, e, cancellationToken.IsCancellationRequested, original.ToString(),
+                [shadow.Table.ToString(), store.Table.ToString(), "replication slot " + names.Slot, "publication " + names.Publication],
+                $"The replication slot {names.Slot} keeps the server's WAL until the migration is resumed or cleaned up.");
         }
         finally
         {
@@ -396,31 +356,13 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         }
     }
 
-    private Throttler BuildThrottler(string connectionString, TimedWriteLoop? heartbeat)
-    {
-        var signals = new List<IThrottleSignal>();
-        if (heartbeat is not null && options.MaxWriteLatency is { } latency)
-        {
-            signals.Add(heartbeat.LatencySignal(latency));
-        }
-
-        if (options.ThrottleFlagFile is not null)
-        {
-            signals.Add(new FlagFileSignal(options.ThrottleFlagFile));
-        }
-
-        // Named replicas are asked themselves; without them the primary's view of its streaming replicas decides.
-        signals.AddRange(options.ReplicaConnectionStrings.Count == 0
-            ? [PostgresThrottleSignals.ReplicaLagOnPrimary(connectionString, options.MaxLag)]
-            : options.ReplicaConnectionStrings.Select(r => PostgresThrottleSignals.ReplicaLag(r, options.MaxLag)));
-        if (options.MaxLoad is not null)
-        {
-            signals.AddRange(PostgresThrottleSignals.Load(connectionString, options.MaxLoad, "--max-load"));
-        }
-
-        IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : PostgresThrottleSignals.Load(connectionString, options.CriticalLoad, "--critical-load");
-        return new Throttler(signals, TimeSpan.FromMilliseconds(250), TimeProvider.System, abort);
-    }
+    /// <summary>Named replicas are asked themselves; without them the primary's view of its streaming replicas decides.</summary>
+    private Throttler BuildThrottler(string connectionString, TimedWriteLoop? heartbeat) =>
+        MigrationSteps.BuildThrottler(options, heartbeat,
+            options.ReplicaConnectionStrings.Count == 0
+                ? [PostgresThrottleSignals.ReplicaLagOnPrimary(connectionString, options.MaxLag)]
+                : options.ReplicaConnectionStrings.Select(r => PostgresThrottleSignals.ReplicaLag(r, options.MaxLag)),
+            (spec, option) => PostgresThrottleSignals.Load(connectionString, spec, option));
 
     /// <summary>
     /// A chunk that lost a deadlock to the replay's writer (both insert into the shadow, in key order but each batch

@@ -1,0 +1,138 @@
+using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Checkpoint;
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Throttle;
+
+namespace OnlineSchemaChange.Core.Migration;
+
+/// <summary>
+/// The steps of an online ALTER that both engines run the same way around their own replay, copy source and swap:
+/// the throttler built from the options, the copy watched against the replay, the postponed cut-over, and the error
+/// of a run that stops before the swap with its work kept for --resume.
+/// </summary>
+public static class MigrationSteps
+{
+    /// <summary>How often the throttler asks its signals.</summary>
+    public static readonly TimeSpan ThrottleInterval = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long the last checkpoint of a stopping run may take before the previous one is left to stand.</summary>
+    public static readonly TimeSpan FinalCheckpointTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The throttler the options ask for: the heartbeat's write latency (--max-write-latency-millis, when there is a
+    /// heartbeat), the flag file, the engine's replica-lag signals, --max-load; --critical-load aborts.
+    /// </summary>
+    /// <param name="load">The engine's load signals for a spec such as "Threads_running=50", given the option's name.</param>
+    public static Throttler BuildThrottler(OnlineAlterOptions options, TimedWriteLoop? heartbeat, IEnumerable<IThrottleSignal> replicaLag,
+        Func<string, string, IReadOnlyList<IThrottleSignal>> load)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(replicaLag);
+        ArgumentNullException.ThrowIfNull(load);
+        var signals = new List<IThrottleSignal>();
+        if (heartbeat is not null && options.MaxWriteLatency is { } latency)
+        {
+            signals.Add(heartbeat.LatencySignal(latency));
+        }
+
+        if (options.ThrottleFlagFile is not null)
+        {
+            signals.Add(new FlagFileSignal(options.ThrottleFlagFile));
+        }
+
+        signals.AddRange(replicaLag);
+        if (options.MaxLoad is not null)
+        {
+            signals.AddRange(load(options.MaxLoad, "--max-load"));
+        }
+
+        IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : load(options.CriticalLoad, "--critical-load");
+        return new Throttler(signals, ThrottleInterval, TimeProvider.System, abort);
+    }
+
+    /// <summary>
+    /// Runs the copy to its end, reporting once a second. A replay that fails meanwhile stops the copy, whose chunks
+    /// would otherwise go on filling a shadow nothing keeps current, and its error is what this throws.
+    /// </summary>
+    public static async Task CopyAsync(KeysetCopier copier, RowKey? resumeAfter, Task replayFailed, Action report, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(copier);
+        ArgumentNullException.ThrowIfNull(replayFailed);
+        ArgumentNullException.ThrowIfNull(report);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        report();
+        Task copy = copier.RunAsync(resumeAfter, stop.Token);
+        while (!copy.IsCompleted)
+        {
+            // Not cancellable: a cancelled tick completes at once, and the loop would spin until the copy stops.
+            Task tick = ticker.WaitForNextTickAsync(CancellationToken.None).AsTask();
+            if (await Task.WhenAny(copy, tick, replayFailed) == replayFailed)
+            {
+                await stop.CancelAsync();
+                await copy.ContinueWith(_ => { }, TaskScheduler.Default);
+                await replayFailed;
+            }
+
+            report();
+        }
+
+        await copy;
+    }
+
+    /// <summary>
+    /// Holds the cut-over while the --postpone-cut-over-flag-file exists, reporting once a second;
+    /// <paramref name="meanwhile"/>, when given, runs each second (PostgreSQL drains its replay, so the slot moves on).
+    /// </summary>
+    public static async Task PostponeCutoverAsync(string? flagFile, Action<string> report, Func<CancellationToken, Task>? meanwhile, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        while (flagFile is not null && File.Exists(flagFile))
+        {
+            report($"postponed while {flagFile} exists");
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            if (meanwhile is not null)
+            {
+                await meanwhile(cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The error of a run stopped before the swap that keeps its work: it saves a last checkpoint first (replay and copy
+    /// are stopped by then, so it records everything they finished; if it times out, the previous one stands and
+    /// resuming from it replays a little more), then says why the run stopped and what is kept.
+    /// </summary>
+    /// <param name="stopped">What stopped the run.</param>
+    /// <param name="cancelled">Whether the operator stopped it (Ctrl-C, SIGTERM).</param>
+    /// <param name="original">The table being altered, which is untouched.</param>
+    /// <param name="kept">Every object kept for --resume, as the operator should read it.</param>
+    /// <param name="afterMessage">A sentence added to the message, such as what a kept object costs meanwhile.</param>
+    public static async Task<MigrationKeptException> KeepBeforeSwapAsync(Checkpointer? checkpointer, Exception stopped, bool cancelled, string original,
+        IReadOnlyList<string> kept, string? afterMessage = null)
+    {
+        ArgumentNullException.ThrowIfNull(stopped);
+        if (checkpointer is not null)
+        {
+            using var final = new CancellationTokenSource(FinalCheckpointTimeout);
+            try
+            {
+                await checkpointer.TrySaveAsync(final.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Timed out: the previous checkpoint stands.
+            }
+        }
+
+        string message = cancelled ? $"Stopped before the swap; {original} is untouched."
+            : stopped is OscException ? stopped.Message : $"Unexpected failure: {stopped.Message}";
+        if (afterMessage is not null)
+        {
+            message += " " + afterMessage;
+        }
+
+        string? hint = cancelled ? null : stopped is OscException known ? known.Hint : stopped.ToString();
+        return new MigrationKeptException(message, hint, cancelled, kept, stopped);
+    }
+}
