@@ -52,6 +52,16 @@ public sealed class OscProcess : IAsyncDisposable
 
     public void Kill() => _process.Kill(entireProcessTree: true);
 
+    /// <summary>
+    /// For an assertion once the process has exited unexpectedly: its exit code and whole stderr (the wait lets the
+    /// asynchronous reads reach the end of its output, where the error is).
+    /// </summary>
+    public string ExitReport()
+    {
+        _process.WaitForExit();
+        return $"exit code {_process.ExitCode}; stderr: {Stderr}";
+    }
+
     public void Signal(string name)
     {
         using var kill = Process.Start("kill", ["-" + name, _process.Id.ToString(CultureInfo.InvariantCulture)]);

@@ -296,7 +296,11 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (!await condition())
         {
-            Assert.True(!osc.HasExited, $"osc exited before {what}: {osc.Stderr}");
+            if (osc.HasExited)
+            {
+                Assert.Fail($"osc exited before {what}: {osc.ExitReport()}");
+            }
+
             Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
             await Task.Delay(10);
         }

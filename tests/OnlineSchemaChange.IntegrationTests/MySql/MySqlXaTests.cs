@@ -283,7 +283,11 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (!await condition())
         {
-            Assert.True(!osc.HasExited, $"osc exited before {what}: {osc.Stderr}");
+            if (osc.HasExited)
+            {
+                Assert.Fail($"osc exited before {what}: {osc.ExitReport()}");
+            }
+
             Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
             await Task.Delay(20);
         }

@@ -206,7 +206,11 @@ public sealed class PostgresMaterializedViewTests(ServersFixture servers) : IAsy
             while (await ScalarAsync(_connectionString,
                        "SELECT count(*) FROM pg_stat_activity WHERE query = 'DROP MATERIALIZED VIEW public.mv_second' AND wait_event_type = 'Lock'") != "1")
             {
-                Assert.True(!osc.HasExited, $"osc exited before the rebuild of mv_second waited to swap in: {osc.Stderr}");
+                if (osc.HasExited)
+                {
+                    Assert.Fail($"osc exited before the rebuild of mv_second waited to swap in: {osc.ExitReport()}");
+                }
+
                 Assert.True(DateTime.UtcNow < deadline, "timed out waiting for the rebuild of mv_second to wait on its reader");
                 await Task.Delay(10);
             }
