@@ -47,16 +47,15 @@ public sealed record PostgresAfterSwap(string Statement, uint OldTable, IReadOnl
 
     public string Serialize() => JsonSerializer.Serialize(this, Json);
 
-    /// <summary>Written on the swap's connection, inside its transaction (search_path = pg_catalog).</summary>
-    public async Task SaveAsync(NpgsqlConnection swap, TableName log, CancellationToken cancellationToken)
+    /// <summary>The statement that writes the record, sent in the swap's batch inside its transaction (search_path = pg_catalog).</summary>
+    public NpgsqlBatchCommand SaveCommand(TableName log)
     {
-        ArgumentNullException.ThrowIfNull(swap);
         ArgumentNullException.ThrowIfNull(log);
-        await using var command = new NpgsqlCommand(
+        var command = new NpgsqlBatchCommand(
             $"INSERT INTO {PostgresSql.Quote(log)} (id, value) VALUES ({PostgresCheckpointStore.AfterSwapId}, $1) " +
-            "ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()", swap);
+            "ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()");
         command.Parameters.Add(new NpgsqlParameter { Value = Serialize() });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        return command;
     }
 
     /// <summary>The record a swapped but unfinished run left, or null (no bookkeeping table, or no swap recorded).</summary>

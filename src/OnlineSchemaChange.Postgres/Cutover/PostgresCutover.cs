@@ -377,16 +377,16 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                 batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
             }
 
+            if (AfterSwapLog is not null)
+            {
+                // Committed with the swap or not at all: a run stopped after it finds what it must still do. In the same
+                // round trip, since the lock is held.
+                batch.BatchCommands.Add(new PostgresAfterSwap(Statement, facts.Oid, materializedViews,
+                    toValidate.Select(k => new PostgresAfterSwap.ForeignKey(k.Table, k.Name)).ToList()).SaveCommand(AfterSwapLog));
+            }
+
             await batch.ExecuteNonQueryAsync(ct);
-        }
-
-        held.Mark(string.Create(CultureInfo.InvariantCulture, $"renames and carry-overs ({statements.Count} statements, one round trip)"));
-
-        if (AfterSwapLog is not null)
-        {
-            // Committed with the swap or not at all: a run stopped after it finds what it must still do.
-            await new PostgresAfterSwap(Statement, facts.Oid, materializedViews, toValidate.Select(k => new PostgresAfterSwap.ForeignKey(k.Table, k.Name)).ToList())
-                .SaveAsync(c, AfterSwapLog, ct);
+            held.Mark(string.Create(CultureInfo.InvariantCulture, $"renames and carry-overs ({batch.BatchCommands.Count} statements, one round trip)"));
         }
 
         int recreated = 0;
