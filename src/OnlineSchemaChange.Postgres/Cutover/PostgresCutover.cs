@@ -519,6 +519,13 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
 
         var shadowOptions = ((string[])table[7]!).Select(o => o.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
+        if (shadow.AutovacuumPaused)
+        {
+            // Ours, not the ALTER's: autovacuum comes back on, or as the original had it.
+            statements.Add($"ALTER TABLE {original} RESET (autovacuum_enabled)");
+            shadowOptions.Remove("autovacuum_enabled");
+        }
+
         string[] carried = ((string[])table[6]!).Where(o => !shadowOptions.Contains(o.Split('=')[0])).ToArray();
         if (carried.Length > 0)
         {

@@ -19,8 +19,9 @@ public sealed class PostgresShadowTable
 {
     private PostgresShadowTable(TableName table, IReadOnlyList<PostgresTableColumn> columns, ColumnMapping mapping, IReadOnlyList<string> keyInShadow,
         IReadOnlyDictionary<string, string> sourceExpressions, IReadOnlyDictionary<string, string> indexNames, IReadOnlyList<(string Name, string Definition)> deferredIndexes,
-        IReadOnlyList<int> sourceNumbers)
+        IReadOnlyList<int> sourceNumbers, bool autovacuumPaused)
     {
+        AutovacuumPaused = autovacuumPaused;
         DeferredIndexes = deferredIndexes;
         SourceNumbers = sourceNumbers;
         Table = table;
@@ -65,6 +66,14 @@ public sealed class PostgresShadowTable
     /// </summary>
     public IReadOnlyList<(string Name, string Definition)> DeferredIndexes { get; }
 
+    /// <summary>
+    /// Whether autovacuum is off on the shadow until the swap (autovacuum_enabled = false, set at creation unless the
+    /// ALTER sets it). An autovacuum of the freshly filled shadow does nothing the table needs before it goes live, takes
+    /// CPU from the copy and verification, and made the swap's first lock wait deadlock_timeout (1 s) for its
+    /// cancellation. The swap resets the option and carries the original's; the shadow is analyzed before the swap.
+    /// </summary>
+    public bool AutovacuumPaused { get; }
+
     /// <summary>The attribute number LIKE gave each of the original's columns in the shadow, in the original's order.</summary>
     private IReadOnlyList<int> SourceNumbers { get; }
 
@@ -104,6 +113,7 @@ public sealed class PostgresShadowTable
             }
 
             json.WriteEndArray();
+            json.WriteBoolean("autovacuumPaused", AutovacuumPaused);
             json.WriteEndObject();
         }
 
@@ -135,10 +145,22 @@ public sealed class PostgresShadowTable
         var indexNames = root.GetProperty("indexNames").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!, StringComparer.Ordinal);
         var deferred = root.GetProperty("deferredIndexes").EnumerateArray()
             .Select(i => (i.GetProperty("name").GetString()!, i.GetProperty("definition").GetString()!)).ToList();
+        // Absent from layouts recorded before autovacuum was paused: those shadows left it on.
+        bool autovacuumPaused = root.TryGetProperty("autovacuumPaused", out JsonElement paused) && paused.GetBoolean();
         uint oid = await new PostgresCatalog(connection).ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(table));
         IReadOnlyList<PostgresTableColumn> before = facts.Columns.Select((c, i) => c with { Number = numbers[i] }).ToList();
         IReadOnlyList<PostgresTableColumn> after = await PostgresInspector.ColumnsAsync(connection, oid, cancellationToken);
-        return Describe(facts, table, statement, before, after, indexNames, deferred);
+        return Describe(facts, table, statement, before, after, indexNames, deferred, autovacuumPaused);
+    }
+
+    /// <summary>
+    /// Statistics for the planner before the new table goes live (autovacuum, paused on the shadow, has not gathered
+    /// them): ANALYZE reads a bounded sample whatever the table's size, and blocks neither the replay nor the application.
+    /// </summary>
+    public async Task AnalyzeAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        await new PostgresCatalog(connection).ExecuteAsync($"ANALYZE {PostgresSql.Quote(Table)}", cancellationToken);
     }
 
     /// <summary>Builds the deferred indexes that do not exist yet. A plain build: it holds off the replay's writes to the shadow, never the application.</summary>
@@ -199,7 +221,15 @@ public sealed class PostgresShadowTable
 
             IReadOnlyList<PostgresTableColumn> after = await PostgresInspector.ColumnsAsync(connection, oid, cancellationToken);
             IReadOnlyList<(string, string)> deferred = deferSecondaryIndexes ? await DeferIndexesAsync(connection, oid, cancellationToken) : [];
-            return Describe(facts, table, statement, before, after, indexNames, deferred);
+            bool pauseAutovacuum = !await catalog.ScalarAsync<bool>(
+                "SELECT EXISTS (SELECT FROM pg_class c, unnest(coalesce(c.reloptions, '{}')) o WHERE c.oid = $1 AND o LIKE 'autovacuum\\_enabled=%')",
+                cancellationToken, oid);
+            if (pauseAutovacuum)
+            {
+                await catalog.ExecuteAsync($"ALTER TABLE {PostgresSql.Quote(table)} SET (autovacuum_enabled = false)", cancellationToken);
+            }
+
+            return Describe(facts, table, statement, before, after, indexNames, deferred, pauseAutovacuum);
         }
         catch
         {
@@ -219,7 +249,7 @@ public sealed class PostgresShadowTable
 
     private static PostgresShadowTable Describe(PostgresTableFacts facts, TableName table, AlterStatement statement,
         IReadOnlyList<PostgresTableColumn> before, IReadOnlyList<PostgresTableColumn> after, IReadOnlyDictionary<string, string> indexNames,
-        IReadOnlyList<(string Name, string Definition)> deferredIndexes)
+        IReadOnlyList<(string Name, string Definition)> deferredIndexes, bool autovacuumPaused)
     {
         // LIKE numbers the copy's columns 1..n in the original's order (the original may have gaps from dropped
         // columns); the ALTER then keeps each surviving column's number, whatever it renames it to.
@@ -262,7 +292,8 @@ public sealed class PostgresShadowTable
             expressions[target] = usings.TryGetValue(source, out string? expression) ? $"({expression})" : PostgresSql.Quote(source);
         }
 
-        return new PostgresShadowTable(table, after, mapping, keyInShadow!, expressions, indexNames, deferredIndexes, before.Select(c => c.Number).ToList());
+        return new PostgresShadowTable(table, after, mapping, keyInShadow!, expressions, indexNames, deferredIndexes, before.Select(c => c.Number).ToList(),
+            autovacuumPaused);
     }
 
     /// <summary>Drops the shadow's plain indexes and returns how to build them again (schema-qualified definitions).</summary>

@@ -100,6 +100,33 @@ public sealed class PostgresCutoverTests(ServersFixture servers) : IAsyncLifetim
         await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(_connectionString, "INSERT INTO child VALUES (999, 999999)"));
     }
 
+    [Theory]
+    [InlineData("", "ALTER COLUMN v TYPE bigint", true, "{autovacuum_enabled=false}", "")]
+    [InlineData("fillfactor = 70, autovacuum_enabled = false", "ALTER COLUMN v TYPE bigint", true, "{autovacuum_enabled=false}", "{fillfactor=70,autovacuum_enabled=false}")]
+    [InlineData("", "ALTER COLUMN v TYPE bigint, SET (autovacuum_enabled = true)", false, "{autovacuum_enabled=true}", "{autovacuum_enabled=true}")]
+    public async Task Autovacuum_is_off_on_the_shadow_until_the_swap_then_as_the_original_or_the_alter_has_it(
+        string originalOptions, string alter, bool paused, string shadowOptions, string afterSwap)
+    {
+        await ExecuteAsync(_connectionString, "CREATE TABLE av (id int PRIMARY KEY, v int); INSERT INTO av SELECT g, g FROM generate_series(1, 500) g;"
+                                              + (originalOptions == "" ? "" : $"ALTER TABLE av SET ({originalOptions});"));
+        var (facts, shadow) = await ShadowAndCopyAsync("av", alter);
+        Assert.Equal(paused, shadow.AutovacuumPaused);
+        Assert.Equal(shadowOptions, await ScalarAsync(_connectionString, "SELECT reloptions::text FROM pg_class WHERE oid = 'av_osc_new'::regclass"));
+
+        // A resumed run reads it back from the recorded layout.
+        await using (var connection = new NpgsqlConnection(_connectionString))
+        {
+            await connection.OpenAsync();
+            var statement = Core.Sql.AlterStatement.Parse(alter, facts.Table, Core.Sql.SqlDialect.Postgres);
+            PostgresShadowTable reopened = await PostgresShadowTable.OpenAsync(connection, facts, statement, shadow.Layout(), CancellationToken.None);
+            Assert.Equal(paused, reopened.AutovacuumPaused);
+        }
+
+        await new PostgresCutover(_connectionString, facts, shadow, NoDrain, new CutoverOptions()).RunAsync(CancellationToken.None);
+
+        Assert.Equal(afterSwap, await ScalarAsync(_connectionString, "SELECT coalesce(reloptions::text, '') FROM pg_class WHERE oid = 'av'::regclass"));
+    }
+
     [Fact]
     public async Task An_identity_column_continues_past_the_highest_value_under_its_own_name()
     {

@@ -37,6 +37,9 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("7", await ScalarAsync(connectionString, "SELECT min(extra) FROM t"));
         Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname = 't_osc_new'"));
         Assert.Equal("", await LeftoversAsync(connectionString));
+        // The new table went live with planner statistics (autovacuum, off on the shadow, gathered none) and autovacuum on.
+        Assert.NotEqual("0", await ScalarAsync(connectionString, "SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = 't' AND attname = 'extra'"));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT coalesce(reloptions::text, '') FROM pg_class WHERE oid = 't'::regclass"));
         await writes.AssertMatchesAsync(connectionString);
         // Copy and replay converge by themselves; a repaired chunk would mean the copy read past a replayed commit.
         JsonElement done = LiveOscRun.ParseAll(result.Stdout + "\n")[^1];
