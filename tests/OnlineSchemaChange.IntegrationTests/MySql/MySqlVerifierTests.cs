@@ -48,6 +48,25 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
     }
 
     [Fact]
+    public async Task A_chunk_larger_than_a_repair_piece_is_copied_again_in_pieces_that_meet_exactly()
+    {
+        // One open-ended chunk of 25,000 rows: repaired in pieces of 10,000, 10,000 and the rest.
+        var (verifier, connectionString) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL",
+            "INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq), '2024-01-01', 1, NULL, seq FROM seq_5001_to_25000", chunkRows: 30_000);
+        await ExecuteAsync(connectionString, """
+            UPDATE t_osc_new SET c = 'drift' WHERE id IN (1, 10000, 10001, 20000, 20001, 25000);
+            DELETE FROM t_osc_new WHERE id IN (9999, 19999);
+            INSERT INTO t_osc_new (id, k) VALUES (30000, 1);
+            """);
+
+        VerificationResult result = await verifier.RunAsync(CancellationToken.None);
+
+        Assert.Equal(1, result.Chunks);
+        Assert.Equal(1, result.RepairedChunks);
+        Assert.Equal(await ChecksumAsync(connectionString, "t"), await ChecksumAsync(connectionString, "t_osc_new"));
+    }
+
+    [Fact]
     public async Task Drift_in_columns_the_alter_left_as_they_were_is_caught_null_apart_from_empty()
     {
         // Only k changes type: c, ts, d and b are hashed as they are, without conversion.
@@ -84,7 +103,7 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
         Assert.Contains("Nothing was swapped", error.Hint, StringComparison.Ordinal);
     }
 
-    private async Task<(MySqlVerifier, string)> PrepareAsync(string alterShadow, string? before = null)
+    private async Task<(MySqlVerifier, string)> PrepareAsync(string alterShadow, string? before = null, int chunkRows = 1000)
     {
         string connectionString = await servers.NewMySqlDatabaseAsync("verify");
         string db = new MySqlConnectionStringBuilder(connectionString).Database;
@@ -110,7 +129,7 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
 
         // No replay runs in these tests: nothing writes to the original, so there is nothing to drain.
         var verifier = new MySqlVerifier(connectionString, original, shadow, key, key, mapping,
-            shadowColumns.ToDictionary(c => c.Name, c => c.ColumnType), (_, _) => Task.CompletedTask, chunkRows: 1000);
+            shadowColumns.ToDictionary(c => c.Name, c => c.ColumnType), (_, _) => Task.CompletedTask, chunkRows);
         return (verifier, connectionString);
     }
 
