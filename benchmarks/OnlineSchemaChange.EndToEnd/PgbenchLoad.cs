@@ -63,12 +63,15 @@ public sealed class PgbenchLoad : IAsyncDisposable
         return new PgbenchLoad(Process.Start(start)!, logDirectory);
     }
 
-    /// <summary>SIGINT, then waits for the process and its output.</summary>
+    /// <summary>
+    /// SIGTERM, then waits for the process and its output. Not SIGINT: a program started in the background by a
+    /// non-interactive shell (`benchmark &amp;`, nohup) ignores SIGINT, its children inherit that, and pgbench ran on.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (!process.HasExited)
         {
-            using Process kill = Process.Start("kill", ["-INT", process.Id.ToString(CultureInfo.InvariantCulture)]);
+            using Process kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
             await kill.WaitForExitAsync();
         }
 
