@@ -152,7 +152,6 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             }
 
             Report("catching up");
-            await shadow.AnalyzeAsync(connection, cancellationToken);
             await replay.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, cancellationToken), cancellationToken);
             await checkpointer.TrySaveAsync(cancellationToken);
 

@@ -70,7 +70,7 @@ public sealed class PostgresShadowTable
     /// Whether autovacuum is off on the shadow until the swap (autovacuum_enabled = false, set at creation unless the
     /// ALTER sets it). An autovacuum of the freshly filled shadow does nothing the table needs before it goes live, takes
     /// CPU from the copy and verification, and made the swap's first lock wait deadlock_timeout (1 s) for its
-    /// cancellation. The swap resets the option and carries the original's; the shadow is analyzed before the swap.
+    /// cancellation. The swap resets the option and carries the original's; the cut-over analyzes the shadow first.
     /// </summary>
     public bool AutovacuumPaused { get; }
 
@@ -151,16 +151,6 @@ public sealed class PostgresShadowTable
         IReadOnlyList<PostgresTableColumn> before = facts.Columns.Select((c, i) => c with { Number = numbers[i] }).ToList();
         IReadOnlyList<PostgresTableColumn> after = await PostgresInspector.ColumnsAsync(connection, oid, cancellationToken);
         return Describe(facts, table, statement, before, after, indexNames, deferred, autovacuumPaused);
-    }
-
-    /// <summary>
-    /// Statistics for the planner before the new table goes live (autovacuum, paused on the shadow, has not gathered
-    /// them): ANALYZE reads a bounded sample whatever the table's size, and blocks neither the replay nor the application.
-    /// </summary>
-    public async Task AnalyzeAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        await new PostgresCatalog(connection).ExecuteAsync($"ANALYZE {PostgresSql.Quote(Table)}", cancellationToken);
     }
 
     /// <summary>Builds the deferred indexes that do not exist yet. A plain build: it holds off the replay's writes to the shadow, never the application.</summary>
