@@ -56,7 +56,7 @@ public static class ChunkVerification
 
             if (round == MaxRepairs)
             {
-                throw new OscException(
+                throw new VerificationFailedException(
                     $"Verification failed: {mismatched.Count} chunk(s) of {table} still differ from the shadow after {MaxRepairs} repairs (first: keys {Describe(mismatched[0])}).",
                     "Nothing was swapped; the original is untouched. A UNIQUE key added over duplicate values, or a value the new type changes, does this: compare the rows in that key range.");
             }

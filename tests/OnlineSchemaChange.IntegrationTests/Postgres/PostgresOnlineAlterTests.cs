@@ -60,6 +60,25 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
     }
 
     [Fact]
+    public async Task A_unique_constraint_over_duplicates_stops_before_the_swap_and_removes_everything_it_created()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+        await ExecuteAsync(connectionString, "UPDATE t SET k = 1 WHERE id IN (1, 2, 3)");
+        string before = await ScalarAsync(connectionString, "SELECT count(*) || ':' || sum(hashtext(id || '|' || k)) FROM t");
+
+        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ADD CONSTRAINT t_k_unique UNIQUE (k)", "--execute");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("Verification failed", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("--resume", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, await ScalarAsync(connectionString, "SELECT count(*) || ':' || sum(hashtext(id || '|' || k)) FROM t"));
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT count(*) FROM pg_constraint WHERE conname = 't_k_unique'"));
+        // No slot, publication or table of ours: a resume would only meet the same duplicates.
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    [Fact]
     public async Task A_truncate_during_the_migration_stops_it_with_a_clear_error_and_nothing_of_ours_left()
     {
         var (connectionString, uri) = await DatabaseAsync();
