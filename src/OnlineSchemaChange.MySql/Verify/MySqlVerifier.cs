@@ -27,8 +27,6 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
     /// </summary>
     public const int DefaultChunkRows = 100_000;
 
-    public const int MaxRepairs = 3;
-
     /// <summary>
     /// How long the READ lock may be waited for. Application writes queue behind the waiting request, so this is the
     /// longest they wait on verification (the cut-over's lock timeout is passed here).
@@ -44,53 +42,9 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
     {
         (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes, await UnchangedColumnsAsync(cancellationToken));
         List<KeyRange> ranges = await RangesAsync(cancellationToken);
-        var pending = ranges;
-        int repaired = 0;
-        long rows = 0;
-        for (int round = 0; ; round++)
-        {
-            var mismatched = new List<KeyRange>();
-            await using (var snapshots = await SnapshotsAsync(cancellationToken))
-            {
-                foreach (KeyRange range in pending)
-                {
-                    // Each table has its own snapshot connection: both sides of a chunk are summed at once.
-                    Task<string> originalSum = ChecksumAsync(snapshots.Original, original, originalKey, originalRow, range, cancellationToken);
-                    Task<string> shadowSum = ChecksumAsync(snapshots.Shadow, shadow, keyInShadow, shadowRow, range, cancellationToken);
-                    await Task.WhenAll(originalSum, shadowSum);
-                    string a = await originalSum, b = await shadowSum;
-                    if (round == 0)
-                    {
-                        rows += long.Parse(a[..a.IndexOf(':', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
-                    }
-
-                    if (a != b)
-                    {
-                        mismatched.Add(range);
-                    }
-                }
-            }
-
-            if (mismatched.Count == 0)
-            {
-                return new VerificationResult(rows, ranges.Count, repaired);
-            }
-
-            if (round == MaxRepairs)
-            {
-                throw new VerificationFailedException(
-                    $"Verification failed: {mismatched.Count} chunk(s) of {original} still differ from the shadow after {MaxRepairs} repairs (first: keys {Describe(mismatched[0])}).",
-                    "Nothing was swapped; the original is untouched. A UNIQUE key added over duplicate values, or a value the new type changes, does this: compare the rows in that key range.");
-            }
-
-            foreach (KeyRange range in mismatched)
-            {
-                await RepairAsync(range, cancellationToken);
-            }
-
-            repaired += mismatched.Count;
-            pending = mismatched;
-        }
+        return await ChunkVerification.RunAsync(original.ToString(), ranges,
+            async ct => new Snapshots(await SnapshotsAsync(ct), (original, originalKey, originalRow), (shadow, keyInShadow, shadowRow)),
+            RepairAsync, cancellationToken);
     }
 
     /// <summary>The shadow's columns whose type, character set and collation are those of the original column they come from.</summary>
@@ -121,8 +75,6 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             .Select(p => p.Target).ToHashSet(StringComparer.OrdinalIgnoreCase);
     }
 
-    private static string Describe(KeyRange range) => $"after {range.LowerExclusive?.ToString() ?? "the start"} up to {range.UpperInclusive?.ToString() ?? "the end"}";
-
     private async Task<List<KeyRange>> RangesAsync(CancellationToken cancellationToken)
     {
         var ranges = new List<KeyRange>();
@@ -151,7 +103,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
     }
 
     /// <summary>Takes the snapshots, retrying with backoff when the lock or the drain under it takes too long.</summary>
-    private async Task<Snapshots> SnapshotsAsync(CancellationToken cancellationToken)
+    private async Task<SnapshotPair> SnapshotsAsync(CancellationToken cancellationToken)
     {
         for (int attempt = 1; ; attempt++)
         {
@@ -178,7 +130,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         e is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
         || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
 
-    private async Task<Snapshots> SnapshotsOnceAsync(CancellationToken cancellationToken)
+    private async Task<SnapshotPair> SnapshotsOnceAsync(CancellationToken cancellationToken)
     {
         var locker = new MySqlConnection(connectionString);
         var a = new MySqlConnection(connectionString);
@@ -228,7 +180,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
                 await locker.DisposeAsync();
             }
 
-            return new Snapshots(a, b);
+            return new SnapshotPair(a, b);
         }
         catch
         {
@@ -238,7 +190,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         }
     }
 
-    private static async Task<string> ChecksumAsync(MySqlConnection connection, TableName table, MySqlKeyPredicate key, string row, KeyRange range,
+    private static async Task<ChunkChecksum> ChecksumAsync(MySqlConnection connection, TableName table, MySqlKeyPredicate key, string row, KeyRange range,
         CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
@@ -254,9 +206,11 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         }
 
         string where = conditions.Count == 0 ? "" : "WHERE " + string.Join(" AND ", conditions);
-        command.CommandText = $"SELECT CONCAT(COUNT(*), ':', COALESCE(BIT_XOR(CRC32({row})), 0), ':', COALESCE(SUM(CRC32({row})), 0)) FROM {MySqlSql.Quote(table)} {where}";
+        command.CommandText = $"SELECT COUNT(*), CONCAT(COALESCE(BIT_XOR(CRC32({row})), 0), ':', COALESCE(SUM(CRC32({row})), 0)) FROM {MySqlSql.Quote(table)} {where}";
         command.CommandTimeout = 600;
-        return Convert.ToString(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture)!;
+        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new ChunkChecksum(reader.GetInt64(0), reader.GetString(1));
     }
 
     /// <summary>Deletes the range from the shadow and copies it again, in one transaction, under the copy's shared row locks.</summary>
@@ -344,7 +298,8 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private sealed class Snapshots(MySqlConnection original, MySqlConnection shadow) : IAsyncDisposable
+    /// <summary>The two snapshot connections, one per table, opened at one instant.</summary>
+    private sealed class SnapshotPair(MySqlConnection original, MySqlConnection shadow) : IAsyncDisposable
     {
         public MySqlConnection Original => original;
 
@@ -355,5 +310,19 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             await original.DisposeAsync();
             await shadow.DisposeAsync();
         }
+    }
+
+    /// <summary>Each table has its own snapshot connection: both sides of a chunk are summed at once.</summary>
+    private sealed class Snapshots(SnapshotPair pair, (TableName Table, MySqlKeyPredicate Key, string Row) original, (TableName Table, MySqlKeyPredicate Key, string Row) shadow)
+        : IChunkSnapshots
+    {
+        public async Task<(ChunkChecksum Original, ChunkChecksum Shadow)> ChecksumAsync(KeyRange range, CancellationToken cancellationToken)
+        {
+            Task<ChunkChecksum> a = MySqlVerifier.ChecksumAsync(pair.Original, original.Table, original.Key, original.Row, range, cancellationToken);
+            Task<ChunkChecksum> b = MySqlVerifier.ChecksumAsync(pair.Shadow, shadow.Table, shadow.Key, shadow.Row, range, cancellationToken);
+            return (await a, await b);
+        }
+
+        public ValueTask DisposeAsync() => pair.DisposeAsync();
     }
 }
