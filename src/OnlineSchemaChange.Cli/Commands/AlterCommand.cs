@@ -160,13 +160,17 @@ internal static class AlterCommand
                             // Where the time the table was held went, in order (engines that time their swap).
                             writesBlockedSteps = done.Cutover.Steps.Select(s => new { step = s.Name, millis = Math.Round(s.Elapsed.TotalMilliseconds, 1) }),
                             cutOverAttempts = done.Cutover.Attempts,
+                            finishedAfterSwap = done.FinishedAfterSwap,
                             oldTable = result.GetValue(dropOld) ? null : done.OldTable,
                             notes = done.Cutover.Notes,
                         });
                     }
                     else
                     {
-                        console.Ansi.MarkupLine($"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: "
+                        console.Ansi.MarkupLine(done.FinishedAfterSwap
+                            ? $"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: the interrupted run had swapped the tables; this run finished the steps after the swap"
+                              + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}.")
+                            : $"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: "
                                                 + (done.ResumedAfterRows is { } before ? $"resumed after {before:N0} rows, " : "")
                                                 + $"{done.RowsCopied:N0} rows copied, {done.ChangesApplied:N0} changes replayed, "
                                                 + (done.Verification is { } v ? $"{v.Rows:N0} rows verified, " : "verification skipped, ")

@@ -66,4 +66,10 @@ public sealed record OnlineAlterResult(TimeSpan Total, long RowsCopied, long Cha
 {
     /// <summary>For a resumed run: the rows the interrupted run had copied; <see cref="RowsCopied"/> counts this run's alone.</summary>
     public long? ResumedAfterRows { get; init; }
+
+    /// <summary>
+    /// True for a --resume that found the tables already swapped by the interrupted run and only finished the steps
+    /// after the swap: it copied, replayed, verified and held nothing itself, so those figures are not its to report.
+    /// </summary>
+    public bool FinishedAfterSwap { get; init; }
 }

@@ -299,7 +299,10 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
         await store.DropAsync();
         report(new OnlineAlterProgress("done", 0, 0, 0, null, clock.Elapsed));
-        return new OnlineAlterResult(clock.Elapsed, 0, 0, null, new CutoverResult(TimeSpan.Zero, 0) { Notes = notes }, shadowNames.Old);
+        return new OnlineAlterResult(clock.Elapsed, 0, 0, null, new CutoverResult(TimeSpan.Zero, 0) { Notes = notes }, shadowNames.Old)
+        {
+            FinishedAfterSwap = true,
+        };
     }
 
     /// <summary>--drop-old-table; returns a note when the old table had to be kept.</summary>

@@ -44,6 +44,7 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         // Copy and replay converge by themselves; a repaired chunk would mean the copy read past a replayed commit.
         JsonElement done = LiveOscRun.ParseAll(result.Stdout + "\n")[^1];
         Assert.Equal(0, done.GetProperty("repairedChunks").GetInt32());
+        Assert.False(done.GetProperty("finishedAfterSwap").GetBoolean());
 
         // The swap says where its hold went: the drain's waits, the swap's statements, the commit, in that order,
         // adding up to no more than the hold (each part and the hold are rounded to 0.1 ms, hence the slack).

@@ -170,6 +170,7 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
 
         Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
+        Assert.True(LiveOscRun.ParseAll(resumed.Stdout)[^1].GetProperty("finishedAfterSwap").GetBoolean());
         string notes = string.Join("\n", LiveOscRun.ParseAll(resumed.Stdout)[^1].GetProperty("notes").EnumerateArray().Select(n => n.GetString()));
         Assert.Contains("Validated the foreign keys the swap had added NOT VALID: child_t on public.child.", notes, StringComparison.Ordinal);
         Assert.Equal("t|true", await ScalarAsync(connectionString, "SELECT confrelid::regclass || '|' || convalidated FROM pg_constraint WHERE conname = 'child_t'"));
