@@ -213,7 +213,7 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
         {
             await using var connection = new NpgsqlConnection(_connectionString);
             await connection.OpenAsync();
-            for (int i = 0; !stop.IsCancellationRequested && i < 400; i++)
+            for (int i = 0; !stop.IsCancellationRequested && i < 20_000; i++)
             {
                 // A multi-row transaction, so the connection is sometimes lost inside one.
                 await using var command = new NpgsqlCommand($"""
@@ -228,8 +228,11 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
                 rowChanges += 10 + 20 + 1 + 1;
             }
         });
+        // Writes go on until the walsender was killed three times (a quiet machine wrote a fixed 400 transactions
+        // between two kills), bounded in time.
         int kills = 0;
-        while (!writes.IsCompleted)
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!writes.IsCompleted && kills < 3 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(300);
             kills += int.Parse(await ScalarAsync(_connectionString,
@@ -237,6 +240,7 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
                 System.Globalization.CultureInfo.InvariantCulture);
         }
 
+        await stop.CancelAsync();
         await writes;
         await DrainAsync(replay);
 
