@@ -86,13 +86,27 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
     {
         OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "fk_parent", ParentOfItems);
         using var stop = new CancellationTokenSource();
-        Task<ParentLoad> load = ParentLoad.RunAsync(db.ConnectionString, stop.Token);
+        var writes = new ParentLoad([], [], [], []);
+        Task load = ParentLoad.RunAsync(db.ConnectionString, writes, stop.Token);
 
-        var result = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "MODIFY k BIGINT NOT NULL DEFAULT 0, ADD COLUMN extra INT",
-            "--foreign-keys", "rebuild", "--drop-old-table", "--execute", "--json", "--chunk-time-millis", "100");
+        // The swap waits until the load has written during the migration: a quiet machine finished the whole run in
+        // 0.2 s, before the load had written enough to tell.
+        string postpone = Path.Combine(Path.GetTempPath(), $"osc-fk-postpone-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(postpone, "");
+        int before = writes.InsertedOrders.Count + writes.InsertedItems.Count;
+        Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "MODIFY k BIGINT NOT NULL DEFAULT 0, ADD COLUMN extra INT",
+            "--foreign-keys", "rebuild", "--drop-old-table", "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (writes.InsertedOrders.Count + writes.InsertedItems.Count - before <= 60 && !alter.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        File.Delete(postpone);
+        var result = await alter;
         await Task.Delay(300);
         await stop.CancelAsync();
-        ParentLoad writes = await load;
+        await load;
 
         output.WriteLine(result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
         Assert.True(result.ExitCode == 0, result.Stderr);
@@ -450,6 +464,13 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
         public static async Task<ParentLoad> RunAsync(string connectionString, CancellationToken cancellationToken)
         {
             var load = new ParentLoad([], [], [], []);
+            await RunAsync(connectionString, load, cancellationToken);
+            return load;
+        }
+
+        /// <summary>Writes into <paramref name="load"/>'s record as it goes, so a test can watch it while it runs.</summary>
+        public static async Task RunAsync(string connectionString, ParentLoad load, CancellationToken cancellationToken)
+        {
             var random = new Random(5);
             var fresh = new List<long>();
             await using var connection = new MySqlConnection(connectionString);
@@ -503,8 +524,6 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
 
                 await Task.Delay(2, CancellationToken.None);
             }
-
-            return load;
         }
     }
 }

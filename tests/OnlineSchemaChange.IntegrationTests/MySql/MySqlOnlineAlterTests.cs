@@ -18,13 +18,26 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq), NULL FROM seq_1_to_30000;
             """);
         using var stop = new CancellationTokenSource();
-        Task<Writes> load = Writes.RunAsync(connectionString, 30000, stop.Token);
+        var writes = new Writes([], [], []);
+        Task load = Writes.RunAsync(connectionString, 30000, writes, stop.Token);
 
-        var result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT NOT NULL DEFAULT 7",
-            "--execute", "--json", "--chunk-time-millis", "100");
+        // The swap waits until the load has written during the migration, however fast the machine runs it.
+        string postpone = Path.Combine(Path.GetTempPath(), $"osc-mysql-postpone-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(postpone, "");
+        int before = writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count;
+        Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT NOT NULL DEFAULT 7",
+            "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count - before <= 60 && !alter.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        File.Delete(postpone);
+        var result = await alter;
         await Task.Delay(200);
         await stop.CancelAsync();
-        Writes writes = await load;
+        await load;
 
         output.WriteLine(result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
         output.WriteLine($"load: {writes.Inserted.Count} inserts, {writes.Incremented.Count} increments, {writes.Deleted.Count} deletes");
@@ -204,6 +217,13 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         public static async Task<Writes> RunAsync(string connectionString, int rows, CancellationToken cancellationToken)
         {
             var writes = new Writes([], [], []);
+            await RunAsync(connectionString, rows, writes, cancellationToken);
+            return writes;
+        }
+
+        /// <summary>Records into <paramref name="writes"/> as it goes, so a test can watch it while it runs.</summary>
+        public static async Task RunAsync(string connectionString, int rows, Writes writes, CancellationToken cancellationToken)
+        {
             var random = new Random(11);
             await using var connection = new MySqlConnection(connectionString);
             await connection.OpenAsync(CancellationToken.None);
@@ -242,8 +262,6 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
 
                 await Task.Delay(1, CancellationToken.None);
             }
-
-            return writes;
         }
     }
 }

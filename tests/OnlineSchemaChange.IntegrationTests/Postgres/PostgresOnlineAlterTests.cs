@@ -110,26 +110,37 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
     public async Task Kill_9_during_the_copy_then_cleanup_removes_slot_publication_and_shadow_and_a_rerun_finishes()
     {
         var (connectionString, uri) = await DatabaseAsync();
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint",
-                     "--execute", "--workers", "1", "--chunk-time-millis", "20" })
+        // The copy is held by the throttle flag from its first chunk, so the kill lands in the copy however fast the
+        // machine is (20,000 rows were copied, verified and swapped between two polls on a quiet one); killed once the
+        // first checkpoint, and with it the slot, exists.
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-kill-hold-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
         {
-            start.ArgumentList.Add(arg);
-        }
-
-        using (var osc = System.Diagnostics.Process.Start(start)!)
-        {
+            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--workers", "1",
+                "--chunk-time-millis", "20", "--throttle-flag-file", flag);
             var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (await ShadowRowsAsync(connectionString) <= 500)
+            while (await ScalarAsync(connectionString,
+                       "SELECT count(*) FROM pg_class c WHERE c.relname = 't_osc_log' AND EXISTS (SELECT FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_t\\_%')") != "1"
+                   || await ScalarAsync(connectionString, "SELECT count(*) FROM t_osc_log WHERE id = 2") != "1")
             {
-                Assert.True(DateTime.UtcNow < deadline && !osc.HasExited, "the copy never started");
+                if (osc.HasExited)
+                {
+                    Assert.Fail($"osc exited before its first checkpoint: {osc.ExitReport()}");
+                }
+
+                Assert.True(DateTime.UtcNow < deadline, "timed out waiting for the first checkpoint");
                 await Task.Delay(20);
             }
 
-            osc.Kill(entireProcessTree: true);
-            await osc.WaitForExitAsync();
+            osc.Kill();
+        }
+        finally
+        {
+            File.Delete(flag);
         }
 
+        Assert.Equal(0, await ShadowRowsAsync(connectionString));
         Assert.NotEqual("", await LeftoversAsync(connectionString));
         var refused = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute");
         Assert.Equal(1, refused.ExitCode);
