@@ -107,7 +107,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
 
             blocked.Start();
-            ReplicationPosition position = await MasterPositionAsync(locker, cancellationToken);
+            ReplicationPosition position = await MySqlBinlogPosition.CurrentAsync(locker, cancellationToken);
             using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 drain.CancelAfter(options.DrainTimeout);
@@ -264,14 +264,6 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             throw new OscException($"{Old} exists and is not our sentry: a finished migration's old table is still there.",
                 $"Drop or rename {Old} first (osc cleanup --drop-old-table drops it).");
         }
-    }
-
-    private static async Task<ReplicationPosition> MasterPositionAsync(MySqlConnection connection, CancellationToken cancellationToken)
-    {
-        await using var command = new MySqlCommand("SHOW MASTER STATUS", connection);
-        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return new MySqlBinlogPosition(reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
     }
 
     private static async Task<int> ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)

@@ -98,7 +98,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
             // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
             // resumed run starts at its checkpoint's, up to which every change is already in the shadow.
-            MySqlBinlogPosition start = resumed is null ? await MasterStatusAsync(connection, cancellationToken) : MySqlBinlogPosition.Parse(resumed.Position);
+            MySqlBinlogPosition start = resumed is null ? await MySqlBinlogPosition.CurrentAsync(connection, cancellationToken) : MySqlBinlogPosition.Parse(resumed.Position);
             client = new BinlogClient(new BinlogClientOptions(new MySqlEndpoint(target.Host, target.Port, target.User ?? Environment.UserName, target.Password ?? ""))
             {
                 Start = new BinlogStart.FilePosition(start.File, (uint)start.Position),
@@ -166,7 +166,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             }
 
             Report("catching up");
-            await DrainAsync(await MasterStatusAsync(connection, cancellationToken), cancellationToken);
+            await DrainAsync(await MySqlBinlogPosition.CurrentAsync(connection, cancellationToken), cancellationToken);
             await checkpointer.TrySaveAsync(cancellationToken);
 
             await MigrationSteps.PostponeCutoverAsync(options.PostponeCutoverFlagFile, Report, null, cancellationToken);
@@ -275,12 +275,4 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             options.ReplicaConnectionStrings.Select(r => MySqlThrottleSignals.ReplicaLag(
                 new MySqlConnectionStringBuilder(r) { Database = log.Schema }.ConnectionString, log, options.MaxLag)),
             (spec, option) => MySqlThrottleSignals.Load(connectionString, spec, option));
-
-    private static async Task<MySqlBinlogPosition> MasterStatusAsync(MySqlConnection connection, CancellationToken cancellationToken)
-    {
-        await using var command = new MySqlCommand("SHOW MASTER STATUS", connection);
-        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return new MySqlBinlogPosition(reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
-    }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MySqlConnector;
 using OnlineSchemaChange.Core.Changes;
 
 namespace OnlineSchemaChange.MySql.Replication;
@@ -33,6 +34,15 @@ public sealed class MySqlBinlogPosition(string file, long position, MySqlBinlogP
     public override int GetHashCode() => HashCode.Combine(File, Position);
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{File}:{Position}");
+
+    /// <summary>The server's current end of binlog (SHOW MASTER STATUS): every transaction committed so far ends at or before it.</summary>
+    public static async Task<MySqlBinlogPosition> CurrentAsync(MySqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand("SHOW MASTER STATUS", connection);
+        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new MySqlBinlogPosition(reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
+    }
 
     /// <summary>Reads back <see cref="ToString"/>'s FILE:OFFSET form (what checkpoints store).</summary>
     public static MySqlBinlogPosition Parse(string text)

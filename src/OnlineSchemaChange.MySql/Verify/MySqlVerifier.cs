@@ -148,7 +148,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
                 catchUp.CancelAfter(DrainTimeout);
                 try
                 {
-                    await drainTo(await MasterStatusAsync(locker, cancellationToken), catchUp.Token);
+                    await drainTo(await MySqlBinlogPosition.CurrentAsync(locker, cancellationToken), catchUp.Token);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
@@ -160,7 +160,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             await ExecuteAsync(locker, $"LOCK TABLES {MySqlSql.Quote(original)} READ", cancellationToken);
             try
             {
-                ReplicationPosition position = await MasterStatusAsync(locker, cancellationToken);
+                ReplicationPosition position = await MySqlBinlogPosition.CurrentAsync(locker, cancellationToken);
 
                 // With writes to the original held and the replay at the same point, both snapshots see one state.
                 using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -282,14 +282,6 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         command.CommandText = $"SELECT {originalKey.ColumnList} FROM {MySqlSql.Quote(original)} FORCE INDEX (PRIMARY) {where} ORDER BY {originalKey.ColumnList} LIMIT 1 OFFSET {RepairPieceRows - 1}";
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? originalKey.Read(reader) : null;
-    }
-
-    private static async Task<ReplicationPosition> MasterStatusAsync(MySqlConnection connection, CancellationToken cancellationToken)
-    {
-        await using var status = new MySqlCommand("SHOW MASTER STATUS", connection);
-        await using MySqlDataReader reader = await status.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return new MySqlBinlogPosition(reader.GetString(0), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
     }
 
     private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
