@@ -1,3 +1,4 @@
+using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
 
 namespace OnlineSchemaChange.Core.Verify;
@@ -68,6 +69,25 @@ public static class ChunkVerification
 
             repaired += mismatched.Count;
             pending = mismatched;
+        }
+    }
+
+    /// <summary>The table cut into chunks of <paramref name="rows"/> rows by key, as the copy finds its chunks' ends.</summary>
+    public static async Task<List<KeyRange>> RangesAsync(ICopySource source, int rows, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var ranges = new List<KeyRange>();
+        RowKey? after = null;
+        for (long sequence = 0; ; sequence++)
+        {
+            RowKey? end = await source.FindChunkEndAsync(after, rows, cancellationToken);
+            ranges.Add(new KeyRange(sequence, after, end));
+            if (end is null)
+            {
+                return ranges;
+            }
+
+            after = end;
         }
     }
 

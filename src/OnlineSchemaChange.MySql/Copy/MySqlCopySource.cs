@@ -29,12 +29,27 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
     /// <summary>The bookkeeping table's row the copy writes before each read (heartbeats are row 1, checkpoints row 2).</summary>
     public const int CommitMarkerId = 3;
 
-    public async Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken)
+    public Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken) =>
+        FindChunkEndAsync(afterKey, rows, null, cancellationToken);
+
+    /// <summary>The key <paramref name="rows"/> rows after <paramref name="afterKey"/>, or null when fewer rows lie before <paramref name="before"/> (or the end).</summary>
+    public async Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, RowKey? before, CancellationToken cancellationToken)
     {
         await using var connection = new MySqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
         await using var command = connection.CreateCommand();
-        string where = afterKey is null ? "" : "WHERE " + key.Compare(afterKey, ">", command, "a");
+        var conditions = new List<string>();
+        if (afterKey is not null)
+        {
+            conditions.Add(key.Compare(afterKey, ">", command, "a"));
+        }
+
+        if (before is not null)
+        {
+            conditions.Add(key.Compare(before, "<", command, "b"));
+        }
+
+        string where = conditions.Count == 0 ? "" : "WHERE " + string.Join(" AND ", conditions);
         command.CommandText = $"SELECT {key.ColumnList} FROM {MySqlSql.Quote(original)} FORCE INDEX (PRIMARY) {where} ORDER BY {key.ColumnList} LIMIT 1 OFFSET {rows - 1}";
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? key.Read(reader) : null;

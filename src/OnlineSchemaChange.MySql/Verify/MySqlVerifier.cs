@@ -41,7 +41,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
     {
         (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes, await UnchangedColumnsAsync(cancellationToken));
-        List<KeyRange> ranges = await RangesAsync(cancellationToken);
+        List<KeyRange> ranges = await ChunkVerification.RangesAsync(new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping), chunkRows, cancellationToken);
         return await ChunkVerification.RunAsync(original.ToString(), ranges,
             async ct => new Snapshots(await SnapshotsAsync(ct), (original, originalKey, originalRow), (shadow, keyInShadow, shadowRow)),
             RepairAsync, cancellationToken);
@@ -73,33 +73,6 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         return mapping.Pairs
             .Where(p => before.TryGetValue(p.Source, out string? a) && after.TryGetValue(p.Target, out string? b) && string.Equals(a, b, StringComparison.OrdinalIgnoreCase))
             .Select(p => p.Target).ToHashSet(StringComparer.OrdinalIgnoreCase);
-    }
-
-    private async Task<List<KeyRange>> RangesAsync(CancellationToken cancellationToken)
-    {
-        var ranges = new List<KeyRange>();
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken);
-        RowKey? after = null;
-        for (long sequence = 0; ; sequence++)
-        {
-            await using var command = connection.CreateCommand();
-            string where = after is null ? "" : "WHERE " + originalKey.Compare(after, ">", command, "a");
-            command.CommandText = $"SELECT {originalKey.ColumnList} FROM {MySqlSql.Quote(original)} {where} ORDER BY {originalKey.ColumnList} LIMIT 1 OFFSET {chunkRows - 1}";
-            RowKey? end;
-            await using (MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken))
-            {
-                end = await reader.ReadAsync(cancellationToken) ? originalKey.Read(reader) : null;
-            }
-
-            ranges.Add(new KeyRange(sequence, after, end));
-            if (end is null)
-            {
-                return ranges;
-            }
-
-            after = end;
-        }
     }
 
     /// <summary>Takes the snapshots, retrying with backoff when the lock or the drain under it takes too long.</summary>
@@ -247,7 +220,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         RowKey? after = range.LowerExclusive;
         while (true)
         {
-            RowKey? end = await PieceEndAsync(after, range.UpperInclusive, cancellationToken);
+            RowKey? end = await copy.FindChunkEndAsync(after, RepairPieceRows, range.UpperInclusive, cancellationToken);
             await copy.CopyRangeAsync(new KeyRange(range.Sequence, after, end ?? range.UpperInclusive), cancellationToken);
             if (end is null)
             {
@@ -260,29 +233,6 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
 
     /// <summary>Rows a repair copies under one statement's shared locks.</summary>
     public const int RepairPieceRows = 10_000;
-
-    /// <summary>The end of the next repair piece after <paramref name="after"/>, or null when the rest of the range up to <paramref name="upper"/> fits in one.</summary>
-    private async Task<RowKey?> PieceEndAsync(RowKey? after, RowKey? upper, CancellationToken cancellationToken)
-    {
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken);
-        await using var command = connection.CreateCommand();
-        var conditions = new List<string>();
-        if (after is not null)
-        {
-            conditions.Add(originalKey.Compare(after, ">", command, "a"));
-        }
-
-        if (upper is not null)
-        {
-            conditions.Add(originalKey.Compare(upper, "<", command, "u"));
-        }
-
-        string where = conditions.Count == 0 ? "" : "WHERE " + string.Join(" AND ", conditions);
-        command.CommandText = $"SELECT {originalKey.ColumnList} FROM {MySqlSql.Quote(original)} FORCE INDEX (PRIMARY) {where} ORDER BY {originalKey.ColumnList} LIMIT 1 OFFSET {RepairPieceRows - 1}";
-        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? originalKey.Read(reader) : null;
-    }
 
     private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
     {

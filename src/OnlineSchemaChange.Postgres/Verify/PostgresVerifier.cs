@@ -48,7 +48,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         string originalRow = string.Join(", ", pairs.Select(p => $"CAST({shadow.SourceExpressions[p.Target]} AS {shadow.ColumnTypes[p.Target]})"));
         string shadowRow = string.Join(", ", pairs.Select(p => PostgresSql.Quote(p.Target)));
         var copy = new PostgresCopySource(connectionString, facts, shadow, Ordering);
-        IReadOnlyList<KeyRange> ranges = await RangesAsync(copy, cancellationToken);
+        IReadOnlyList<KeyRange> ranges = await ChunkVerification.RangesAsync(copy, chunkRows, cancellationToken);
 
         return await ChunkVerification.RunAsync(facts.Table.ToString(), ranges,
             async ct => await SnapshotsAsync(key, shadowKey, originalRow, shadowRow, ct),
@@ -88,23 +88,6 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         }
 
         await copy.CopyRangeAsync(range, cancellationToken);
-    }
-
-    private async Task<List<KeyRange>> RangesAsync(PostgresCopySource copy, CancellationToken cancellationToken)
-    {
-        var ranges = new List<KeyRange>();
-        RowKey? after = null;
-        for (long sequence = 0; ; sequence++)
-        {
-            RowKey? end = await copy.FindChunkEndAsync(after, chunkRows, cancellationToken);
-            ranges.Add(new KeyRange(sequence, after, end));
-            if (end is null)
-            {
-                return ranges;
-            }
-
-            after = end;
-        }
     }
 
     private async Task<IChunkSnapshots> SnapshotsAsync(PostgresKey key, PostgresKey shadowKey, string originalRow, string shadowRow, CancellationToken cancellationToken)
