@@ -15,6 +15,15 @@ public sealed class ChunkVerificationTests
 
         public List<long> Compared { get; } = [];
 
+        /// <summary>How many times verification opened its snapshots.</summary>
+        public int Opened { get; private set; }
+
+        public Task<IChunkSnapshots> OpenAsync(CancellationToken cancellationToken)
+        {
+            Opened++;
+            return Task.FromResult<IChunkSnapshots>(this);
+        }
+
         public Task<(ChunkChecksum Original, ChunkChecksum Shadow)> ChecksumAsync(KeyRange range, CancellationToken cancellationToken)
         {
             Compared.Add(range.Sequence);
@@ -31,16 +40,15 @@ public sealed class ChunkVerificationTests
     public async Task Every_chunk_is_compared_once_in_key_order_and_counted()
     {
         var tables = new Tables();
-        int snapshots = 0;
 
-        VerificationResult result = await ChunkVerification.RunAsync("t", Ranges(5), _ => { snapshots++; return Task.FromResult<IChunkSnapshots>(tables); },
+        VerificationResult result = await ChunkVerification.RunAsync("t", Ranges(5), tables.OpenAsync,
             (_, _) => throw new InvalidOperationException("nothing to repair"), CancellationToken.None);
 
         Assert.Equal(500, result.Rows);
         Assert.Equal(5, result.Chunks);
         Assert.Equal(0, result.RepairedChunks);
         Assert.Equal([0L, 1, 2, 3, 4], tables.Compared);
-        Assert.Equal(1, snapshots);
+        Assert.Equal(1, tables.Opened);
     }
 
     [Fact]
@@ -49,9 +57,8 @@ public sealed class ChunkVerificationTests
         var tables = new Tables();
         tables.Differing.Add(2);
         var repairedRanges = new List<long>();
-        int snapshots = 0;
 
-        VerificationResult result = await ChunkVerification.RunAsync("t", Ranges(4), _ => { snapshots++; return Task.FromResult<IChunkSnapshots>(tables); },
+        VerificationResult result = await ChunkVerification.RunAsync("t", Ranges(4), tables.OpenAsync,
             (range, _) =>
             {
                 repairedRanges.Add(range.Sequence);
@@ -64,7 +71,7 @@ public sealed class ChunkVerificationTests
         Assert.Equal(400, result.Rows);
         Assert.Equal([2L], repairedRanges);
         Assert.Equal([0L, 1, 2, 3, 2], tables.Compared);
-        Assert.Equal(2, snapshots);
+        Assert.Equal(2, tables.Opened);
     }
 
     [Fact]
@@ -75,7 +82,7 @@ public sealed class ChunkVerificationTests
         int repairs = 0;
 
         var error = await Assert.ThrowsAsync<VerificationFailedException>(() => ChunkVerification.RunAsync("db.t", Ranges(3),
-            _ => Task.FromResult<IChunkSnapshots>(tables), (_, _) => { repairs++; return Task.CompletedTask; }, CancellationToken.None));
+            tables.OpenAsync, (_, _) => { repairs++; return Task.CompletedTask; }, CancellationToken.None));
 
         Assert.Equal(ChunkVerification.MaxRepairs, repairs);
         Assert.Contains("1 chunk(s) of db.t still differ", error.Message, StringComparison.Ordinal);
