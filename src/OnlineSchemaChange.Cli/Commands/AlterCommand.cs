@@ -162,7 +162,7 @@ internal static class AlterCommand
                             cutOverAttempts = done.Cutover.Attempts,
                             finishedAfterSwap = done.FinishedAfterSwap,
                             oldTable = result.GetValue(dropOld) ? null : done.OldTable,
-                            notes = done.Cutover.Notes,
+                            notes = done.Notes.Concat(done.Cutover.Notes),
                         });
                     }
                     else
@@ -176,7 +176,7 @@ internal static class AlterCommand
                                                 + (done.Verification is { } v ? $"{v.Rows:N0} rows verified, " : "verification skipped, ")
                                                 + $"writes held {done.Cutover.WritesBlocked.TotalMilliseconds:0} ms at the swap"
                                                 + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}."));
-                        foreach (string note in done.Cutover.Notes)
+                        foreach (string note in done.Notes.Concat(done.Cutover.Notes))
                         {
                             console.Ansi.MarkupLine($"Note: {Markup.Escape(note)}");
                         }

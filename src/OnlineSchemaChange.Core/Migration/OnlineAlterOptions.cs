@@ -72,4 +72,7 @@ public sealed record OnlineAlterResult(TimeSpan Total, long RowsCopied, long Cha
     /// after the swap: it copied, replayed, verified and held nothing itself, so those figures are not its to report.
     /// </summary>
     public bool FinishedAfterSwap { get; init; }
+
+    /// <summary>What the run did that the operator should know of, besides the swap's own notes.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 }

@@ -52,9 +52,11 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         var log = original with { Name = names.Log };
         var store = new MySqlCheckpointStore(connectionString, log);
         var resume = new MySqlResume(connection, original, names, store);
+        IReadOnlyList<string> notes = [];
         if (options.Resume)
         {
             await resume.EnsureLeftoversAsync(cancellationToken);
+            notes = await resume.EndLeftoverStatementsAsync(cancellationToken);
             await MySqlForeignKeys.RecoverKilledSwapAsync(connection, original, names, cancellationToken);
         }
 
@@ -205,6 +207,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, applier.ChangesReceived, verification, cutover, facts.Names.Old)
             {
                 ResumedAfterRows = resumed is null ? null : copiedBefore,
+                Notes = notes,
             };
         }
         catch (Exception e) when (!swapped && !options.CleanupOnAbort && checkpointer?.LastSaved is not null && e is not VerificationFailedException)

@@ -49,9 +49,20 @@ public sealed record ShadowTable(
             await RehearseForeignKeysAsync(connection, facts, shadow, cancellationToken);
             return shadow;
         }
-        catch
+        catch (Exception e)
         {
-            await created.DropAsync(connection);
+            try
+            {
+                await created.DropAsync(connection);
+            }
+            catch (Exception dropFailed) when (dropFailed is MySqlException or OperationCanceledException)
+            {
+                // The reason the shadow could not be made matters more than the failed drop; the leftover is named.
+                throw new OscException(
+                    $"{e.Message} The shadow {table} could not be removed afterwards: {dropFailed.Message}",
+                    $"{(e as OscException)?.Hint} Remove the shadow with `osc cleanup <connection> --table {facts.Table}`.".TrimStart(), e);
+            }
+
             throw;
         }
     }

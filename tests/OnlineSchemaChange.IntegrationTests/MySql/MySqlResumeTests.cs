@@ -31,29 +31,54 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         using var stop = new CancellationTokenSource();
         Task<Writes> load = Writes.RunAsync(connectionString, 200000, stop.Token);
 
+        // The copy must be stopped mid-table however fast the machine copies. The throttle flag holds it before its
+        // first chunk; then a transaction of ours inserts row 150,000 into the shadow and keeps it uncommitted, so the
+        // chunk that reaches that key waits on our row lock while the chunks before it finish. Killed once a
+        // checkpoint (every two seconds) records part of the copy and that chunk waits.
         string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-hold-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        await using var holder = new MySqlConnection(connectionString);
+        string waiting;
         await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
                          "--throttle-flag-file", flag))
         {
-            // Part of the copy done, the copy is held (the flag throttles it) so the kill lands mid-copy however fast
-            // the machine copies; killed once a checkpoint (every two seconds) records that part.
-            await WaitForAsync(async () => await MySqlOnlineAlterTests.ShadowRowsAsync(connectionString) >= 20000, osc, "20,000 rows in the shadow");
-            await File.WriteAllTextAsync(flag, "");
-            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 20000, osc, "a checkpoint past 20,000 rows");
-            osc.Kill();
+            // The first checkpoint is saved once the shadow has its new definition, just before the copy.
+            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
+            await holder.OpenAsync();
+            await using (var hold = new MySqlCommand("START TRANSACTION; INSERT INTO t_osc_new (id, k, c) VALUES (150000, 0, 'held')", holder))
+            {
+                await hold.ExecuteNonQueryAsync();
+            }
+
             File.Delete(flag);
+            const string WaitingChunk = "SELECT COALESCE(MIN(trx_mysql_thread_id), '') FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'INSERT INTO %`t_osc_new`%'";
+            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 20000 && await ScalarAsync(connectionString, WaitingChunk) != "",
+                osc, "a checkpoint past 20,000 rows and the chunk waiting on the held row");
+            waiting = await ScalarAsync(connectionString, WaitingChunk);
+            osc.Kill();
         }
 
         Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
-        // The plain index is not in the shadow during the copy: it is built once the copy is done, here by the resume.
-        // (With several workers the copy can finish before the flag holds it; then the index is rightly there already.)
-        // The load adds rows past 200,000 and never moves keys, so a row of the first 200,000 missing from the shadow
-        // means the copy had not got there.
-        bool copyFinished = await ScalarAsync(connectionString,
-            "SELECT COUNT(*) FROM t LEFT JOIN t_osc_new s USING (id) WHERE t.id <= 200000 AND s.id IS NULL") == "0";
-        output.WriteLine($"copy finished before the kill: {copyFinished}");
-        Assert.Equal(copyFinished ? "2" : "0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_new' AND INDEX_NAME = 'kc'"));
-        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
+        // The plain index is built once the copy is done: not yet, so the resume builds it.
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_new' AND INDEX_NAME = 'kc'"));
+
+        // The killed run's waiting chunk outlives it: the server notices the lost client only when it answers. Left
+        // alone it would commit rows read before the kill once our lock goes, in the middle of the resumed run; the
+        // resume must end it first. Our lock goes once it has, so the resumed copy can pass the held key.
+        var resuming = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
+        var gone = DateTime.UtcNow.AddSeconds(60);
+        while (await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {waiting}") != "0" && !resuming.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < gone, $"the killed run's chunk (session {waiting}) is still there a minute into the resume");
+            await Task.Delay(20);
+        }
+
+        await using (var rollback = new MySqlCommand("ROLLBACK", holder))
+        {
+            await rollback.ExecuteNonQueryAsync();
+        }
+
+        var resumed = await resuming;
         await Task.Delay(200);
         await stop.CancelAsync();
         Writes writes = await load;
@@ -62,6 +87,7 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         Assert.True(resumed.ExitCode == 0, resumed.Stderr + resumed.Stdout);
         JsonElement done = LastJsonLine(resumed.Stdout);
         output.WriteLine(done.ToString());
+        Assert.Contains(done.GetProperty("notes").EnumerateArray(), n => n.GetString()!.StartsWith($"Ended session {waiting}, ", StringComparison.Ordinal));
         long copied = done.GetProperty("rowsCopied").GetInt64();
         long before = done.GetProperty("resumedAfterRows").GetInt64();
         Assert.True(before >= 20000, $"the resume started from the checkpoint's {before:N0} rows");
