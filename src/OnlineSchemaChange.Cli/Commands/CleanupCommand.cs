@@ -66,9 +66,20 @@ internal static class CleanupCommand
     {
         await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
         string schema = table.Schema ?? (string)(await new NpgsqlCommand("SELECT current_schema()", connection).ExecuteScalarAsync(cancellationToken))!;
-        var stream = new PostgresReplicationNames(connection.Database, new TableName(schema, table.Name));
+        var original = new TableName(schema, table.Name);
+        var stream = new PostgresReplicationNames(connection.Database, original);
+        if (!await PostgresLeftoverSessions.TryHoldRunLockAsync(connection, stream, cancellationToken))
+        {
+            throw new OscException(
+                $"An osc run on {original} is in progress (it holds the advisory lock for {PostgresLeftoverSessions.RunLockName(stream)}): cleaning up would remove the slot and shadow it is using.",
+                "Let it finish, or stop it first (Ctrl-C keeps its work for --resume, which cleanup then removes).");
+        }
+
+        // A killed run's statement can still be waiting on a lock in the shadow, and would hold up its DROP.
+        var shadow = original with { Name = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength).Shadow };
+        IReadOnlyList<string> ended = await PostgresLeftoverSessions.EndAsync(connection, shadow, cancellationToken);
         IReadOnlyList<string> dropped = await PostgresReplicationSlot.DropAsync(PostgresConnections.BuildConnectionString(target), stream, cancellationToken);
         PostgresCleanupReport tables = await new PostgresCleanup(connection).RunAsync(table, dropOld, cancellationToken);
-        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept) { Notes = tables.Notes };
+        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept) { Notes = [.. ended, .. tables.Notes] };
     }
 }

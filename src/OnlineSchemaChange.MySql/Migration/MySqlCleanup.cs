@@ -10,7 +10,7 @@ namespace OnlineSchemaChange.MySql.Migration;
 
 /// <summary>
 /// Removes every leftover of ours for one table: the shadow, the bookkeeping table, a killed cut-over's sentry and
-/// the planner's copy. The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and
+/// the planner's copy, and ends the statements a killed run left on the shadow. It refuses while a run is live. The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and
 /// dropped only when asked.
 /// </summary>
 public sealed class MySqlCleanup(ConnectionTarget target)
@@ -27,9 +27,19 @@ public sealed class MySqlCleanup(ConnectionTarget target)
         var dropped = new List<string>();
         var kept = new List<string>();
         var notes = new List<string>();
+        var original = new TableName(schema, table.Name);
+        if (!await MySqlLeftoverSessions.TryHoldRunLockAsync(connection, original, cancellationToken))
+        {
+            throw new Core.OscException(
+                $"An osc run on {original} is in progress (it holds the lock {MySqlLeftoverSessions.RunLockName(original)}): cleaning up would remove the shadow it is writing.",
+                "Let it finish, or stop it first (Ctrl-C keeps its work for --resume, which cleanup then removes).");
+        }
+
+        // A killed run's statement can still be waiting on a lock in the shadow, and would hold up its DROP.
+        notes.AddRange(await MySqlLeftoverSessions.EndAsync(connection, original with { Name = names.Shadow }, cancellationToken));
 
         // Before the bookkeeping table goes: it records the keys a swap killed at the wrong moment took from the table.
-        if (await MySqlForeignKeys.RestoreIfLostAsync(connection, new TableName(schema, table.Name), new TableName(schema, names.Log), cancellationToken) is { } restored)
+        if (await MySqlForeignKeys.RestoreIfLostAsync(connection, original, new TableName(schema, names.Log), cancellationToken) is { } restored)
         {
             notes.Add(restored);
         }
@@ -53,7 +63,17 @@ public sealed class MySqlCleanup(ConnectionTarget target)
                 await MySqlForeignKeys.EnsureUnreferencedAsync(connection, candidate, cancellationToken);
             }
 
-            await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(candidate)}", cancellationToken);
+            try
+            {
+                await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(candidate)}", cancellationToken);
+            }
+            catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.LockWaitTimeout)
+            {
+                throw new Core.OscException(
+                    $"Dropping {candidate} waited 10 s for its metadata lock: another session is using it" + (dropped.Count > 0 ? $" (already dropped: {string.Join(", ", dropped)})." : "."),
+                    $"Find the session in SHOW PROCESSLIST (State: Waiting for table metadata lock, and the one before it on {candidate.Name}), end it or let it finish, then run osc cleanup again.", e);
+            }
+
             dropped.Add(candidate.ToString());
         }
 

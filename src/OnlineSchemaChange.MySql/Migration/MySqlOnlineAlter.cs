@@ -56,7 +56,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         if (options.Resume)
         {
             await resume.EnsureLeftoversAsync(cancellationToken);
-            notes = await resume.EndLeftoverStatementsAsync(cancellationToken);
+            notes = await MySqlLeftoverSessions.EndAsync(connection, original with { Name = names.Shadow }, cancellationToken);
             await MySqlForeignKeys.RecoverKilledSwapAsync(connection, original, names, cancellationToken);
         }
 
@@ -255,13 +255,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
     /// </summary>
     private static async Task HoldRunLockAsync(MySqlConnection connection, TableName original, CancellationToken cancellationToken)
     {
-        string name = $"osc-run.{original.Schema}.{original.Name}";
-        name = name.Length > 64 ? name[..64] : name;
-        await using var command = new MySqlCommand("SELECT GET_LOCK(@n, 2)", connection);
-        command.Parameters.AddWithValue("@n", name);
-        if (Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken) ?? 0L, CultureInfo.InvariantCulture) != 1)
+        if (!await MySqlLeftoverSessions.TryHoldRunLockAsync(connection, original, cancellationToken))
         {
-            throw new OscException($"Another osc run on {original} is in progress (it holds the lock {name}).",
+            throw new OscException($"Another osc run on {original} is in progress (it holds the lock {MySqlLeftoverSessions.RunLockName(original)}).",
                 "Wait for it to finish, or stop it (Ctrl-C keeps its work for --resume).");
         }
     }

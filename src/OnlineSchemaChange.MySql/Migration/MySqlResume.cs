@@ -1,4 +1,3 @@
-using System.Globalization;
 using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Checkpoint;
@@ -66,72 +65,6 @@ public sealed class MySqlResume(MySqlConnection connection, TableName original, 
 
         return checkpoint;
     }
-
-    /// <summary>
-    /// Ends the statements a killed run left writing to the shadow, and waits for their rollback. The server notices a
-    /// lost client only when it next writes to it, so a copy chunk or replay batch that was waiting on a row lock when
-    /// its process died waits on, then commits rows it read before the kill, in the middle of the resumed run. The
-    /// caller holds the run lock, so no live run of ours writes there. Returns a note per statement ended.
-    /// </summary>
-    public async Task<IReadOnlyList<string>> EndLeftoverStatementsAsync(CancellationToken cancellationToken)
-    {
-        var leftovers = new List<(long Id, string Statement)>();
-        await using (var find = new MySqlCommand(
-                         "SELECT ID, LEFT(INFO, 60) FROM information_schema.PROCESSLIST " +
-                         "WHERE ID <> CONNECTION_ID() AND DB = @schema AND INFO IS NOT NULL AND LOCATE(@shadow, INFO) > 0", connection))
-        {
-            find.Parameters.AddWithValue("@schema", original.Schema);
-            find.Parameters.AddWithValue("@shadow", MySqlSql.Quote(names.Shadow));
-            await using MySqlDataReader reader = await find.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                leftovers.Add((Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture), reader.GetString(1)));
-            }
-        }
-
-        foreach ((long id, string statement) in leftovers)
-        {
-            try
-            {
-                await using var kill = new MySqlCommand($"KILL CONNECTION {id.ToString(CultureInfo.InvariantCulture)}", connection);
-                await kill.ExecuteNonQueryAsync(cancellationToken);
-            }
-            catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchThread)
-            {
-                // It ended by itself in between.
-            }
-            catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.KillDenied or MySqlErrorCode.SpecifiedAccessDeniedError)
-            {
-                throw new OscException(
-                    $"Session {id} is still writing to {original.Schema}.{names.Shadow} ({statement}...), most likely left by the interrupted run, and this user may not end it.",
-                    $"End it (KILL CONNECTION {id}) as a user with the CONNECTION ADMIN or SUPER privilege, then resume again.");
-            }
-        }
-
-        if (leftovers.Count == 0)
-        {
-            return [];
-        }
-
-        // A killed session stays listed until its transaction has rolled back.
-        string ids = string.Join(", ", leftovers.Select(l => l.Id.ToString(CultureInfo.InvariantCulture)));
-        var deadline = DateTime.UtcNow + LeftoverRollbackWait;
-        await using var listed = new MySqlCommand($"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN ({ids})", connection);
-        while (Convert.ToInt64(await listed.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) > 0)
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new OscException($"The sessions {ids} the interrupted run left writing to {original.Schema}.{names.Shadow} were ended but are still rolling back.",
-                    "Wait until they leave SHOW PROCESSLIST, then resume again.");
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
-        }
-
-        return leftovers.Select(l => $"Ended session {l.Id}, which the interrupted run had left writing to the shadow ({l.Statement}...).").ToList();
-    }
-
-    private static readonly TimeSpan LeftoverRollbackWait = TimeSpan.FromMinutes(5);
 
     private async Task<IReadOnlyList<string>> BinaryLogsAsync(CancellationToken cancellationToken)
     {

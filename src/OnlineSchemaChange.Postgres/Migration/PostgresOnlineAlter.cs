@@ -54,9 +54,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             return await FinishAfterSwapAsync(connectionString, original, shadowNames, names, store, afterSwap, statement, clock, cancellationToken);
         }
 
+        IReadOnlyList<string> notes = [];
         if (options.Resume)
         {
             await resume.EnsureLeftoversAsync(cancellationToken);
+            notes = await PostgresLeftoverSessions.EndAsync(connection, original with { Name = shadowNames.Shadow }, cancellationToken);
         }
 
         PostgresTableFacts facts = await new PostgresInspector(connection).InspectAsync(original, statement, cancellationToken, resuming: options.Resume);
@@ -185,6 +187,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             return new OnlineAlterResult(clock.Elapsed, copier.RowsCopied, replay.Applier.ChangesReceived, verification, cutover, facts.Names.Old)
             {
                 ResumedAfterRows = resumed is null ? null : copiedBefore,
+                Notes = notes,
             };
         }
         catch (Exception e) when (swapped || cutoverRun?.Swapped == true)
@@ -351,10 +354,9 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
     /// </summary>
     private static async Task HoldRunLockAsync(NpgsqlConnection connection, PostgresReplicationNames names, CancellationToken cancellationToken)
     {
-        string name = "osc-run." + names.Slot;
-        if (!await new PostgresCatalog(connection).ScalarAsync<bool>("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", cancellationToken, name))
+        if (!await PostgresLeftoverSessions.TryHoldRunLockAsync(connection, names, cancellationToken))
         {
-            throw new OscException($"Another osc run on {names.Table} is in progress (it holds the advisory lock for {name}).",
+            throw new OscException($"Another osc run on {names.Table} is in progress (it holds the advisory lock for {PostgresLeftoverSessions.RunLockName(names)}).",
                 "Wait for it to finish, or stop it (Ctrl-C keeps its work for --resume).");
         }
     }

@@ -65,4 +65,87 @@ internal static class InterruptedRun
             File.Delete(flag);
         }
     }
+
+    /// <summary>
+    /// Runs `osc alter --execute` as a process and kills it (-9) mid-copy, however fast the machine copies: the
+    /// throttle flag holds the copy before its first chunk; then <see cref="KilledRunProbe.HoldKeyAsync"/> keeps a key
+    /// of the shadow locked by an open transaction, so the chunk that reaches it waits while the chunks before it
+    /// finish. Killed once a checkpoint (every two seconds) has its watermark past 20,000 and that chunk waits.
+    /// <paramref name="whileRunning"/> runs first, with the copy held. Returns the waiting chunk's session, which
+    /// outlives the process.
+    /// </summary>
+    public static async Task<string> KillWithAChunkWaitingAsync(string uri, string alter, string workers, KilledRunProbe probe,
+        Func<OscProcess, Task>? whileRunning = null)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-interrupted-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
+                "--throttle-flag-file", flag);
+            // The first checkpoint is saved once the shadow has its new definition, just before the copy.
+            await WaitForAsync(async () => await probe.CheckpointRowsAsync() >= 0, osc, "the first checkpoint");
+            if (whileRunning is not null)
+            {
+                await whileRunning(osc);
+            }
+
+            await probe.HoldKeyAsync();
+            File.Delete(flag);
+            await WaitForAsync(async () => await probe.CheckpointWatermarkAsync() >= 20_000 && await probe.WaitingChunkAsync() != "",
+                osc, "a checkpoint with its watermark past 20,000 and the chunk waiting on the held key");
+            string waiting = await probe.WaitingChunkAsync();
+            osc.Kill();
+            return waiting;
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
+    /// <summary>Waits until <paramref name="session"/> has left the server, or <paramref name="run"/> ended without it leaving.</summary>
+    public static async Task WaitUntilGoneAsync(KilledRunProbe probe, string session, Task run)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        ArgumentNullException.ThrowIfNull(run);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await probe.SessionPresentAsync(session) && !run.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the killed run's chunk (session {session}) is still there a minute later");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Polls <paramref name="condition"/> for up to two minutes; fails at once if <paramref name="osc"/> exits first.</summary>
+    public static async Task WaitForAsync(Func<Task<bool>> condition, OscProcess osc, string what)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        ArgumentNullException.ThrowIfNull(osc);
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (!await condition())
+        {
+            if (osc.HasExited)
+            {
+                Assert.Fail($"osc exited before {what}: {osc.ExitReport()}");
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            await Task.Delay(10);
+        }
+    }
 }
+
+/// <summary>What <see cref="InterruptedRun.KillWithAChunkWaitingAsync"/> asks of the engine under test.</summary>
+/// <param name="CheckpointRowsAsync">Rows the last checkpoint records (negative: none yet).</param>
+/// <param name="CheckpointWatermarkAsync">The last checkpoint's watermark (a single integer key).</param>
+/// <param name="HoldKeyAsync">Inserts a row into the shadow in a transaction left open.</param>
+/// <param name="WaitingChunkAsync">The session of a copy chunk waiting on a lock in the shadow, or "".</param>
+/// <param name="SessionPresentAsync">Whether a session is still on the server.</param>
+internal sealed record KilledRunProbe(
+    Func<Task<long>> CheckpointRowsAsync,
+    Func<Task<long>> CheckpointWatermarkAsync,
+    Func<Task> HoldKeyAsync,
+    Func<Task<string>> WaitingChunkAsync,
+    Func<string, Task<bool>> SessionPresentAsync);

@@ -31,48 +31,23 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         using var stop = new CancellationTokenSource();
         Task<Writes> load = Writes.RunAsync(connectionString, 200000, stop.Token);
 
-        // The copy must be stopped mid-table however fast the machine copies. The throttle flag holds it before its
-        // first chunk; then a transaction of ours inserts row 150,000 into the shadow and keeps it uncommitted, so the
-        // chunk that reaches that key waits on our row lock while the chunks before it finish. Killed once a
-        // checkpoint (every two seconds) records part of the copy and that chunk waits.
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-resume-hold-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
         await using var holder = new MySqlConnection(connectionString);
-        string waiting;
-        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
-                         "--throttle-flag-file", flag))
-        {
-            // The first checkpoint is saved once the shadow has its new definition, just before the copy.
-            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 0, osc, "the first checkpoint");
-            await holder.OpenAsync();
-            await using (var hold = new MySqlCommand("START TRANSACTION; INSERT INTO t_osc_new (id, k, c) VALUES (150000, 0, 'held')", holder))
-            {
-                await hold.ExecuteNonQueryAsync();
-            }
-
-            File.Delete(flag);
-            const string WaitingChunk = "SELECT COALESCE(MIN(trx_mysql_thread_id), '') FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'INSERT INTO %`t_osc_new`%'";
-            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 20000 && await ScalarAsync(connectionString, WaitingChunk) != "",
-                osc, "a checkpoint past 20,000 rows and the chunk waiting on the held row");
-            waiting = await ScalarAsync(connectionString, WaitingChunk);
-            osc.Kill();
-        }
+        string waiting = await InterruptedRun.KillWithAChunkWaitingAsync(uri, Alter, workers, Probe(connectionString, holder));
 
         Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
         // The plain index is built once the copy is done: not yet, so the resume builds it.
         Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_new' AND INDEX_NAME = 'kc'"));
 
+        // The copy resumes after the checkpoint's watermark (below the held key); with several workers the
+        // checkpoint's row count also counts chunks finished beyond it, which are copied again.
+        long watermark = await CheckpointWatermarkAsync(connectionString);
+        Assert.InRange(watermark, 20_000, 149_999);
+
         // The killed run's waiting chunk outlives it: the server notices the lost client only when it answers. Left
         // alone it would commit rows read before the kill once our lock goes, in the middle of the resumed run; the
         // resume must end it first. Our lock goes once it has, so the resumed copy can pass the held key.
         var resuming = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
-        var gone = DateTime.UtcNow.AddSeconds(60);
-        while (await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {waiting}") != "0" && !resuming.IsCompleted)
-        {
-            Assert.True(DateTime.UtcNow < gone, $"the killed run's chunk (session {waiting}) is still there a minute into the resume");
-            await Task.Delay(20);
-        }
-
+        await InterruptedRun.WaitUntilGoneAsync(Probe(connectionString, holder), waiting, resuming);
         await using (var rollback = new MySqlCommand("ROLLBACK", holder))
         {
             await rollback.ExecuteNonQueryAsync();
@@ -92,8 +67,8 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         long before = done.GetProperty("resumedAfterRows").GetInt64();
         Assert.True(before >= 20000, $"the resume started from the checkpoint's {before:N0} rows");
         Assert.True(copied < 200000, $"the resumed run copied {copied:N0} rows, as many as the table: finished chunks were copied again");
-        Assert.True(copied <= 200000 + writes.Inserted.Count - before + 5000,
-            $"the resumed run copied {copied:N0} rows; only those after the checkpoint's {before:N0} (and the {writes.Inserted.Count:N0} inserted) were left");
+        Assert.True(copied <= 200000 + writes.Inserted.Count - watermark + 5_000,
+            $"the resumed run copied {copied:N0} rows; only those after the checkpoint's watermark {watermark:N0} (and the {writes.Inserted.Count:N0} inserted) were left");
         Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
         Assert.True(writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count > 50, "the load must write through the kill and the resume");
@@ -131,7 +106,7 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
 
         await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--cut-over-lock-timeout-seconds", "30"))
         {
-            await WaitForAsync(async () => await ScalarAsync(connectionString,
+            await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
                     "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOCK TABLES%' AND STATE LIKE '%metadata lock%'") == "1"
                 && await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_old'") == "1",
                 osc, "the cut-over waiting on the table lock with its sentry");
@@ -256,6 +231,41 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task Cleanup_refuses_while_a_run_is_live_and_after_a_kill_ends_the_chunk_it_left_waiting()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_200000;
+            """);
+        string before = await ChecksumAsync(connectionString);
+        await using var holder = new MySqlConnection(connectionString);
+        string waiting = await InterruptedRun.KillWithAChunkWaitingAsync(uri, Alter, "1", Probe(connectionString, holder), async osc =>
+        {
+            var refused = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains("in progress", refused.Stderr, StringComparison.Ordinal);
+            Assert.False(osc.HasExited, "the live run must go on");
+            Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+        });
+
+        // The killed run's chunk still waits on our row lock, and holds the shadow: the DROP would wait behind it. Our
+        // transaction holds the shadow too: it ends once the cleanup has ended the chunk.
+        var cleaning = OscRunner.RunAsync("cleanup", uri, "--table", "t", "--json");
+        await InterruptedRun.WaitUntilGoneAsync(Probe(connectionString, holder), waiting, cleaning);
+        await using (var rollback = new MySqlCommand("ROLLBACK", holder))
+        {
+            await rollback.ExecuteNonQueryAsync();
+        }
+
+        var cleaned = await cleaning;
+        Assert.True(cleaned.ExitCode == 0, cleaned.Stderr);
+        Assert.Contains(cleaned.Json.GetProperty("notes").EnumerateArray(), n => n.GetString()!.StartsWith($"Ended session {waiting}, ", StringComparison.Ordinal));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("0", await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {waiting}"));
+        Assert.Equal(before, await ChecksumAsync(connectionString));
+    }
+
+    [Fact]
     public async Task A_signal_with_cleanup_on_abort_leaves_nothing_of_ours()
     {
         var (connectionString, uri) = await DatabaseAsync("""
@@ -270,6 +280,23 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         Assert.Equal(before, await ChecksumAsync(connectionString));
         await AssertNothingHeldAsync(connectionString);
     }
+
+    /// <summary>
+    /// How the kill helper sees this engine: <paramref name="holder"/> keeps row 150,000 of the shadow inserted and
+    /// uncommitted, so the chunk that reaches it waits on the row lock.
+    /// </summary>
+    private static KilledRunProbe Probe(string connectionString, MySqlConnection holder) => new(
+        () => CheckpointRowsAsync(connectionString),
+        () => CheckpointWatermarkAsync(connectionString),
+        async () =>
+        {
+            await holder.OpenAsync();
+            await using var hold = new MySqlCommand("START TRANSACTION; INSERT INTO t_osc_new (id, k, c) VALUES (150000, 0, 'held')", holder);
+            await hold.ExecuteNonQueryAsync();
+        },
+        () => ScalarAsync(connectionString,
+            "SELECT COALESCE(MIN(trx_mysql_thread_id), '') FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'INSERT INTO %`t_osc_new`%'"),
+        async session => await ScalarAsync(connectionString, $"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {session}") != "0");
 
     /// <summary>Interrupts a migration mid-copy once it has checkpointed; its shadow and bookkeeping table stay.</summary>
     private static async Task StopWhileCopyingAsync(string connectionString, string uri)
@@ -304,6 +331,10 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
     }
 
     /// <summary>Rows the stored checkpoint records as copied, or -1 when there is no checkpoint yet.</summary>
+    /// <summary>The first key column of the last checkpoint's watermark, once the first checkpoint exists (single-column integer keys).</summary>
+    private static async Task<long> CheckpointWatermarkAsync(string connectionString) =>
+        long.Parse(await ScalarAsync(connectionString, "SELECT COALESCE(JSON_VALUE(value, '$.watermark[0].value'), '0') FROM t_osc_log WHERE id = 2"), CultureInfo.InvariantCulture);
+
     private static async Task<long> CheckpointRowsAsync(string connectionString)
     {
         try
@@ -314,21 +345,6 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchTable)
         {
             return -1;
-        }
-    }
-
-    private static async Task WaitForAsync(Func<Task<bool>> condition, OscProcess osc, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (!await condition())
-        {
-            if (osc.HasExited)
-            {
-                Assert.Fail($"osc exited before {what}: {osc.ExitReport()}");
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(10);
         }
     }
 

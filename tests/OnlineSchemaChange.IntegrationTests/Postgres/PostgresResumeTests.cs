@@ -32,18 +32,8 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         using var stop = new CancellationTokenSource();
         Task<Writes> load = Task.Run(() => Writes.RunAsync(connectionString, rows, stop.Token));
 
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-resume-hold-{Guid.NewGuid():N}");
-        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
-                         "--throttle-flag-file", flag))
-        {
-            // Part of the copy done, the copy is held (the flag throttles it) so the kill lands mid-copy however fast
-            // the machine copies; killed once a checkpoint (every two seconds) records that part.
-            await WaitForAsync(async () => await ShadowRowsAsync(connectionString) >= 20_000, osc, "20,000 rows in the shadow");
-            await File.WriteAllTextAsync(flag, "");
-            await WaitForAsync(async () => await CheckpointRowsAsync(connectionString) >= 20_000, osc, "a checkpoint past 20,000 rows");
-            osc.Kill();
-            File.Delete(flag);
-        }
+        await using var holder = new NpgsqlConnection(connectionString);
+        string waiting = await InterruptedRun.KillWithAChunkWaitingAsync(uri, Alter, workers, Probe(connectionString, holder));
 
         Assert.Equal("integer", await ColumnTypeAsync(connectionString));
         Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
@@ -53,7 +43,22 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
             FROM pg_replication_slots s WHERE s.slot_name LIKE 'osc\_t\_%' AND s.database = current_database()
             """));
 
-        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
+        // The copy resumes after the checkpoint's watermark (below the held key); with several workers the
+        // checkpoint's row count also counts chunks finished beyond it, which are copied again.
+        long watermark = await CheckpointWatermarkAsync(connectionString);
+        Assert.InRange(watermark, 20_000, 149_999);
+
+        // The killed run's waiting chunk outlives it: its backend notices the lost client only when it answers. Left
+        // alone it would commit rows read before the kill once our transaction ends, in the middle of the resumed run;
+        // the resume must end it first. Our transaction ends once it has, so the resumed copy can pass the held key.
+        var resuming = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--json");
+        await InterruptedRun.WaitUntilGoneAsync(Probe(connectionString, holder), waiting, resuming);
+        await using (var rollback = new NpgsqlCommand("ROLLBACK", holder))
+        {
+            await rollback.ExecuteNonQueryAsync();
+        }
+
+        var resumed = await resuming;
         await Task.Delay(300);
         await stop.CancelAsync();
         Writes writes = await load;
@@ -63,14 +68,15 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         IReadOnlyList<JsonElement> events = LiveOscRun.ParseAll(resumed.Stdout + "\n");
         JsonElement done = events[^1];
         output.WriteLine(done.ToString());
+        Assert.Contains(done.GetProperty("notes").EnumerateArray(), n => n.GetString()!.StartsWith($"Ended session {waiting}, ", StringComparison.Ordinal));
         long copied = done.GetProperty("rowsCopied").GetInt64();
         long before = done.GetProperty("resumedAfterRows").GetInt64();
         // Copy and replay converge by themselves; a repaired chunk would mean the copy read past a replayed commit.
         Assert.Equal(0, done.GetProperty("repairedChunks").GetInt32());
         Assert.True(before >= 20_000, $"the resume started from the checkpoint's {before:N0} rows");
         Assert.True(copied < rows, $"the resumed run copied {copied:N0} rows, as many as the table: finished chunks were copied again");
-        Assert.True(copied <= rows + writes.Inserted - before + 5_000,
-            $"the resumed run copied {copied:N0} rows; only those after the checkpoint's {before:N0} (and the {writes.Inserted:N0} inserted) were left");
+        Assert.True(copied <= rows + writes.Inserted - watermark + 5_000,
+            $"the resumed run copied {copied:N0} rows; only those after the checkpoint's watermark {watermark:N0} (and the {writes.Inserted:N0} inserted) were left");
         Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
         Assert.Equal(IndexesBefore, await IndexesAsync(connectionString));
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, OurTables));
@@ -98,7 +104,7 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
 
         await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--cut-over-lock-timeout-seconds", "30"))
         {
-            await WaitForAsync(async () => await ScalarAsync(connectionString,
+            await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
                     "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LOCK TABLE \"public\".\"t\" IN ACCESS EXCLUSIVE MODE%' AND wait_event_type = 'Lock'") == "1",
                 osc, "the swap waiting for the table lock");
             osc.Kill();
@@ -154,7 +160,7 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
 
         await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute"))
         {
-            await WaitForAsync(async () => await ScalarAsync(connectionString,
+            await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE public.child VALIDATE CONSTRAINT%' AND state = 'active'") == "1", osc, "the key's validation");
             osc.Signal("INT");
             Assert.Equal(130, await osc.WaitForExitAsync(TimeSpan.FromSeconds(60)));
@@ -198,6 +204,40 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         Assert.Equal("", await ScalarAsync(connectionString, OurTables));
         Assert.Equal("", await LeftoversAsync(connectionString));
         Assert.Equal("integer", await ColumnTypeAsync(connectionString));
+    }
+
+    [Fact]
+    public async Task Cleanup_refuses_while_a_run_is_live_and_after_a_kill_ends_the_chunk_it_left_waiting()
+    {
+        var (connectionString, uri) = await DatabaseAsync(200_000);
+        string before = await ChecksumAsync(connectionString);
+        await using var holder = new NpgsqlConnection(connectionString);
+        string waiting = await InterruptedRun.KillWithAChunkWaitingAsync(uri, Alter, "1", Probe(connectionString, holder), async osc =>
+        {
+            var refused = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains("in progress", refused.Stderr, StringComparison.Ordinal);
+            Assert.False(osc.HasExited, "the live run must go on");
+            Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+            Assert.NotEqual("", await LeftoversAsync(connectionString));
+        });
+
+        // The killed run's chunk still waits on our transaction, and holds the shadow: the DROP would wait behind it.
+        // Our transaction holds the shadow too: it ends once the cleanup has ended the chunk.
+        var cleaning = OscRunner.RunAsync("cleanup", uri, "--table", "t", "--json");
+        await InterruptedRun.WaitUntilGoneAsync(Probe(connectionString, holder), waiting, cleaning);
+        await using (var rollback = new NpgsqlCommand("ROLLBACK", holder))
+        {
+            await rollback.ExecuteNonQueryAsync();
+        }
+
+        var cleaned = await cleaning;
+        Assert.True(cleaned.ExitCode == 0, cleaned.Stderr);
+        Assert.Contains(cleaned.Json.GetProperty("notes").EnumerateArray(), n => n.GetString()!.StartsWith($"Ended session {waiting}, ", StringComparison.Ordinal));
+        Assert.Equal("", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("0", await ScalarAsync(connectionString, $"SELECT count(*) FROM pg_stat_activity WHERE pid = {waiting}"));
+        Assert.Equal(before, await ChecksumAsync(connectionString));
     }
 
     [Fact]
@@ -346,6 +386,27 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
     }
 
     /// <summary>Rows the stored checkpoint records as copied, or -1 when there is no checkpoint yet.</summary>
+    /// <summary>
+    /// How the kill helper sees this engine: <paramref name="holder"/> keeps row 150,000 of the shadow inserted and
+    /// uncommitted, so the chunk that reaches it waits for that transaction.
+    /// </summary>
+    private static KilledRunProbe Probe(string connectionString, NpgsqlConnection holder) => new(
+        () => CheckpointRowsAsync(connectionString),
+        () => CheckpointWatermarkAsync(connectionString),
+        async () =>
+        {
+            await holder.OpenAsync();
+            await using var hold = new NpgsqlCommand("BEGIN; INSERT INTO t_osc_new (id, k, c) VALUES (150000, 0, 'held')", holder);
+            await hold.ExecuteNonQueryAsync();
+        },
+        () => ScalarAsync(connectionString,
+            "SELECT coalesce(min(pid)::text, '') FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO %t_osc_new%'"),
+        async pid => await ScalarAsync(connectionString, $"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") != "0");
+
+    /// <summary>The first key column of the last checkpoint's watermark, once the first checkpoint exists (single-column integer keys).</summary>
+    private static async Task<long> CheckpointWatermarkAsync(string connectionString) =>
+        long.Parse(await ScalarAsync(connectionString, "SELECT coalesce(value::jsonb -> 'watermark' -> 0 ->> 'value', '0') FROM t_osc_log WHERE id = 2"), CultureInfo.InvariantCulture);
+
     private static async Task<long> CheckpointRowsAsync(string connectionString)
     {
         try
@@ -368,21 +429,6 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
         {
             return 0;
-        }
-    }
-
-    private static async Task WaitForAsync(Func<Task<bool>> condition, OscProcess osc, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (!await condition())
-        {
-            if (osc.HasExited)
-            {
-                Assert.Fail($"osc exited before {what}: {osc.ExitReport()}");
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(10);
         }
     }
 
