@@ -66,9 +66,20 @@ public sealed partial class StartFailureTests(ITestOutputHelper output)
     public async Task Cancelling_a_start_leaves_no_server_behind()
     {
         var before = Leftovers("osc-postgres-primary-");
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
-            await (await LocalPostgres.StartAsync(cancellationToken: cancel.Token)).DisposeAsync());
+        // Cancelled once the start has made its directory, so mid-start however fast the machine starts a server (a
+        // fixed delay let a fast one finish first).
+        using var cancel = new CancellationTokenSource();
+        Task started = Task.Run(async () =>
+        {
+            await using LocalPostgres server = await LocalPostgres.StartAsync(cancellationToken: cancel.Token);
+        });
+        while (!started.IsCompleted && Leftovers("osc-postgres-primary-").SequenceEqual(before))
+        {
+            await Task.Delay(1);
+        }
+
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => started);
 
         Assert.Equal(before, Leftovers("osc-postgres-primary-"));
     }
