@@ -10,6 +10,12 @@ public sealed record MethodOutcome(bool Ok, TimeSpan Elapsed, TimeSpan? WritesHe
 {
     /// <summary>osc's phases and how long each lasted, from its --json phase events (null for the other methods).</summary>
     public string? Phases { get; init; }
+
+    /// <summary>CPU time (user + system) of the tool's process; null for native.</summary>
+    public TimeSpan? Cpu { get; init; }
+
+    /// <summary>CPU time the database server spent during the ALTER, when the benchmark could watch it.</summary>
+    public TimeSpan? ServerCpu { get; init; }
 }
 
 public static partial class Methods
@@ -45,12 +51,12 @@ public static partial class Methods
         using Process process = Process.Start(start)!;
         Task<string> stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         Task<string> stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        Task<long?> peak = PeakMemory.WatchAsync(process, cancellationToken);
+        Task<(long? PeakBytes, TimeSpan? Cpu)> watch = PeakMemory.WatchAsync(process, cancellationToken);
         await process.WaitForExitAsync(cancellationToken);
         TimeSpan elapsed = clock.Elapsed;
         string output = await stdout;
         string errors = await stderr;
-        long? peakBytes = await peak;
+        (long? peakBytes, TimeSpan? cpu) = await watch;
 
         Match held = WritesBlocked().Match(output);
         TimeSpan? writesHeld = held.Success ? TimeSpan.FromMilliseconds(double.Parse(held.Groups[1].Value, CultureInfo.InvariantCulture)) : null;
@@ -58,10 +64,10 @@ public static partial class Methods
         {
             Console.Error.WriteLine(output);
             Console.Error.WriteLine(errors);
-            return new MethodOutcome(false, elapsed, writesHeld, peakBytes, $"{file} exited with {process.ExitCode}");
+            return new MethodOutcome(false, elapsed, writesHeld, peakBytes, $"{file} exited with {process.ExitCode}") { Cpu = cpu };
         }
 
-        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = PhaseDurations(output, elapsed) };
+        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = PhaseDurations(output, elapsed), Cpu = cpu };
     }
 
     /// <summary>"startup 0.4 s, copying 8.1 s, ..." from osc's phase events: each lasts until the next one starts.</summary>
@@ -107,6 +113,16 @@ public sealed record LoadSummary(double P99Before, double P99During, double Erro
 
 public static class SbTest
 {
+    /// <summary>The server's process id, from its pid file (the benchmark's server runs on this machine).</summary>
+    public static async Task<int> ServerPidAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new MySqlCommand("SELECT @@pid_file", connection);
+        string file = (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+        return int.Parse((await File.ReadAllTextAsync(file, cancellationToken)).Trim(), CultureInfo.InvariantCulture);
+    }
+
     // sysbench's sbtest1 shape, filled from MariaDB's sequence engine: seconds instead of sysbench prepare's minutes.
     public static async Task RecreateAsync(string connectionString, int rows, CancellationToken cancellationToken)
     {

@@ -81,6 +81,8 @@ Console.WriteLine($"Starting a throwaway MariaDB on loopback; osc is {oscPath}")
 await using LocalMariaDb maria = await LocalMariaDb.StartAsync(
     new MariaDbOptions { BufferPoolSize = bufferPool, ExtraArguments = [$"--innodb-log-file-size={redoLog}"] }, cancel.Token);
 Console.WriteLine($"  {maria}, innodb_buffer_pool_size={bufferPool}, innodb_log_file_size={redoLog}");
+// The server is one process (threads), so its CPU time during an ALTER shows what the method cost it.
+int serverPid = await SbTest.ServerPidAsync(maria.ConnectionString, cancel.Token);
 
 var methods = new (string Key, string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]
 {
@@ -114,8 +116,10 @@ foreach (var (_, name, run) in methods)
     {
         await Task.Delay(margin, cancel.Token);
         alterStart = clock.Elapsed;
+        TimeSpan? serverCpuBefore = CpuTime.Of(serverPid);
         outcome = await run(cancel.Token);
         alterEnd = clock.Elapsed;
+        outcome = outcome with { ServerCpu = CpuTime.Of(serverPid) - serverCpuBefore };
         await Task.Delay(margin, cancel.Token);
         if (load.Exited)
         {
@@ -161,6 +165,15 @@ foreach (var (name, o, _) in results.Where(r => r.Outcome.Phases is not null))
     Console.WriteLine();
     Console.WriteLine($"{name} phases: {o.Phases}");
 }
+
+Console.WriteLine();
+foreach (var (name, o, _) in results)
+{
+    Console.WriteLine($"{name} CPU: server {Seconds(o.ServerCpu)} during the ALTER" + (o.Cpu is null ? "" : $", the tool's process {Seconds(o.Cpu)}")
+                      + $" (over {o.Elapsed.TotalSeconds:0.0} s on {Environment.ProcessorCount} cores)");
+}
+
+static string Seconds(TimeSpan? time) => time is { } t ? $"{t.TotalSeconds:0.0} s" : "—";
 
 int failed = results.Count(r => !r.Outcome.Ok);
 return failed == 0 ? postgresExit : 1;
