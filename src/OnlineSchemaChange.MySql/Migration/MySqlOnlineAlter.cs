@@ -146,16 +146,6 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, copier.Finished ? null : throttler.Reason, clock.Elapsed));
 
-            if (resumed?.CopyFinished != true)
-            {
-                checkpointer.Track(copier);
-                await MigrationSteps.CopyAsync(copier, resumed?.Watermark, replayFailed, () => Report("copying"), stop.Token);
-            }
-
-            await MySqlDeferredIndexes.BuildAsync(connection, shadow.Table, log, TimeSpan.FromSeconds(60), () => Report("building indexes"), cancellationToken);
-            checkpointer.MarkCopyFinished();
-            await checkpointer.TrySaveAsync(cancellationToken);
-
             async Task DrainAsync(ReplicationPosition target, CancellationToken token)
             {
                 Task caughtUp = applier.WaitForAsync(target, token);
@@ -167,37 +157,36 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 await caughtUp;
             }
 
-            Report("catching up");
-            await DrainAsync(await MySqlBinlogPosition.CurrentAsync(connection, cancellationToken), cancellationToken);
-            await checkpointer.TrySaveAsync(cancellationToken);
-
-            await MigrationSteps.PostponeCutoverAsync(options.PostponeCutoverFlagFile, Report, null, cancellationToken);
-
-            VerificationResult? verification = null;
-            if (options.Verify)
+            var phases = new EnginePhases
             {
-                Report("verifying");
-                verification = await new MySqlVerifier(connectionString, original, shadow.Table, originalKey, shadowKey, shadow.Mapping,
+                BuildDeferredIndexesAsync = (reportBuilding, token) =>
+                    MySqlDeferredIndexes.BuildAsync(connection, shadow.Table, log, TimeSpan.FromSeconds(60), reportBuilding, token),
+                CatchUpAsync = async token => await DrainAsync(await MySqlBinlogPosition.CurrentAsync(connection, token), token),
+                VerifyAsync = token => new MySqlVerifier(connectionString, original, shadow.Table, originalKey, shadowKey, shadow.Mapping,
                     shadow.ColumnTypes, DrainAsync)
                 {
                     LockTimeout = options.Cutover.LockTimeout,
                     DrainTimeout = options.Cutover.DrainTimeout,
                     LockAttempts = options.Cutover.Attempts,
-                }.RunAsync(cancellationToken);
-            }
+                }.RunAsync(token),
+                CutOverAsync = async token =>
+                {
+                    CutoverResult result = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover,
+                        facts.ForeignKeys.ForCutover(shadow.Table, shadow.Mapping), preparedXa.DescribeHeld).RunAsync(token);
+                    swapped = true;
+                    return result;
+                },
+                AfterSwapAsync = facts.ForeignKeys.Any
+                    ? async (reportPhase, _) =>
+                    {
+                        reportPhase("rebuilding foreign keys");
+                        await facts.ForeignKeys.AfterSwapAsync(connectionString, facts.Names, shadow.Mapping, options.Cutover);
+                    }
+                    : null,
+            };
+            (VerificationResult? verification, CutoverResult cutover) =
+                await MigrationPhases.RunAsync(phases, copier, checkpointer, resumed, replayFailed, options, Report, stop.Token);
 
-            Report("cutting over");
-            await checkpointer.TrySaveAsync(cancellationToken);
-            CutoverResult cutover = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover,
-                facts.ForeignKeys.ForCutover(shadow.Table, shadow.Mapping), preparedXa.DescribeHeld).RunAsync(cancellationToken);
-            swapped = true;
-            if (facts.ForeignKeys.Any)
-            {
-                Report("rebuilding foreign keys");
-                await facts.ForeignKeys.AfterSwapAsync(connectionString, facts.Names, shadow.Mapping, options.Cutover);
-            }
-
-            Report("done");
             if (options.DropOldTable)
             {
                 await MySqlForeignKeys.EnsureUnreferencedAsync(connection, original with { Name = facts.Names.Old }, CancellationToken.None);

@@ -137,48 +137,38 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived,
                 copier.Finished ? null : throttler.Reason, clock.Elapsed));
 
-            if (resumed?.CopyFinished != true)
+            async Task CatchUpAsync(CancellationToken token) => await running.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, token), token);
+            var phases = new EnginePhases
             {
-                checkpointer.Track(copier);
-                await MigrationSteps.CopyAsync(copier, resumed?.Watermark, replay.Failed, () => Report("copying"), cancellationToken);
-            }
-
-            checkpointer.MarkCopyFinished();
-            await checkpointer.TrySaveAsync(cancellationToken);
-
-            if (shadow.DeferredIndexes.Count > 0)
-            {
-                // Built once rather than maintained row by row through the copy; only the replay's writes wait on it.
-                Report("building indexes");
-                await shadow.BuildDeferredIndexesAsync(connection, cancellationToken);
-            }
-
-            Report("catching up");
-            await replay.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, cancellationToken), cancellationToken);
-            await checkpointer.TrySaveAsync(cancellationToken);
-
-            await MigrationSteps.PostponeCutoverAsync(options.PostponeCutoverFlagFile, Report,
-                async ct => await running.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, ct), ct), cancellationToken);
-
-            VerificationResult? verification = null;
-            if (options.Verify)
-            {
-                Report("verifying");
-                verification = await new PostgresVerifier(connectionString, facts, shadow, replay.DrainAsync) { Ordering = ordering }.RunAsync(cancellationToken);
-            }
-
-            Report("cutting over");
-            await checkpointer.TrySaveAsync(cancellationToken);
-            cutoverRun = new PostgresCutover(connectionString, facts, shadow, replay.DrainTracedAsync, options.Cutover)
-            {
-                AfterSwapLog = store.Table,
-                Statement = migration.Statement,
+                BuildDeferredIndexesAsync = async (reportBuilding, token) =>
+                {
+                    if (shadow.DeferredIndexes.Count > 0)
+                    {
+                        // Built once rather than maintained row by row through the copy; only the replay's writes wait on it.
+                        reportBuilding();
+                        await shadow.BuildDeferredIndexesAsync(connection, token);
+                    }
+                },
+                CatchUpAsync = CatchUpAsync,
+                // The slot moves on while the swap waits: the WAL it holds does not grow without bound.
+                WhilePostponedAsync = CatchUpAsync,
+                VerifyAsync = token => new PostgresVerifier(connectionString, facts, shadow, running.DrainAsync) { Ordering = ordering }.RunAsync(token),
+                CutOverAsync = async token =>
+                {
+                    cutoverRun = new PostgresCutover(connectionString, facts, shadow, running.DrainTracedAsync, options.Cutover)
+                    {
+                        AfterSwapLog = store.Table,
+                        Statement = migration.Statement,
+                    };
+                    CutoverResult result = await cutoverRun.RunAsync(token);
+                    swapped = true;
+                    // Stopped while the materialized views were rebuilt: what is left is recorded for --resume.
+                    token.ThrowIfCancellationRequested();
+                    return result;
+                },
             };
-            CutoverResult cutover = await cutoverRun.RunAsync(cancellationToken);
-            swapped = true;
-            // Stopped while the materialized views were rebuilt: what is left is recorded for --resume.
-            cancellationToken.ThrowIfCancellationRequested();
-            Report("done");
+            (VerificationResult? verification, CutoverResult cutover) =
+                await MigrationPhases.RunAsync(phases, copier, checkpointer, resumed, replay.Failed, options, Report, cancellationToken);
             if (options.DropOldTable && await DropOldTableAsync(connection, facts.Table with { Name = facts.Names.Old }) is { } kept)
             {
                 cutover = cutover with { Notes = [.. cutover.Notes, kept] };
