@@ -171,6 +171,8 @@ public static class Tools
 
         return dir is null ? null : Configurations
             .Select(c => Path.Combine(dir, "src", "OnlineSchemaChange.Cli", "bin", c, "net10.0", "osc.dll"))
+            // tools/publish's precompiled build, the one to measure and show, when it is the newest.
+            .Append(Path.Combine(dir, "artifacts", "osc", "osc.dll"))
             .Where(File.Exists).OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault();
     }
 }

@@ -58,7 +58,7 @@ if (missing.Length > 0)
 oscPath ??= Tools.LocateOsc();
 if (oscPath is null || !File.Exists(oscPath))
 {
-    Console.Error.WriteLine("osc.dll not found: build it (dotnet build -c Release benchmarks/OnlineSchemaChange.EndToEnd) or pass --osc.");
+    Console.Error.WriteLine("osc.dll not found: run tools/publish (the precompiled build, the one to measure), or build it (dotnet build -c Release benchmarks/OnlineSchemaChange.EndToEnd), or pass --osc.");
     return 2;
 }
 

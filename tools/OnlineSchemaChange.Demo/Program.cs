@@ -143,6 +143,8 @@ internal static class OscBinary
         string root = dir ?? throw new InvalidOperationException("Run the demo from inside the repository (tools/demo).");
         string? osc = Configurations
             .Select(c => Path.Combine(root, "src", "OnlineSchemaChange.Cli", "bin", c, "net10.0", "osc.dll"))
+            // tools/publish's precompiled build, the one to measure and show, when it is the newest.
+            .Append(Path.Combine(root, "artifacts", "osc", "osc.dll"))
             .Where(File.Exists).OrderByDescending(File.GetLastWriteTimeUtc).FirstOrDefault();
         return osc ?? throw new InvalidOperationException("osc is not built: run tools/demo, which builds it first.");
     }
