@@ -1,5 +1,6 @@
 using Npgsql;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Plan;
 using OnlineSchemaChange.Postgres.Replication;
@@ -11,68 +12,49 @@ namespace OnlineSchemaChange.Postgres.Migration;
 /// </summary>
 public static class PostgresLeftoverSessions
 {
-    /// <summary>
-    /// Ends the statements a killed run left working on the shadow, and waits until they are gone (their transactions
-    /// rolled back). A backend notices its lost client only when it next writes to it, so a copy chunk or replay
-    /// batch that was waiting on a lock when its process died waits on, then commits rows it read before the kill, in
-    /// the middle of a resumed run (or holds the table a cleanup must drop). The caller holds the run lock, so no live run of ours works there. Returns a
-    /// note per statement ended.
-    /// </summary>
-    public static async Task<IReadOnlyList<string>> EndAsync(NpgsqlConnection connection, TableName shadow, CancellationToken cancellationToken)
+    /// <summary>Ends what a killed run left working on <paramref name="shadow"/> (see <see cref="LeftoverSessions"/>).</summary>
+    public static Task<IReadOnlyList<string>> EndAsync(NpgsqlConnection connection, TableName shadow, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(shadow);
-        var leftovers = new List<(int Pid, string Statement)>();
-        await using (var find = new NpgsqlCommand(
-                         """
-                         SELECT pid, left(query, 60) FROM pg_stat_activity
-                         WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-                           AND state <> 'idle' AND strpos(query, $1) > 0
-                         """, connection))
-        {
-            find.Parameters.Add(new NpgsqlParameter { Value = PostgresSql.Quote(shadow) });
-            await using NpgsqlDataReader reader = await find.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                leftovers.Add((reader.GetInt32(0), reader.GetString(1)));
-            }
-        }
-
-        if (leftovers.Count == 0)
-        {
-            return [];
-        }
-
         var catalog = new PostgresCatalog(connection);
-        int[] pids = leftovers.Select(l => l.Pid).ToArray();
-        // pg_terminate_backend is false (with a warning) for a backend that already ended, and raises for one this
-        // user may not end.
-        try
-        {
-            await catalog.ScalarAsync<bool>("SELECT coalesce(bool_and(pg_terminate_backend(p)), true) FROM unnest($1::int[]) p", cancellationToken, pids);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
-        {
-            throw new OscException(
-                $"Sessions {string.Join(", ", pids)} are still working on {shadow}, most likely left by the interrupted run, and this user may not end them.",
-                $"End them (SELECT pg_terminate_backend(pid)) as a superuser or a member of pg_signal_backend, then run again.");
-        }
-
-        var deadline = DateTime.UtcNow + LeftoverRollbackWait;
-        while (await catalog.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", cancellationToken, pids) > 0)
-        {
-            if (DateTime.UtcNow > deadline)
+        var control = new LeftoverSessionControl(
+            async token =>
             {
-                throw new OscException($"The sessions {string.Join(", ", pids)} the interrupted run left working on {shadow} were ended but are still there.",
-                    "Wait until they leave pg_stat_activity, then run again.");
-            }
+                var found = new List<LeftoverSession>();
+                await using var find = new NpgsqlCommand(
+                    """
+                    SELECT pid, left(query, 60) FROM pg_stat_activity
+                    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+                      AND state <> 'idle' AND strpos(query, $1) > 0
+                    """, connection);
+                find.Parameters.Add(new NpgsqlParameter { Value = PostgresSql.Quote(shadow) });
+                await using NpgsqlDataReader reader = await find.ExecuteReaderAsync(token);
+                while (await reader.ReadAsync(token))
+                {
+                    found.Add(new LeftoverSession(reader.GetInt32(0), reader.GetString(1)));
+                }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
-        }
-
-        return leftovers.Select(l => $"Ended session {l.Pid}, which an interrupted run had left working on the shadow ({l.Statement}...).").ToList();
+                return found;
+            },
+            async (session, token) =>
+            {
+                // False (with a warning) for a backend that already ended; raises for one this user may not end.
+                try
+                {
+                    await catalog.ScalarAsync<bool>("SELECT pg_terminate_backend($1)", token, (int)session.Id);
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+                {
+                    throw new OscException(
+                        $"Session {session.Id} is still working on {shadow} ({session.Statement}...), most likely left by an interrupted run, and this user may not end it.",
+                        $"End it (SELECT pg_terminate_backend({session.Id})) as a superuser or a member of pg_signal_backend, then run again.");
+                }
+            },
+            async (ids, token) => await catalog.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", token,
+                ids.Select(i => (int)i).ToArray()) > 0,
+            "pg_stat_activity");
+        return LeftoverSessions.EndAsync(control, shadow.ToString(), cancellationToken);
     }
-
-    private static readonly TimeSpan LeftoverRollbackWait = TimeSpan.FromMinutes(5);
 
     /// <summary>
     /// Takes the lock one run per table holds for its whole life, on <paramref name="connection"/>: an advisory lock,
