@@ -68,12 +68,7 @@ internal static class CleanupCommand
         string schema = table.Schema ?? (string)(await new NpgsqlCommand("SELECT current_schema()", connection).ExecuteScalarAsync(cancellationToken))!;
         var original = new TableName(schema, table.Name);
         var stream = new PostgresReplicationNames(connection.Database, original);
-        if (!await PostgresLeftoverSessions.TryHoldRunLockAsync(connection, stream, cancellationToken))
-        {
-            throw new OscException(
-                $"An osc run on {original} is in progress (it holds the advisory lock for {PostgresLeftoverSessions.RunLockName(stream)}): cleaning up would remove the slot and shadow it is using.",
-                "Let it finish, or stop it first (Ctrl-C keeps its work for --resume, which cleanup then removes).");
-        }
+        await PostgresLeftoverSessions.HoldRunLockAsync(connection, stream, "Cleaning up would remove the slot and shadow it is using.", cancellationToken);
 
         // A killed run's statement can still be waiting on a lock in the shadow, and would hold up its DROP.
         var shadow = original with { Name = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength).Shadow };

@@ -28,12 +28,7 @@ public sealed class MySqlCleanup(ConnectionTarget target)
         var kept = new List<string>();
         var notes = new List<string>();
         var original = new TableName(schema, table.Name);
-        if (!await MySqlLeftoverSessions.TryHoldRunLockAsync(connection, original, cancellationToken))
-        {
-            throw new Core.OscException(
-                $"An osc run on {original} is in progress (it holds the lock {MySqlLeftoverSessions.RunLockName(original)}): cleaning up would remove the shadow it is writing.",
-                "Let it finish, or stop it first (Ctrl-C keeps its work for --resume, which cleanup then removes).");
-        }
+        await MySqlLeftoverSessions.HoldRunLockAsync(connection, original, "Cleaning up would remove the shadow it is writing.", cancellationToken);
 
         // A killed run's statement can still be waiting on a lock in the shadow, and would hold up its DROP.
         notes.AddRange(await MySqlLeftoverSessions.EndAsync(connection, original with { Name = names.Shadow }, cancellationToken));

@@ -63,14 +63,41 @@ public static class MySqlLeftoverSessions
 
     /// <summary>
     /// Takes the lock one run per table holds for its whole life, on <paramref name="connection"/> (the server frees it
-    /// when the connection ends, kill -9 included). False when a live run holds it.
+    /// when the connection ends, kill -9 included). While a live run holds it, refuses, naming the session that holds
+    /// it and what it is doing: after a kill -9 mid-statement that session goes on until its statement ends.
     /// </summary>
-    public static async Task<bool> TryHoldRunLockAsync(MySqlConnection connection, TableName original, CancellationToken cancellationToken)
+    /// <param name="consequence">Why the caller must not go on meanwhile, a sentence, or null.</param>
+    public static async Task HoldRunLockAsync(MySqlConnection connection, TableName original, string? consequence, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(original);
-        await using var command = new MySqlCommand("SELECT GET_LOCK(@n, 2)", connection);
-        command.Parameters.AddWithValue("@n", RunLockName(original));
-        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken) ?? 0L, CultureInfo.InvariantCulture) == 1;
+        string name = RunLockName(original);
+        await using (var take = new MySqlCommand("SELECT GET_LOCK(@n, 2)", connection))
+        {
+            take.Parameters.AddWithValue("@n", name);
+            if (Convert.ToInt64(await take.ExecuteScalarAsync(cancellationToken) ?? 0L, CultureInfo.InvariantCulture) == 1)
+            {
+                return;
+            }
+        }
+
+        string holder = "";
+        long? id = null;
+        await using (var who = new MySqlCommand(
+                         "SELECT p.ID, p.COMMAND, p.TIME, LEFT(p.INFO, 60) FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(@n)", connection))
+        {
+            who.Parameters.AddWithValue("@n", name);
+            await using MySqlDataReader reader = await who.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                id = Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture);
+                string doing = reader.IsDBNull(3) ? $"{reader.GetString(1).ToLowerInvariant()} for {reader.GetValue(2)} s" : $"running {reader.GetString(3)}... for {reader.GetValue(2)} s";
+                holder = $": session {id} holds its lock {name} ({doing})";
+            }
+        }
+
+        throw new OscException($"An osc run on {original} is in progress{(holder.Length > 0 ? holder : $" (it holds the lock {name})")}." + (consequence is null ? "" : " " + consequence),
+            "Let it finish, or stop it (Ctrl-C keeps its work for --resume)."
+            + (id is null ? "" : $" If its osc process is gone, the server is still finishing that session's statement: wait for it, or end it (KILL {id}), then run again."));
     }
 
     public static string RunLockName(TableName original)

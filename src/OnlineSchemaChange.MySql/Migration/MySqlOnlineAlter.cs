@@ -47,7 +47,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         string connectionString = MySqlConnections.BuildConnectionString(target with { Database = schema });
 
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target with { Database = schema }, cancellationToken);
-        await HoldRunLockAsync(connection, original, cancellationToken);
+        // One run per table at a time: a resume started while the interrupted run is in fact still going would
+        // otherwise write into the same shadow.
+        await MySqlLeftoverSessions.HoldRunLockAsync(connection, original, null, cancellationToken);
         var names = new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength);
         var log = original with { Name = names.Log };
         var store = new MySqlCheckpointStore(connectionString, log);
@@ -236,20 +238,6 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
     private static string Definition(MySqlTableFacts facts) =>
         string.Join(", ", facts.Columns.Select(c => $"{c.Name} {c.ColumnType}{(c.Nullable ? " NULL" : " NOT NULL")}{(c.Generated ? " GENERATED" : "")}"))
         + "; key " + string.Join(", ", facts.Key);
-
-    /// <summary>
-    /// One run per table at a time, held for the run's whole life on its main connection: a resume started while the
-    /// interrupted run is in fact still going would otherwise write into the same shadow. The server frees the lock
-    /// when the connection ends, kill -9 included.
-    /// </summary>
-    private static async Task HoldRunLockAsync(MySqlConnection connection, TableName original, CancellationToken cancellationToken)
-    {
-        if (!await MySqlLeftoverSessions.TryHoldRunLockAsync(connection, original, cancellationToken))
-        {
-            throw new OscException($"Another osc run on {original} is in progress (it holds the lock {MySqlLeftoverSessions.RunLockName(original)}).",
-                "Wait for it to finish, or stop it (Ctrl-C keeps its work for --resume).");
-        }
-    }
 
     /// <summary>Ends only in an error: the replay's own, or that it stopped, which must never happen mid-migration.</summary>
     private static async Task WatchReplayAsync(Task feeding, Task applying)

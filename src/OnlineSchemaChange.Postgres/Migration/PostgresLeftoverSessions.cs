@@ -58,10 +58,49 @@ public static class PostgresLeftoverSessions
 
     /// <summary>
     /// Takes the lock one run per table holds for its whole life, on <paramref name="connection"/>: an advisory lock,
-    /// which the server frees when the connection ends, kill -9 included. False when a live run holds it.
+    /// which the server frees when the connection ends, kill -9 included. While a live run holds it, refuses, naming
+    /// the backend that holds it and what it is doing: after a kill -9 mid-statement that backend goes on until its
+    /// statement ends.
     /// </summary>
-    public static Task<bool> TryHoldRunLockAsync(NpgsqlConnection connection, PostgresReplicationNames names, CancellationToken cancellationToken) =>
-        new PostgresCatalog(connection).ScalarAsync<bool>("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", cancellationToken, RunLockName(names));
+    /// <param name="consequence">Why the caller must not go on meanwhile, a sentence, or null.</param>
+    public static async Task HoldRunLockAsync(NpgsqlConnection connection, PostgresReplicationNames names, string? consequence, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        var catalog = new PostgresCatalog(connection);
+        string name = RunLockName(names);
+        if (await catalog.ScalarAsync<bool>("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", cancellationToken, name))
+        {
+            return;
+        }
+
+        string holder = "";
+        int? pid = null;
+        // A bigint advisory key shows in pg_locks as its high and low halves.
+        await using (var who = new NpgsqlCommand(
+                         """
+                         SELECT a.pid, a.state, left(a.query, 60), extract(epoch FROM now() - a.state_change)::int
+                         FROM (SELECT hashtextextended($1, 0) AS key) k
+                         JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                          AND l.classid = ((k.key >> 32) & 4294967295)::oid AND l.objid = (k.key & 4294967295)::oid
+                         JOIN pg_stat_activity a ON a.pid = l.pid
+                         """, connection))
+        {
+            who.Parameters.Add(new NpgsqlParameter { Value = name });
+            await using NpgsqlDataReader reader = await who.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                pid = reader.GetInt32(0);
+                string state = reader.IsDBNull(1) ? "unknown" : reader.GetString(1);
+                string seconds = reader.IsDBNull(3) ? "?" : reader.GetInt32(3).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                string doing = state == "active" && !reader.IsDBNull(2) ? $"running {reader.GetString(2)}... for {seconds} s" : $"{state} for {seconds} s";
+                holder = $": backend {pid} holds its advisory lock {name} ({doing})";
+            }
+        }
+
+        throw new OscException($"An osc run on {names.Table} is in progress{(holder.Length > 0 ? holder : $" (it holds the advisory lock for {name})")}." + (consequence is null ? "" : " " + consequence),
+            "Let it finish, or stop it (Ctrl-C keeps its work for --resume)."
+            + (pid is null ? "" : $" If its osc process is gone, the server is still finishing that backend's statement: wait for it, or end it (SELECT pg_terminate_backend({pid})), then run again."));
+    }
 
     public static string RunLockName(PostgresReplicationNames names)
     {

@@ -45,7 +45,9 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         string schema = table.Schema ?? await new PostgresCatalog(connection).ScalarAsync<string>("SELECT current_schema()", cancellationToken);
         var original = new TableName(schema, table.Name);
         var names = new PostgresReplicationNames(connection.Database, original);
-        await HoldRunLockAsync(connection, names, cancellationToken);
+        // One run per table at a time: a resume started while the interrupted run is in fact still going would
+        // otherwise stream from the same slot into the same shadow.
+        await PostgresLeftoverSessions.HoldRunLockAsync(connection, names, null, cancellationToken);
         var shadowNames = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength);
         var store = new PostgresCheckpointStore(connectionString, original with { Name = shadowNames.Log });
         var resume = new PostgresResume(connection, original, shadowNames, names, store);
@@ -336,20 +338,6 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
     private static string Definition(PostgresTableFacts facts) =>
         string.Join(", ", facts.Columns.Select(c => $"{c.Name} {c.Type}{(c.NotNull ? " NOT NULL" : "")}{(c.Generated ? " GENERATED" : "")}{(c.Identity != '\0' ? " IDENTITY " + c.Identity : "")}"))
         + "; key " + string.Join(", ", facts.Key);
-
-    /// <summary>
-    /// One run per table at a time, held for the run's whole life on its main connection (an advisory lock, which
-    /// the server frees when the connection ends, kill -9 included): a resume started while the interrupted run is in
-    /// fact still going would otherwise stream from the same slot into the same shadow.
-    /// </summary>
-    private static async Task HoldRunLockAsync(NpgsqlConnection connection, PostgresReplicationNames names, CancellationToken cancellationToken)
-    {
-        if (!await PostgresLeftoverSessions.TryHoldRunLockAsync(connection, names, cancellationToken))
-        {
-            throw new OscException($"Another osc run on {names.Table} is in progress (it holds the advisory lock for {PostgresLeftoverSessions.RunLockName(names)}).",
-                "Wait for it to finish, or stop it (Ctrl-C keeps its work for --resume).");
-        }
-    }
 
     /// <summary>Named replicas are asked themselves; without them the primary's view of its streaming replicas decides.</summary>
     private Throttler BuildThrottler(string connectionString, TimedWriteLoop? heartbeat) =>

@@ -243,7 +243,9 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         {
             var refused = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
             Assert.Equal(1, refused.ExitCode);
-            Assert.Contains("in progress", refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains("in progress: session ", refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains("holds its lock osc-run.", refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains("(KILL ", refused.Stderr, StringComparison.Ordinal);
             Assert.False(osc.HasExited, "the live run must go on");
             Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
         });

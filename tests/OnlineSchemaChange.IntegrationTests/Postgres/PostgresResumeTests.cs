@@ -216,7 +216,9 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         {
             var refused = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
             Assert.Equal(1, refused.ExitCode);
-            Assert.Contains("in progress", refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains("in progress: backend ", refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains("holds its advisory lock osc-run.", refused.Stderr, StringComparison.Ordinal);
+            Assert.Contains("pg_terminate_backend(", refused.Stderr, StringComparison.Ordinal);
             Assert.False(osc.HasExited, "the live run must go on");
             Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
             Assert.NotEqual("", await LeftoversAsync(connectionString));
