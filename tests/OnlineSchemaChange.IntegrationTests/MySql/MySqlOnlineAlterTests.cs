@@ -97,21 +97,31 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
             """);
         using var stop = new CancellationTokenSource();
         Task<Writes> load = Writes.RunAsync(connectionString, 100000, stop.Token);
+        // The swap waits for the flag to go, so a fast machine cannot finish the whole run between two polls.
+        string postpone = Path.Combine(Path.GetTempPath(), $"osc-dump-kill-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(postpone, "");
         Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL",
-            "--execute", "--workers", "1", "--chunk-time-millis", "50");
+            "--execute", "--workers", "1", "--chunk-time-millis", "50", "--postpone-cut-over-flag-file", postpone);
 
         // Once the replica connection is streaming and the copy is under way, the server kills it.
         int kills = 0;
-        while (!alter.IsCompleted && kills == 0)
+        try
         {
-            string dump = await ScalarAsync(connectionString, "SELECT COALESCE(MIN(ID), 0) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
-            if (dump != "0" && await ShadowRowsAsync(connectionString) > 1000)
+            while (!alter.IsCompleted && kills == 0)
             {
-                await ExecuteAsync(connectionString, $"KILL {dump}");
-                kills++;
-            }
+                string dump = await ScalarAsync(connectionString, "SELECT COALESCE(MIN(ID), 0) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+                if (dump != "0" && await ShadowRowsAsync(connectionString) > 1000)
+                {
+                    await ExecuteAsync(connectionString, $"KILL {dump}");
+                    kills++;
+                }
 
-            await Task.Delay(20);
+                await Task.Delay(20);
+            }
+        }
+        finally
+        {
+            File.Delete(postpone);
         }
 
         OscRunner.Result result = await alter;
@@ -138,10 +148,17 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
             start.ArgumentList.Add(arg);
         }
 
+        // The copy is held by the throttle flag from its first chunk on, so the kill lands in the copy however fast the
+        // machine copies; the shadow and the bookkeeping table exist by then.
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-kill-copy-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        start.ArgumentList.Add("--throttle-flag-file");
+        start.ArgumentList.Add(flag);
         using (var osc = System.Diagnostics.Process.Start(start)!)
         {
             var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (await ShadowRowsAsync(connectionString) <= 1000)
+            while (await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_log'") == "0"
+                   || await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t_osc_log WHERE id = 2") == "0")
             {
                 Assert.True(DateTime.UtcNow < deadline && !osc.HasExited, "the copy never started");
                 await Task.Delay(20);
@@ -149,6 +166,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
 
             osc.Kill(entireProcessTree: true);
             await osc.WaitForExitAsync();
+            File.Delete(flag);
         }
 
         Assert.Equal("int(11)", await ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
