@@ -83,8 +83,13 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
     public async Task A_truncate_during_the_migration_stops_it_with_a_clear_error_and_nothing_of_ours_left()
     {
         var (connectionString, uri) = await DatabaseAsync();
+        // The swap waits for the flag to go, so the TRUNCATE lands in the migration however fast the machine copies
+        // (20,000 rows can be copied, verified and swapped between two polls).
+        string postpone = Path.Combine(Path.GetTempPath(), $"osc-pg-truncate-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(postpone, "");
+        using var removeFlag = new FlagFileRemoval(postpone);
         Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint",
-            "--execute", "--workers", "1", "--chunk-time-millis", "20", "--max-load", "active_sessions=1000");
+            "--execute", "--workers", "1", "--chunk-time-millis", "20", "--max-load", "active_sessions=1000", "--postpone-cut-over-flag-file", postpone);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (await ScalarAsync(connectionString, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_%' AND database = current_database()") == "0")
         {
@@ -360,5 +365,11 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         }
 
         private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    }
+
+    /// <summary>Deletes a flag file when the test ends, however it ends.</summary>
+    private sealed class FlagFileRemoval(string path) : IDisposable
+    {
+        public void Dispose() => File.Delete(path);
     }
 }
