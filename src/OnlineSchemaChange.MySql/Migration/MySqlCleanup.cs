@@ -10,8 +10,9 @@ namespace OnlineSchemaChange.MySql.Migration;
 
 /// <summary>
 /// Removes every leftover of ours for one table: the shadow, the bookkeeping table, a killed cut-over's sentry and
-/// the planner's copy, and ends the statements a killed run left on the shadow. It refuses while a run is live. The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and
-/// dropped only when asked.
+/// the planner's copy, after ending the statements a killed run left on the shadow. It refuses while a run is live.
+/// The original as it was before a finished swap (_osc_old) holds the old data, so it is reported and dropped only
+/// when asked.
 /// </summary>
 public sealed class MySqlCleanup(ConnectionTarget target)
 {

@@ -105,14 +105,16 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
 
     private async Task<SnapshotPair> SnapshotsOnceAsync(CancellationToken cancellationToken)
     {
-        var locker = new MySqlConnection(connectionString);
+        // The locker goes at the end of every attempt, a lock or drain timeout included; the snapshot pair only on failure.
+        await using var locker = new MySqlConnection(connectionString);
         var a = new MySqlConnection(connectionString);
         var b = new MySqlConnection(connectionString);
-        await locker.OpenAsync(cancellationToken);
-        await a.OpenAsync(cancellationToken);
-        await b.OpenAsync(cancellationToken);
         try
         {
+            await locker.OpenAsync(cancellationToken);
+            await a.OpenAsync(cancellationToken);
+            await b.OpenAsync(cancellationToken);
+
             // Catch up unlocked first, so that writes wait under the lock only for the last moment's changes (the
             // replay's backlog after the index build is what made the lock a p99 spike under sysbench). Bounded like the
             // drain under the lock; not reaching the position only leaves more for that drain.
@@ -150,7 +152,6 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             finally
             {
                 await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
-                await locker.DisposeAsync();
             }
 
             return new SnapshotPair(a, b);
