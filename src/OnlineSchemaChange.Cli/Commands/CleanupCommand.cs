@@ -5,10 +5,7 @@ using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Migration;
-using Npgsql;
-using OnlineSchemaChange.Postgres.Connection;
 using OnlineSchemaChange.Postgres.Migration;
-using OnlineSchemaChange.Postgres.Replication;
 using Spectre.Console;
 
 namespace OnlineSchemaChange.Cli.Commands;
@@ -36,7 +33,7 @@ internal static class CleanupCommand
                 ConnectionTarget target = connection.Resolve(result, tableName, console.PromptSecret);
                 CleanupReport report = target.Engine == DatabaseEngine.MySql
                     ? await new MySqlCleanup(target).RunAsync(tableName, result.GetValue(dropOld), cancellationToken)
-                    : await CleanupPostgresAsync(target, tableName, result.GetValue(dropOld), cancellationToken);
+                    : await PostgresCleanup.RunAsync(target, tableName, result.GetValue(dropOld), cancellationToken);
                 if (asJson)
                 {
                     console.WriteJson(report);
@@ -59,22 +56,5 @@ internal static class CleanupCommand
             }, cancellationToken);
         });
         return command;
-    }
-
-    /// <summary>The replication slot first (it holds WAL on the server until dropped), then the publication, then our tables.</summary>
-    private static async Task<CleanupReport> CleanupPostgresAsync(ConnectionTarget target, TableName table, bool dropOld, CancellationToken cancellationToken)
-    {
-        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
-        string schema = table.Schema ?? (string)(await new NpgsqlCommand("SELECT current_schema()", connection).ExecuteScalarAsync(cancellationToken))!;
-        var original = new TableName(schema, table.Name);
-        var stream = new PostgresReplicationNames(connection.Database, original);
-        await PostgresLeftoverSessions.HoldRunLockAsync(connection, stream, "Cleaning up would remove the slot and shadow it is using.", cancellationToken);
-
-        // A killed run's statement can still be waiting on a lock in the shadow, and would hold up its DROP.
-        var shadow = original with { Name = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength).Shadow };
-        IReadOnlyList<string> ended = await PostgresLeftoverSessions.EndAsync(connection, shadow, cancellationToken);
-        IReadOnlyList<string> dropped = await PostgresReplicationSlot.DropAsync(PostgresConnections.BuildConnectionString(target), stream, cancellationToken);
-        PostgresCleanupReport tables = await new PostgresCleanup(connection).RunAsync(table, dropOld, cancellationToken);
-        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept) { Notes = [.. ended, .. tables.Notes] };
     }
 }

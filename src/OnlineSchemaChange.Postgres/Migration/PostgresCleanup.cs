@@ -1,10 +1,13 @@
 using Npgsql;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Checkpoint;
+using OnlineSchemaChange.Postgres.Connection;
 using OnlineSchemaChange.Postgres.Cutover;
 using OnlineSchemaChange.Postgres.Plan;
+using OnlineSchemaChange.Postgres.Replication;
 
 namespace OnlineSchemaChange.Postgres.Migration;
 
@@ -28,6 +31,28 @@ public sealed record PostgresCleanupReport(IReadOnlyList<string> Dropped, IReadO
 /// </summary>
 public sealed class PostgresCleanup(NpgsqlConnection connection)
 {
+    /// <summary>
+    /// `osc cleanup` on PostgreSQL: refused while a run is live; then the statements a killed run left on the shadow,
+    /// the replication slot (it holds WAL on the server until dropped), the publication, and our tables.
+    /// </summary>
+    public static async Task<CleanupReport> RunAsync(ConnectionTarget target, TableName table, bool dropOld, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(table);
+        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
+        string schema = table.Schema ?? await new PostgresCatalog(connection).ScalarAsync<string>("SELECT current_schema()", cancellationToken);
+        var original = new TableName(schema, table.Name);
+        var stream = new PostgresReplicationNames(connection.Database, original);
+        await PostgresLeftoverSessions.HoldRunLockAsync(connection, stream, "Cleaning up would remove the slot and shadow it is using.", cancellationToken);
+
+        // A killed run's statement can still be waiting on a lock in the shadow, and would hold up its DROP.
+        var shadow = original with { Name = new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength).Shadow };
+        IReadOnlyList<string> ended = await PostgresLeftoverSessions.EndAsync(connection, shadow, cancellationToken);
+        IReadOnlyList<string> dropped = await PostgresReplicationSlot.DropAsync(PostgresConnections.BuildConnectionString(target), stream, cancellationToken);
+        PostgresCleanupReport tables = await new PostgresCleanup(connection).RunAsync(table, dropOld, cancellationToken);
+        return new CleanupReport([.. dropped, .. tables.Dropped], tables.Kept) { Notes = [.. ended, .. tables.Notes] };
+    }
+
     /// <summary>Our tables for <paramref name="table"/> that exist now, schema-qualified.</summary>
     public async Task<IReadOnlyList<TableName>> ListAsync(TableName table, CancellationToken cancellationToken)
     {
