@@ -217,7 +217,8 @@ internal static class AlterCommand
                     return 0;
                 }
 
-                AlterRehearsal rehearsal = await new MySqlAlterRehearsal(target).RunAsync(tableName, result.GetValue(alter)!, cancellationToken, foreignKeyMethod);
+                AlterRehearsal rehearsal = await new MySqlAlterRehearsal(target).RunAsync(tableName, result.GetValue(alter)!, cancellationToken, foreignKeyMethod,
+                    result.GetValue(workers));
                 if (asJson)
                 {
                     console.WriteJson(new
@@ -249,6 +250,7 @@ internal static class AlterCommand
                             plan = f.Plan,
                             statements = f.Statements,
                         }),
+                        notes = rehearsal.Notes,
                     });
                 }
                 else
@@ -261,6 +263,11 @@ internal static class AlterCommand
                         {
                             console.Ansi.MarkupLine($"    {Markup.Escape(sql)}");
                         }
+                    }
+
+                    foreach (string note in rehearsal.Notes)
+                    {
+                        console.Ansi.MarkupLine($"Note: {Markup.Escape(note)}");
                     }
 
                     console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate.");

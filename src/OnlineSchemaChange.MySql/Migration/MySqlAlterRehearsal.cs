@@ -5,6 +5,7 @@ using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Connection;
+using OnlineSchemaChange.MySql.Copy;
 using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Migration;
@@ -22,6 +23,9 @@ public sealed record AlterRehearsal(
 {
     /// <summary>What the migration would do to each foreign key to or from the table, with its statements.</summary>
     public IReadOnlyList<ForeignKeyAction> ForeignKeys { get; init; } = [];
+
+    /// <summary>What the run would do differently from what was asked, and why (such as fewer copy workers).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
 /// <summary>
@@ -30,7 +34,8 @@ public sealed record AlterRehearsal(
 /// </summary>
 public sealed class MySqlAlterRehearsal(ConnectionTarget target)
 {
-    public async Task<AlterRehearsal> RunAsync(TableName table, string alter, CancellationToken cancellationToken, ForeignKeyMethod foreignKeys = ForeignKeyMethod.Refuse)
+    public async Task<AlterRehearsal> RunAsync(TableName table, string alter, CancellationToken cancellationToken, ForeignKeyMethod foreignKeys = ForeignKeyMethod.Refuse,
+        int workers = 1)
     {
         ArgumentNullException.ThrowIfNull(table);
         AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.MySql);
@@ -43,10 +48,12 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
         ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         try
         {
+            (_, string? workersNote) = await MySqlCopyWorkers.ChooseAsync(connection, shadow.Table, workers, cancellationToken);
             return new AlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns, shadow.AddedColumns,
                 statement.RenamedColumns, shadow.KeyInShadow, await ShowCreateAsync(connection, shadow.Table, cancellationToken))
             {
                 ForeignKeys = facts.ForeignKeys.Actions(facts.Names, shadow.Mapping),
+                Notes = workersNote is null ? [] : [workersNote],
             };
         }
         finally

@@ -143,8 +143,14 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await using Throttler throttler = BuildThrottler(connectionString, log, heartbeat);
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
+            (int workers, string? workersNote) = await MySqlCopyWorkers.ChooseAsync(connection, shadow.Table, options.Workers, cancellationToken);
+            if (workersNote is not null)
+            {
+                notes = [.. notes, workersNote];
+            }
+
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
-                new ChunkSizer(options.ChunkTime), throttler, options.Workers, frontier);
+                new ChunkSizer(options.ChunkTime), throttler, workers, frontier);
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, copier.Finished ? null : throttler.Reason, clock.Elapsed));
 

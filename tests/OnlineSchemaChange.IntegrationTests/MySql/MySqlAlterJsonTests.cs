@@ -44,4 +44,37 @@ public sealed class MySqlAlterJsonTests(ServersFixture servers)
             Assert.True(done.TryGetProperty(field, out _), $"done has {field}");
         }
     }
+
+    // Under innodb_autoinc_lock_mode 0 or 1 (MariaDB's default), every INSERT ... SELECT into a table with an
+    // AUTO_INCREMENT column holds its AUTO-INC lock to the end: parallel chunks would only queue. The run says so.
+    [Theory]
+    [InlineData(" AUTO_INCREMENT")]
+    [InlineData("")]
+    public async Task A_table_with_an_auto_increment_column_is_copied_by_one_worker_when_the_lock_mode_serialises_inserts(string autoIncrement)
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "alter_workers", $"""
+            CREATE TABLE t (id INT PRIMARY KEY{autoIncrement}, k INT NOT NULL);
+            INSERT INTO t SELECT seq, seq FROM seq_1_to_2000;
+            """);
+        bool serialised = long.Parse(await MySqlTestSql.ScalarAsync(db.ConnectionString, "SELECT @@innodb_autoinc_lock_mode"), System.Globalization.CultureInfo.InvariantCulture) < 2
+                          && autoIncrement.Length > 0;
+        string[] run = ["alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--json", "--no-replica-discovery", "--workers", "4"];
+
+        OscRunner.Result dryRun = await OscRunner.RunAsync(run);
+        OscRunner.Result executed = await OscRunner.RunAsync([.. run, "--execute"]);
+
+        Assert.True(dryRun.ExitCode == 0, dryRun.Stderr);
+        Assert.True(executed.ExitCode == 0, executed.Stderr);
+        JsonElement plan = JsonDocument.Parse(dryRun.Stdout).RootElement;
+        JsonElement done = JsonDocument.Parse(executed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement;
+        foreach (JsonElement notes in new[] { plan.GetProperty("notes"), done.GetProperty("notes") })
+        {
+            string[] said = notes.EnumerateArray().Select(n => n.GetString()!).Where(n => n.StartsWith("Copied with one worker instead of 4", StringComparison.Ordinal)).ToArray();
+            Assert.Equal(serialised ? 1 : 0, said.Length);
+            Assert.All(said, n => Assert.Contains("AUTO-INC lock (column id)", n, StringComparison.Ordinal));
+        }
+
+        Assert.Equal("bigint(20)", await MySqlTestSql.ScalarAsync(db.ConnectionString,
+            "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
+    }
 }

@@ -232,16 +232,18 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
     /// <summary>An application's writes, each recorded once the server acknowledged it.</summary>
     internal sealed record Writes(ConcurrentBag<long> Inserted, ConcurrentBag<long> Incremented, ConcurrentBag<long> Deleted)
     {
-        public static async Task<Writes> RunAsync(string connectionString, int rows, CancellationToken cancellationToken)
+        /// <param name="explicitIds">Insert with ids of its own (from 10,000,000) instead of the table's AUTO_INCREMENT.</param>
+        public static async Task<Writes> RunAsync(string connectionString, int rows, CancellationToken cancellationToken, bool explicitIds = false)
         {
             var writes = new Writes([], [], []);
-            await RunAsync(connectionString, rows, writes, cancellationToken);
+            await RunAsync(connectionString, rows, writes, cancellationToken, explicitIds);
             return writes;
         }
 
         /// <summary>Records into <paramref name="writes"/> as it goes, so a test can watch it while it runs.</summary>
-        public static async Task RunAsync(string connectionString, int rows, Writes writes, CancellationToken cancellationToken)
+        public static async Task RunAsync(string connectionString, int rows, Writes writes, CancellationToken cancellationToken, bool explicitIds = false)
         {
+            long nextId = 10_000_000;
             var random = new Random(11);
             await using var connection = new MySqlConnection(connectionString);
             await connection.OpenAsync(CancellationToken.None);
@@ -252,10 +254,10 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
                 switch (random.Next(3))
                 {
                     case 0:
-                        await using (var insert = new MySqlCommand("INSERT INTO t (k, c) VALUES (0, 'load')", connection))
+                        await using (var insert = new MySqlCommand(explicitIds ? $"INSERT INTO t (id, k, c) VALUES ({nextId++}, 0, 'load')" : "INSERT INTO t (k, c) VALUES (0, 'load')", connection))
                         {
                             await insert.ExecuteNonQueryAsync(CancellationToken.None);
-                            writes.Inserted.Add(insert.LastInsertedId);
+                            writes.Inserted.Add(explicitIds ? nextId - 1 : insert.LastInsertedId);
                         }
 
                         break;
