@@ -24,6 +24,12 @@ public sealed class RowKey : IEquatable<RowKey>
 
     public IReadOnlyList<object?> Values => _values;
 
+    /// <summary>
+    /// True when every value is an integer or a decimal: there the server's key order and
+    /// <see cref="RowKeyComparer"/>'s agree exactly. Text under a collation, binary and temporal values may not.
+    /// </summary>
+    public bool IsOrderedExactly => Array.TrueForAll(_values, v => v is sbyte or byte or short or ushort or int or uint or long or ulong or decimal);
+
     public bool Equals(RowKey? other)
     {
         if (other is null || other._hash != _hash || other._values.Length != _values.Length)

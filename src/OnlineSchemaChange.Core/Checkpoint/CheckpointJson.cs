@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Copy;
 
 namespace OnlineSchemaChange.Core.Checkpoint;
 
@@ -28,6 +29,18 @@ public static class CheckpointJson
             json.WriteString("time", checkpoint.Time);
             json.WritePropertyName("watermark");
             WriteKey(json, checkpoint.Watermark);
+            json.WriteStartArray("copiedAhead");
+            foreach (CopiedRange range in checkpoint.CopiedAhead)
+            {
+                json.WriteStartObject();
+                json.WritePropertyName("after");
+                WriteKey(json, range.LowerExclusive);
+                json.WritePropertyName("through");
+                WriteKey(json, range.UpperInclusive);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
             json.WriteEndObject();
         }
 
@@ -55,7 +68,15 @@ public static class CheckpointJson
                 root.GetProperty("copyFinished").GetBoolean(),
                 root.GetProperty("position").GetString()!,
                 root.GetProperty("rowsCopied").GetInt64(),
-                root.GetProperty("time").GetDateTimeOffset());
+                root.GetProperty("time").GetDateTimeOffset())
+            {
+                // Absent from checkpoints written before it was recorded: those ranges are then copied again.
+                CopiedAhead = root.TryGetProperty("copiedAhead", out JsonElement ahead)
+                    ? ahead.EnumerateArray().Select(r => new CopiedRange(
+                        ReadKey(r.GetProperty("after")) ?? throw new FormatException("a copied range without its lower bound"),
+                        ReadKey(r.GetProperty("through")))).ToArray()
+                    : [],
+            };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

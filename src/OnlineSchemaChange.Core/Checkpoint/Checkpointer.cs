@@ -7,7 +7,7 @@ namespace OnlineSchemaChange.Core.Checkpoint;
 
 /// <summary>
 /// Saves where the migration stands every interval and whenever the caller asks (at phase changes, and when
-/// stopping): the copier's watermark and the applier's applied position. Both only ever name work that is durable in
+/// stopping): the copier's watermark with the ranges finished beyond it, and the applier's applied position. Both only ever name work that is durable in
 /// the shadow (a finished prefix of chunks, a flushed transaction), and each is valid on its own, so sampling them at
 /// slightly different moments is harmless; see docs/correctness.md. A failed save is kept as <see cref="LastError"/>
 /// and retried at the next tick: the migration itself goes on, and the previous checkpoint stays valid.
@@ -72,13 +72,19 @@ public sealed class Checkpointer : IAsyncDisposable
     public MigrationCheckpoint Sample()
     {
         KeysetCopier? copier = _copier;
-        bool finished = _copyFinished || (copier?.Finished ?? false);
-        RowKey? watermark = finished ? null : copier?.Watermark ?? _resumedFrom?.Watermark;
+        // Watermark and ranges beyond it from one instant of the copy; until it starts, those resumed from.
+        CopyProgress? progress = copier?.Progress();
+        bool finished = _copyFinished || (progress?.Finished ?? false);
+        RowKey? watermark = finished ? null : progress is null ? _resumedFrom?.Watermark : progress.Watermark;
+        IReadOnlyList<CopiedRange> ahead = finished ? [] : progress?.CopiedAhead ?? _resumedFrom?.CopiedAhead ?? [];
         long rows = RowsCopiedBefore + (copier?.RowsCopied ?? 0);
         // The resume point, not the applied position itself: changes the stream still holds (read, not yet due)
         // must be read again by a resumed run.
         ReplicationPosition position = (_applier.Applied ?? _start).ResumePoint;
-        return new MigrationCheckpoint(_migration.Statement, _migration.Digest, watermark, finished, position.ToString(), rows, _time.GetUtcNow());
+        return new MigrationCheckpoint(_migration.Statement, _migration.Digest, watermark, finished, position.ToString(), rows, _time.GetUtcNow())
+        {
+            CopiedAhead = ahead,
+        };
     }
 
     public async Task<MigrationCheckpoint> SaveAsync(CancellationToken cancellationToken)

@@ -59,14 +59,14 @@ public sealed class CopyFrontier(CopyFence? fence = null)
     public bool IsAhead(RowKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        if (Volatile.Read(ref _everything) || !IsOrderedExactly(key))
+        if (Volatile.Read(ref _everything) || !key.IsOrderedExactly)
         {
             return false;
         }
 
         lock (_lock)
         {
-            return !_everything && (_end is null || (IsOrderedExactly(_end) && RowKeyComparer.Instance.Compare(key, _end) > 0));
+            return !_everything && (_end is null || (_end.IsOrderedExactly && RowKeyComparer.Instance.Compare(key, _end) > 0));
         }
     }
 
@@ -77,19 +77,5 @@ public sealed class CopyFrontier(CopyFence? fence = null)
         public void Dispose()
         {
         }
-    }
-
-    private static bool IsOrderedExactly(RowKey key)
-    {
-        IReadOnlyList<object?> values = key.Values;
-        for (int i = 0; i < values.Count; i++)
-        {
-            if (values[i] is not (sbyte or byte or short or ushort or int or uint or long or ulong or decimal))
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 }

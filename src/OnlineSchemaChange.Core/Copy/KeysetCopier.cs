@@ -9,15 +9,18 @@ namespace OnlineSchemaChange.Core.Copy;
 /// Copies the table in keyset-ordered chunks: one producer walks the primary key to cut ranges of the size the
 /// <see cref="ChunkSizer"/> asks for, several workers copy ranges in parallel, each waiting on the throttler first.
 /// Ranges finish out of order; the watermark is the end of the longest finished prefix, which is what a checkpoint
-/// can safely resume after. With a <see cref="CopyFrontier"/>, each worker moves it to the end of its range once it
+/// can safely resume after; the ranges finished beyond it are kept too (<see cref="Progress"/>), so a resumed run
+/// skips them instead of copying them again. With a <see cref="CopyFrontier"/>, each worker moves it to the end of its range once it
 /// may start, before the chunk reads (see there why that order).
 /// </summary>
 public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler? throttler, int workers, CopyFrontier? frontier = null)
 {
     private readonly object _lock = new();
     private readonly SortedDictionary<long, KeyRange> _finishedOutOfOrder = [];
+    private readonly List<CopiedRange> _toSkip = [];
     private long _nextToCommit;
     private long _rowsCopied;
+    private bool _started;
 
     /// <summary>Every key up to and including this one is copied (null: nothing yet).</summary>
     public RowKey? Watermark { get; private set; }
@@ -26,13 +29,33 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
 
     public long ChunksCopied { get; private set; }
 
+    /// <summary>Ranges a resumed run skipped because the interrupted run had copied them.</summary>
+    public long RangesSkipped { get; private set; }
+
     /// <summary>True once the last, open-ended range is copied.</summary>
     public bool Finished { get; private set; }
 
-    public async Task RunAsync(RowKey? resumeAfter, CancellationToken cancellationToken)
+    public Task RunAsync(RowKey? resumeAfter, CancellationToken cancellationToken) => RunAsync(resumeAfter, [], cancellationToken);
+
+    /// <summary>Copies every key after <paramref name="resumeAfter"/> except those in <paramref name="copiedAhead"/>.</summary>
+    /// <param name="resumeAfter">The watermark of the checkpoint resumed from (null: from the start).</param>
+    /// <param name="copiedAhead">
+    /// The ranges that checkpoint records as copied beyond its watermark. They are skipped only when every bound is a
+    /// key of integers or decimals, where the server's order and ours agree (see <see cref="RowKey.IsOrderedExactly"/>),
+    /// and they lie beyond the watermark in order without overlapping (they may touch); otherwise they are copied again, which is
+    /// harmless (a resumed copy leaves rows already in the shadow alone), only slower.
+    /// </param>
+    public async Task RunAsync(RowKey? resumeAfter, IReadOnlyList<CopiedRange> copiedAhead, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
-        Watermark = resumeAfter;
+        ArgumentNullException.ThrowIfNull(copiedAhead);
+        lock (_lock)
+        {
+            Watermark = resumeAfter;
+            _toSkip.AddRange(UsableSkips(resumeAfter, copiedAhead));
+            _started = true;
+        }
+
         var ranges = Channel.CreateBounded<KeyRange>(new BoundedChannelOptions(workers) { SingleWriter = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
@@ -72,7 +95,34 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
         {
             for (long sequence = 0; ; sequence++)
             {
+                CopiedRange? skip = NextSkip();
+                if (skip is not null && after is not null && RowKeyComparer.Instance.Compare(after, skip.LowerExclusive) == 0)
+                {
+                    // Copied by the interrupted run: finished as it stands, in sequence, so the watermark passes it.
+                    var skipped = new KeyRange(sequence, after, skip.UpperInclusive);
+                    lock (_lock)
+                    {
+                        _toSkip.RemoveAt(0);
+                        RangesSkipped++;
+                        Finish(skipped);
+                    }
+
+                    if (skipped.IsLast)
+                    {
+                        break;
+                    }
+
+                    after = skipped.UpperInclusive;
+                    continue;
+                }
+
                 RowKey? end = await source.FindChunkEndAsync(after, sizer.NextRows, cancellationToken);
+                if (skip is not null && (end is null || RowKeyComparer.Instance.Compare(end, skip.LowerExclusive) > 0))
+                {
+                    // Stop where the copied range begins; the next round skips it.
+                    end = skip.LowerExclusive;
+                }
+
                 await writer.WriteAsync(new KeyRange(sequence, after, end), cancellationToken);
                 if (end is null)
                 {
@@ -111,14 +161,86 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
             lock (_lock)
             {
                 sizer.Record((int)Math.Min(rows, int.MaxValue), Stopwatch.GetElapsedTime(started));
+                ChunksCopied++;
                 Finish(range);
             }
         }
     }
 
+    /// <summary>
+    /// The watermark and the ranges finished beyond it (including those still to be skipped), sampled together; null
+    /// before <see cref="RunAsync(RowKey?, IReadOnlyList{CopiedRange}, CancellationToken)"/> started.
+    /// </summary>
+    public CopyProgress? Progress()
+    {
+        lock (_lock)
+        {
+            if (!_started)
+            {
+                return null;
+            }
+
+            var ahead = new List<CopiedRange>();
+            long previous = -2;
+            foreach (KeyRange range in _finishedOutOfOrder.Values)
+            {
+                if (range.Sequence == previous + 1)
+                {
+                    ahead[^1] = ahead[^1] with { UpperInclusive = range.UpperInclusive };
+                }
+                else
+                {
+                    // Out of order means a range before it is still running, so its lower bound is a key.
+                    ahead.Add(new CopiedRange(range.LowerExclusive!, range.UpperInclusive));
+                }
+
+                previous = range.Sequence;
+            }
+
+            // Still to be skipped: all beyond every range handed out so far, so beyond those above.
+            ahead.AddRange(_toSkip);
+            return new CopyProgress(Watermark, ahead, Finished);
+        }
+    }
+
+    private CopiedRange? NextSkip()
+    {
+        lock (_lock)
+        {
+            return _toSkip.Count == 0 ? null : _toSkip[0];
+        }
+    }
+
+    private static IReadOnlyList<CopiedRange> UsableSkips(RowKey? resumeAfter, IReadOnlyList<CopiedRange> copiedAhead)
+    {
+        if (copiedAhead.Count == 0 || resumeAfter is null || !resumeAfter.IsOrderedExactly)
+        {
+            // With no watermark, nothing finished before the first range, so nothing beyond it can be trusted in order.
+            return [];
+        }
+
+        RowKey bound = resumeAfter;
+        for (int i = 0; i < copiedAhead.Count; i++)
+        {
+            CopiedRange range = copiedAhead[i];
+            bool last = i == copiedAhead.Count - 1;
+            bool ordered = range.LowerExclusive.IsOrderedExactly && RowKeyComparer.Instance.Compare(range.LowerExclusive, bound) >= 0
+                && (range.UpperInclusive is null
+                    ? last
+                    : range.UpperInclusive.IsOrderedExactly && RowKeyComparer.Instance.Compare(range.UpperInclusive, range.LowerExclusive) > 0);
+            if (!ordered)
+            {
+                return [];
+            }
+
+            bound = range.UpperInclusive ?? bound;
+        }
+
+        return copiedAhead;
+    }
+
     private void Finish(KeyRange range)
     {
-        ChunksCopied++;
         _finishedOutOfOrder[range.Sequence] = range;
         while (_finishedOutOfOrder.Remove(_nextToCommit, out KeyRange? next))
         {

@@ -51,7 +51,7 @@ public static class MigrationPhases
         if (resumed?.CopyFinished != true)
         {
             checkpointer.Track(copier);
-            await MigrationSteps.CopyAsync(copier, resumed?.Watermark, replayFailed, () => report("copying"), cancellationToken);
+            await MigrationSteps.CopyAsync(copier, resumed?.Watermark, resumed?.CopiedAhead ?? [], replayFailed, () => report("copying"), cancellationToken);
         }
 
         checkpointer.MarkCopyFinished();

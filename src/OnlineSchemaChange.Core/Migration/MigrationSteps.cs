@@ -54,7 +54,8 @@ public static class MigrationSteps
     /// Runs the copy to its end, reporting once a second. A replay that fails meanwhile stops the copy, whose chunks
     /// would otherwise go on filling a shadow nothing keeps current, and its error is what this throws.
     /// </summary>
-    public static async Task CopyAsync(KeysetCopier copier, RowKey? resumeAfter, Task replayFailed, Action report, CancellationToken cancellationToken)
+    public static async Task CopyAsync(KeysetCopier copier, RowKey? resumeAfter, IReadOnlyList<CopiedRange> copiedAhead, Task replayFailed, Action report,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(copier);
         ArgumentNullException.ThrowIfNull(replayFailed);
@@ -62,7 +63,7 @@ public static class MigrationSteps
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var ticker = new PeriodicTimer(TimeSpan.FromSeconds(1));
         report();
-        Task copy = copier.RunAsync(resumeAfter, stop.Token);
+        Task copy = copier.RunAsync(resumeAfter, copiedAhead, stop.Token);
         while (!copy.IsCompleted)
         {
             // Not cancellable: a cancelled tick completes at once, and the loop would spin until the copy stops.

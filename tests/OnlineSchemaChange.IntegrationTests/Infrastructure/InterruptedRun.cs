@@ -70,7 +70,8 @@ internal static class InterruptedRun
     /// Runs `osc alter --execute` as a process and kills it (-9) mid-copy, however fast the machine copies: the
     /// throttle flag holds the copy before its first chunk; then <see cref="KilledRunProbe.HoldKeyAsync"/> keeps a key
     /// of the shadow locked by an open transaction, so the chunk that reaches it waits while the chunks before it
-    /// finish. Killed once a checkpoint (every two seconds) has its watermark past 20,000 and that chunk waits.
+    /// finish. Killed once a checkpoint (every two seconds) has its watermark past 20,000 and that chunk waits; with
+    /// several workers, once it also records every chunk after the held one as copied.
     /// <paramref name="whileRunning"/> runs first, with the copy held. Returns the waiting chunk's session, which
     /// outlives the process.
     /// </summary>
@@ -93,8 +94,11 @@ internal static class InterruptedRun
 
             await probe.HoldKeyAsync();
             File.Delete(flag);
-            await WaitForAsync(async () => await probe.CheckpointWatermarkAsync() >= 20_000 && await probe.WaitingChunkAsync() != "",
-                osc, "a checkpoint with its watermark past 20,000 and the chunk waiting on the held key");
+            // With several workers the others copy on past the held key to the end of the table, and a checkpoint
+            // records those chunks as copied beyond its watermark.
+            await WaitForAsync(async () => await probe.CheckpointWatermarkAsync() >= 20_000 && await probe.WaitingChunkAsync() != ""
+                    && (workers == "1" || await probe.CheckpointCopiedToTheEndAsync()),
+                osc, "a checkpoint with its watermark past 20,000 (and with several workers, the rest copied) and the chunk waiting on the held key");
             string waiting = await probe.WaitingChunkAsync();
             osc.Kill();
             return waiting;
@@ -143,9 +147,11 @@ internal static class InterruptedRun
 /// <param name="HoldKeyAsync">Inserts a row into the shadow in a transaction left open.</param>
 /// <param name="WaitingChunkAsync">The session of a copy chunk waiting on a lock in the shadow, or "".</param>
 /// <param name="SessionPresentAsync">Whether a session is still on the server.</param>
+/// <param name="CheckpointCopiedToTheEndAsync">Whether the last checkpoint's ranges copied beyond its watermark reach the end of the table.</param>
 internal sealed record KilledRunProbe(
     Func<Task<long>> CheckpointRowsAsync,
     Func<Task<long>> CheckpointWatermarkAsync,
     Func<Task> HoldKeyAsync,
     Func<Task<string>> WaitingChunkAsync,
-    Func<string, Task<bool>> SessionPresentAsync);
+    Func<string, Task<bool>> SessionPresentAsync,
+    Func<Task<bool>> CheckpointCopiedToTheEndAsync);

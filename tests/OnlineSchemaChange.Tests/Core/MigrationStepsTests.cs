@@ -55,7 +55,7 @@ public sealed class MigrationStepsTests
         var copier = new KeysetCopier(source, new ChunkSizer(TimeSpan.FromMilliseconds(100)), null, 2);
         int reports = 0;
 
-        await MigrationSteps.CopyAsync(copier, null, new TaskCompletionSource().Task, () => Interlocked.Increment(ref reports), CancellationToken.None);
+        await MigrationSteps.CopyAsync(copier, null, [], new TaskCompletionSource().Task, () => Interlocked.Increment(ref reports), CancellationToken.None);
 
         Assert.True(copier.Finished);
         Assert.Equal(5_000, copier.RowsCopied);
@@ -69,7 +69,7 @@ public sealed class MigrationStepsTests
         var copier = new KeysetCopier(source, new ChunkSizer(TimeSpan.FromMilliseconds(100)), null, 2);
         var failed = new TaskCompletionSource();
 
-        Task copy = MigrationSteps.CopyAsync(copier, null, failed.Task, () => { }, CancellationToken.None);
+        Task copy = MigrationSteps.CopyAsync(copier, null, [], failed.Task, () => { }, CancellationToken.None);
         await Task.Delay(50);
         Assert.False(copy.IsCompleted);
         failed.SetException(new OscException("the replay broke"));

@@ -1,6 +1,7 @@
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Checkpoint;
+using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Replication;
 
@@ -29,6 +30,31 @@ public sealed class CheckpointSerialisationTests
         Assert.Equal(checkpoint.Watermark, back.Watermark);
         Assert.Equal(value?.GetType(), back.Watermark!.Values[0]?.GetType());
         Assert.Equal(checkpoint, back with { Watermark = checkpoint.Watermark });
+    }
+
+    [Fact]
+    public void The_ranges_copied_beyond_the_watermark_come_back_in_order()
+    {
+        var checkpoint = new MigrationCheckpoint("X", "d", new RowKey(10L, 2), false, "p:1", 10, DateTimeOffset.UnixEpoch)
+        {
+            CopiedAhead = [new CopiedRange(new RowKey(20L, 1), new RowKey(30L, 5)), new CopiedRange(new RowKey(40L, 0), null)],
+        };
+
+        MigrationCheckpoint back = CheckpointJson.Deserialize(CheckpointJson.Serialize(checkpoint));
+
+        Assert.Equal(checkpoint.CopiedAhead, back.CopiedAhead);
+        Assert.Equal(checkpoint, back);
+        Assert.NotEqual(checkpoint, back with { CopiedAhead = back.CopiedAhead.Take(1).ToArray() });
+    }
+
+    [Fact]
+    public void A_checkpoint_without_copied_ranges_reads_as_none()
+    {
+        var checkpoint = new MigrationCheckpoint("X", "d", new RowKey(10L), false, "p:1", 10, DateTimeOffset.UnixEpoch);
+        string text = CheckpointJson.Serialize(checkpoint).Replace(",\"copiedAhead\":[]", "", StringComparison.Ordinal);
+        Assert.DoesNotContain("copiedAhead", text, StringComparison.Ordinal);
+
+        Assert.Empty(CheckpointJson.Deserialize(text).CopiedAhead);
     }
 
     [Fact]

@@ -189,6 +189,35 @@ public sealed class CheckpointerTests
     }
 
     [Fact]
+    public async Task The_ranges_copied_beyond_the_watermark_are_saved_and_carried_through_a_resume_until_passed()
+    {
+        CopiedRange[] ahead = [new CopiedRange(new RowKey(6_000L), new RowKey(7_000L))];
+        var resumedFrom = new MigrationCheckpoint(Migration.Statement, Migration.Digest, new RowKey(4_000L), false, "7", 5_000, DateTimeOffset.UnixEpoch)
+        {
+            CopiedAhead = ahead,
+        };
+        var store = new MemoryStore();
+        await using var checkpointer = new Checkpointer(store, Migration, Applier(), new TestPosition(7), resumedFrom, TimeSpan.FromSeconds(1), TimeProvider.System);
+        var source = new Keys(10_000) { HoldFrom = 0 };
+        var copier = new KeysetCopier(source, Sizer(), null, 1);
+        checkpointer.Track(copier);
+
+        // Before the copy starts, and while it is held before reaching the range: the range is still recorded.
+        Assert.Equal(ahead, (await checkpointer.SaveAsync(CancellationToken.None)).CopiedAhead);
+        Task copy = copier.RunAsync(resumedFrom.Watermark, resumedFrom.CopiedAhead, CancellationToken.None);
+        Assert.Equal(ahead, (await checkpointer.SaveAsync(CancellationToken.None)).CopiedAhead);
+        Assert.Equal(ahead, store.Saved[^1].CopiedAhead);
+
+        source.Release.SetResult();
+        await copy;
+        MigrationCheckpoint done = await checkpointer.SaveAsync(CancellationToken.None);
+        Assert.True(done.CopyFinished);
+        Assert.Empty(done.CopiedAhead);
+        Assert.Equal(1, copier.RangesSkipped);
+        Assert.Equal(5_000 + 5_000, done.RowsCopied);
+    }
+
+    [Fact]
     public async Task It_saves_every_interval_and_a_failed_save_is_retried_at_the_next_tick()
     {
         var store = new MemoryStore { FailuresToCome = 2 };

@@ -193,4 +193,121 @@ public sealed class KeysetCopierTests
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => copier.RunAsync(null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal("shadow table dropped", e.Message);
     }
+
+    private static ChunkSizer HundredRows() => new(TimeSpan.FromSeconds(1), initialRows: 100, minRows: 100, maxRows: 100);
+
+    [Fact]
+    public async Task A_resume_skips_the_ranges_copied_beyond_the_watermark()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 1000));
+        var copier = new KeysetCopier(table, HundredRows(), null, workers: 3);
+
+        await copier.RunAsync(new RowKey(300), [new CopiedRange(new RowKey(350), new RowKey(480)), new CopiedRange(new RowKey(700), new RowKey(820))],
+            CancellationToken.None);
+
+        int[] expected = [.. Enumerable.Range(301, 50), .. Enumerable.Range(481, 220), .. Enumerable.Range(821, 180)];
+        Assert.Equal(expected, table.Copied.Order());
+        Assert.Equal(2, copier.RangesSkipped);
+        Assert.Equal(expected.Length, copier.RowsCopied);
+        Assert.True(copier.Finished);
+    }
+
+    [Fact]
+    public async Task A_resume_skips_a_copied_last_range_and_still_finishes()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 1000));
+        var copier = new KeysetCopier(table, HundredRows(), null, workers: 2);
+
+        await copier.RunAsync(new RowKey(500), [new CopiedRange(new RowKey(650), new RowKey(700)), new CopiedRange(new RowKey(700), null)], CancellationToken.None);
+
+        Assert.Equal(Enumerable.Range(501, 150), table.Copied.Order());
+        Assert.True(copier.Finished);
+        CopyProgress progress = copier.Progress()!;
+        Assert.Equal(new RowKey(700), progress.Watermark);
+        Assert.True(progress.Finished);
+        Assert.Empty(progress.CopiedAhead);
+    }
+
+    [Theory]
+    [InlineData("overlaps the watermark")]
+    [InlineData("out of order")]
+    [InlineData("text keys")]
+    [InlineData("open range before another")]
+    [InlineData("no watermark")]
+    public async Task Ranges_that_cannot_be_trusted_are_copied_again(string flaw)
+    {
+        var table = new KeyTable(Enumerable.Range(1, 1000));
+        var copier = new KeysetCopier(table, HundredRows(), null, workers: 2);
+        RowKey? watermark = flaw == "no watermark" ? null : new RowKey(300);
+        IReadOnlyList<CopiedRange> ahead = flaw switch
+        {
+            "overlaps the watermark" => [new CopiedRange(new RowKey(250), new RowKey(400))],
+            "out of order" => [new CopiedRange(new RowKey(600), new RowKey(700)), new CopiedRange(new RowKey(400), new RowKey(500))],
+            "text keys" => [new CopiedRange(new RowKey("400"), new RowKey("500"))],
+            "open range before another" => [new CopiedRange(new RowKey(400), null), new CopiedRange(new RowKey(600), new RowKey(700))],
+            _ => [new CopiedRange(new RowKey(400), new RowKey(500))],
+        };
+
+        await copier.RunAsync(watermark, ahead, CancellationToken.None);
+
+        Assert.Equal(Enumerable.Range(watermark is null ? 1 : 301, watermark is null ? 1000 : 700), table.Copied.Order());
+        Assert.Equal(0, copier.RangesSkipped);
+    }
+
+    [Fact]
+    public async Task Progress_records_the_ranges_finished_beyond_the_watermark_for_a_resume_to_skip()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 1000));
+        var held = new TaskCompletionSource();
+        table.HoldBack = range => range.Sequence is 0 or 4 ? held.Task : Task.CompletedTask;
+        using var stop = new CancellationTokenSource();
+        var copier = new KeysetCopier(table, HundredRows(), null, workers: 3);
+        Task run = copier.RunAsync(null, stop.Token);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (copier.ChunksCopied < 9)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the chunks after the held ones never finished");
+            await Task.Delay(10);
+        }
+
+        // Chunks 0 (keys 1-100) and 4 (401-500) are held; the others are done, each run of them as one range.
+        CopyProgress progress = copier.Progress()!;
+        Assert.Null(progress.Watermark);
+        Assert.Equal([new CopiedRange(new RowKey(100), new RowKey(400)), new CopiedRange(new RowKey(500), null)], progress.CopiedAhead);
+        await stop.CancelAsync();
+        held.SetResult();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        // A resume from the first chunk's end (as if it had finished) copies only what was held.
+        var again = new KeyTable(Enumerable.Range(1, 1000));
+        var resumed = new KeysetCopier(again, HundredRows(), null, workers: 3);
+        Task resuming = resumed.RunAsync(new RowKey(100), progress.CopiedAhead, CancellationToken.None);
+        await resuming.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(Enumerable.Range(401, 100), again.Copied.Order());
+    }
+
+    [Fact]
+    public async Task A_resumed_run_keeps_the_ranges_it_has_not_reached_yet_in_its_progress()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 1000));
+        var held = new TaskCompletionSource();
+        table.HoldBack = range => range.Sequence == 0 ? held.Task : Task.CompletedTask;
+        var copier = new KeysetCopier(table, HundredRows(), null, workers: 1);
+        CopiedRange[] ahead = [new CopiedRange(new RowKey(600), new RowKey(700))];
+
+        Assert.Null(copier.Progress());
+        Task run = copier.RunAsync(new RowKey(300), ahead, CancellationToken.None);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (table.Copied.IsEmpty && copier.Progress() is not { })
+        {
+            Assert.True(DateTime.UtcNow < deadline);
+            await Task.Delay(10);
+        }
+
+        // The only worker is held on its first chunk: a checkpoint now must still carry the range to skip.
+        Assert.Equal(ahead, copier.Progress()!.CopiedAhead);
+        held.SetResult();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal([.. Enumerable.Range(301, 300), .. Enumerable.Range(701, 300)], table.Copied.Order());
+    }
 }
