@@ -11,6 +11,7 @@ string? oscPath = null;
 string engine = "mysql";
 var only = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
 var oscExtra = new List<string>();
+var serverExtra = new List<string>();
 string bufferPool = "512M";
 // The test servers' 48 MB redo log is cycled several times by a 1,000,000-row copy; each cycle's flushing stalls
 // commits. A server that takes big ALTERs is given room: the same for every method.
@@ -40,8 +41,11 @@ for (int i = 0; i < args.Length; i++)
         case "--osc-arg" when i + 1 < args.Length:
             oscExtra.Add(args[++i]);
             break;
+        case "--mariadb-arg" when i + 1 < args.Length:
+            serverExtra.Add(args[++i]);
+            break;
         default:
-            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc (PostgreSQL: native,osc,osc-w1)] [--osc-arg ARG]... [--buffer-pool 512M] [--redo-log 1G]");
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc (PostgreSQL: native,osc,osc-w1)] [--osc-arg ARG]... [--mariadb-arg ARG]... [--buffer-pool 512M] [--redo-log 1G]");
             return 2;
     }
 }
@@ -79,8 +83,8 @@ var margin = TimeSpan.FromSeconds(5);
 
 Console.WriteLine($"Starting a throwaway MariaDB on loopback; osc is {oscPath}");
 await using LocalMariaDb maria = await LocalMariaDb.StartAsync(
-    new MariaDbOptions { BufferPoolSize = bufferPool, ExtraArguments = [$"--innodb-log-file-size={redoLog}"] }, cancel.Token);
-Console.WriteLine($"  {maria}, innodb_buffer_pool_size={bufferPool}, innodb_log_file_size={redoLog}");
+    new MariaDbOptions { BufferPoolSize = bufferPool, ExtraArguments = [$"--innodb-log-file-size={redoLog}", .. serverExtra] }, cancel.Token);
+Console.WriteLine($"  {maria}, innodb_buffer_pool_size={bufferPool}, innodb_log_file_size={redoLog}{string.Concat(serverExtra.Select(a => " " + a))}");
 // The server is one process (threads), so its CPU time during an ALTER shows what the method cost it.
 int serverPid = await SbTest.ServerPidAsync(maria.ConnectionString, cancel.Token);
 
