@@ -213,18 +213,18 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
 
     private static IReadOnlyList<CopiedRange> UsableSkips(RowKey? resumeAfter, IReadOnlyList<CopiedRange> copiedAhead)
     {
-        if (copiedAhead.Count == 0 || resumeAfter is null || !resumeAfter.IsOrderedExactly)
+        if (copiedAhead.Count == 0 || resumeAfter?.IsOrderedExactly == false)
         {
-            // With no watermark, nothing finished before the first range, so nothing beyond it can be trusted in order.
             return [];
         }
 
-        RowKey bound = resumeAfter;
+        // No watermark: the first chunk had not finished, and every range beyond it has a lower bound.
+        RowKey? bound = resumeAfter;
         for (int i = 0; i < copiedAhead.Count; i++)
         {
             CopiedRange range = copiedAhead[i];
             bool last = i == copiedAhead.Count - 1;
-            bool ordered = range.LowerExclusive.IsOrderedExactly && RowKeyComparer.Instance.Compare(range.LowerExclusive, bound) >= 0
+            bool ordered = range.LowerExclusive.IsOrderedExactly && (bound is null || RowKeyComparer.Instance.Compare(range.LowerExclusive, bound) >= 0)
                 && (range.UpperInclusive is null
                     ? last
                     : range.UpperInclusive.IsOrderedExactly && RowKeyComparer.Instance.Compare(range.UpperInclusive, range.LowerExclusive) > 0);

@@ -213,6 +213,18 @@ public sealed class KeysetCopierTests
     }
 
     [Fact]
+    public async Task A_resume_without_a_watermark_skips_ranges_too()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 1000));
+        var copier = new KeysetCopier(table, HundredRows(), null, workers: 2);
+
+        await copier.RunAsync(null, [new CopiedRange(new RowKey(100), new RowKey(900))], CancellationToken.None);
+
+        Assert.Equal([.. Enumerable.Range(1, 100), .. Enumerable.Range(901, 100)], table.Copied.Order());
+        Assert.True(copier.Finished);
+    }
+
+    [Fact]
     public async Task A_resume_skips_a_copied_last_range_and_still_finishes()
     {
         var table = new KeyTable(Enumerable.Range(1, 1000));
@@ -233,24 +245,23 @@ public sealed class KeysetCopierTests
     [InlineData("out of order")]
     [InlineData("text keys")]
     [InlineData("open range before another")]
-    [InlineData("no watermark")]
     public async Task Ranges_that_cannot_be_trusted_are_copied_again(string flaw)
     {
         var table = new KeyTable(Enumerable.Range(1, 1000));
         var copier = new KeysetCopier(table, HundredRows(), null, workers: 2);
-        RowKey? watermark = flaw == "no watermark" ? null : new RowKey(300);
+        var watermark = new RowKey(300);
         IReadOnlyList<CopiedRange> ahead = flaw switch
         {
             "overlaps the watermark" => [new CopiedRange(new RowKey(250), new RowKey(400))],
             "out of order" => [new CopiedRange(new RowKey(600), new RowKey(700)), new CopiedRange(new RowKey(400), new RowKey(500))],
             "text keys" => [new CopiedRange(new RowKey("400"), new RowKey("500"))],
             "open range before another" => [new CopiedRange(new RowKey(400), null), new CopiedRange(new RowKey(600), new RowKey(700))],
-            _ => [new CopiedRange(new RowKey(400), new RowKey(500))],
+            _ => throw new ArgumentOutOfRangeException(nameof(flaw)),
         };
 
         await copier.RunAsync(watermark, ahead, CancellationToken.None);
 
-        Assert.Equal(Enumerable.Range(watermark is null ? 1 : 301, watermark is null ? 1000 : 700), table.Copied.Order());
+        Assert.Equal(Enumerable.Range(301, 700), table.Copied.Order());
         Assert.Equal(0, copier.RangesSkipped);
     }
 
