@@ -76,10 +76,13 @@ await loading;
 Console.WriteLine();
 Console.WriteLine("What the application felt (latency of its write transactions, in milliseconds):");
 Console.WriteLine($"{"phase",-8} {"seconds",8} {"transactions",13} {"worst 1-s p99",14} {"slowest",9}");
-foreach (var (phase, from, to) in new[] { ("before", TimeSpan.Zero, alterStart), ("during", alterStart, alterEnd), ("after", alterEnd, loadEnd) })
+// Whole seconds of the load: a second the ALTER started or ended in counts as during, so neither before nor after
+// holds any of its effect.
+long firstDuring = (long)alterStart.TotalSeconds, firstAfter = (long)Math.Ceiling(alterEnd.TotalSeconds);
+foreach (var (phase, from, to) in new[] { ("before", 0L, firstDuring), ("during", firstDuring, firstAfter), ("after", firstAfter, (long)loadEnd.TotalSeconds) })
 {
     var (transactions, p99, max) = load.Summarize(from, to);
-    Console.WriteLine($"{phase,-8} {(to - from).TotalSeconds,8:0.0} {transactions,13:N0} {p99,14:0.0} {max,9:0.0}");
+    Console.WriteLine($"{phase,-8} {to - from,8} {transactions,13:N0} {p99,14:0.0} {max,9:0.0}");
 }
 
 Console.WriteLine($"failed transactions: {load.Failed}; osc exit code {alterCode}");

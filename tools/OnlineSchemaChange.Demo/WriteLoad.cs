@@ -20,10 +20,13 @@ internal sealed class WriteLoad(string connectionString, int rows, int threads, 
     public Task RunAsync(CancellationToken cancellationToken) =>
         Task.WhenAll(Enumerable.Range(0, threads).Select(worker => WorkerAsync(worker, cancellationToken)));
 
-    /// <summary>The phase's transactions, its worst one-second p99 and its slowest transaction, in milliseconds.</summary>
-    public (int Transactions, double WorstSecondP99, double Max) Summarize(TimeSpan from, TimeSpan to)
+    /// <summary>
+    /// The transactions completed in whole seconds <paramref name="fromSecond"/> to <paramref name="toSecond"/>
+    /// (exclusive) of the load, their worst one-second p99 and the slowest of them, in milliseconds.
+    /// </summary>
+    public (int Transactions, double WorstSecondP99, double Max) Summarize(long fromSecond, long toSecond)
     {
-        var seconds = _latencyBySecond.Where(p => p.Key >= (long)from.TotalSeconds && p.Key < (long)Math.Ceiling(to.TotalSeconds)).Select(p => p.Value.ToArray()).ToList();
+        var seconds = _latencyBySecond.Where(p => p.Key >= fromSecond && p.Key < toSecond).Select(p => p.Value.ToArray()).ToList();
         var all = seconds.SelectMany(s => s).ToList();
         double worst = seconds.Where(s => s.Length > 0).Select(s => Percentile(s, 0.99)).DefaultIfEmpty(0).Max();
         return (all.Count, worst, all.DefaultIfEmpty(0).Max());
