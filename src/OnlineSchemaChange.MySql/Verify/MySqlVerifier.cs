@@ -180,7 +180,9 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         }
 
         string where = conditions.Count == 0 ? "" : "WHERE " + string.Join(" AND ", conditions);
-        command.CommandText = $"SELECT COUNT(*), CONCAT(COALESCE(BIT_XOR(CRC32({row})), 0), ':', COALESCE(SUM(CRC32({row})), 0)) FROM {MySqlSql.Quote(table)} {where}";
+        // One aggregate: the server evaluates the row's text once per aggregate, and building it is most of the cost
+        // (a second one, BIT_XOR, made the query 1.6 times as long). Why the sum alone is as strong: docs/correctness.md.
+        command.CommandText = $"SELECT COUNT(*), CAST(COALESCE(SUM(CRC32({row})), 0) AS CHAR) FROM {MySqlSql.Quote(table)} {where}";
         command.CommandTimeout = 600;
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
