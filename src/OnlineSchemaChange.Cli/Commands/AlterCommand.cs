@@ -290,6 +290,8 @@ internal static class AlterCommand
                 rowsCopied = p.RowsCopied,
                 estimatedRows = p.EstimatedRows,
                 changesApplied = p.ChangesApplied,
+                backlog = p.Backlog,
+                replicaLagMillis = p.ReplicaLagMillis is { } lag && double.IsFinite(lag) ? Math.Round(lag, 1) : (double?)null,
                 throttled = p.Throttled,
                 elapsedSeconds = Math.Round(p.Elapsed.TotalSeconds, 1),
             });

@@ -6,8 +6,8 @@ namespace OnlineSchemaChange.Cli.Output;
 
 /// <summary>
 /// The one-line progress bar of an online ALTER on a terminal: rows copied of the estimate, the copy rate over the
-/// last report, changes replayed, an ETA, the phase and why the copy is paused. It remembers the previous report to
-/// compute the rate.
+/// last report, an ETA, changes replayed and the replay's backlog, the watched replicas' largest lag, the phase and
+/// why the copy is paused. It remembers the previous report to compute the rate.
 /// </summary>
 internal sealed class ProgressBar(int width = 24)
 {
@@ -38,7 +38,13 @@ internal sealed class ProgressBar(int width = 24)
             }
         }
 
-        line.Append(CultureInfo.InvariantCulture, $", {progress.ChangesApplied:N0} changes replayed, {progress.State}, {Duration(progress.Elapsed)} elapsed");
+        line.Append(CultureInfo.InvariantCulture, $", {progress.ChangesApplied:N0} changes replayed, backlog {progress.Backlog:N0}");
+        if (progress.ReplicaLagMillis is { } lag)
+        {
+            line.Append(", replica lag ").Append(double.IsFinite(lag) ? string.Create(CultureInfo.InvariantCulture, $"{lag / 1000:0.0}s") : "unknown");
+        }
+
+        line.Append(CultureInfo.InvariantCulture, $", {progress.State}, {Duration(progress.Elapsed)} elapsed");
         if (progress.Throttled is not null)
         {
             line.Append(", paused: ").Append(progress.Throttled);

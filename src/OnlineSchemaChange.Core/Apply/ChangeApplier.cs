@@ -19,6 +19,8 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
     private readonly List<(ReplicationPosition Target, TaskCompletionSource Done)> _waiters = [];
     private ReplicationPosition? _seen;
     private long _pendingSince;
+    private ChannelReader<ReplicationMessage>? _reader;
+    private int _pendingKeys;
 
     public ChangeApplier(IChangeWriter writer) : this(writer, new ApplierOptions(), TimeProvider.System)
     {
@@ -34,9 +36,16 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
     /// <summary>Changes not replayed because the copy had not reached their key yet (it reads their effect later).</summary>
     public long ChangesLeftToCopy { get; private set; }
 
+    /// <summary>
+    /// What waits to be written to the shadow, for progress: the messages read from the stream not yet taken from the
+    /// channel (changes and transaction ends) and the keys pending in the batch being built.
+    /// </summary>
+    public long Backlog => (_reader is { CanCount: true } reader ? reader.Count : 0) + Volatile.Read(ref _pendingKeys);
+
     public async Task RunAsync(ChannelReader<ReplicationMessage> reader, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(reader);
+        _reader = reader;
         try
         {
             while (await reader.WaitToReadAsync(cancellationToken))
@@ -44,6 +53,7 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
                 while (reader.TryRead(out ReplicationMessage? message))
                 {
                     Accept(message);
+                    Volatile.Write(ref _pendingKeys, _pending.Count);
                     if (_pending.Count >= options.MaxPendingKeys || (_pending.Count > 0 && time.GetElapsedTime(_pendingSince) >= options.MaxDelay))
                     {
                         await FlushAsync(cancellationToken);
@@ -142,6 +152,7 @@ public sealed class ChangeApplier(IChangeWriter writer, ApplierOptions options, 
 
             await writer.WriteAsync(batch, cancellationToken);
             RowsWritten += batch.Rows;
+            Volatile.Write(ref _pendingKeys, 0);
         }
 
         // Every change read so far is written; the last transaction end read is therefore complete.

@@ -23,7 +23,7 @@ public static class MigrationSteps
     /// heartbeat), the flag file, the engine's replica-lag signals, --max-load; --critical-load aborts.
     /// </summary>
     /// <param name="load">The engine's load signals for a spec such as "Threads_running=50", given the option's name.</param>
-    public static Throttler BuildThrottler(OnlineAlterOptions options, TimedWriteLoop? heartbeat, IEnumerable<IThrottleSignal> replicaLag,
+    public static Throttler BuildThrottler(OnlineAlterOptions options, TimedWriteLoop? heartbeat, IEnumerable<ThresholdSignal> replicaLag,
         Func<string, string, IReadOnlyList<IThrottleSignal>> load)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -40,14 +40,15 @@ public static class MigrationSteps
             signals.Add(new FlagFileSignal(options.ThrottleFlagFile));
         }
 
-        signals.AddRange(replicaLag);
+        ThresholdSignal[] lag = [.. replicaLag];
+        signals.AddRange(lag);
         if (options.MaxLoad is not null)
         {
             signals.AddRange(load(options.MaxLoad, "--max-load"));
         }
 
         IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : load(options.CriticalLoad, "--critical-load");
-        return new Throttler(signals, ThrottleInterval, TimeProvider.System, abort);
+        return new Throttler(signals, ThrottleInterval, TimeProvider.System, abort) { ReplicaLagSignals = lag };
     }
 
     /// <summary>

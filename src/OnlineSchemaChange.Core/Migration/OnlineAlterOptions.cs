@@ -60,7 +60,14 @@ public enum ForeignKeyMethod
 }
 
 /// <summary>Progress as the command shows it: a state, copy counts, replay counts, the throttle reason.</summary>
-public sealed record OnlineAlterProgress(string State, long RowsCopied, long EstimatedRows, long ChangesApplied, string? Throttled, TimeSpan Elapsed);
+public sealed record OnlineAlterProgress(string State, long RowsCopied, long EstimatedRows, long ChangesApplied, string? Throttled, TimeSpan Elapsed)
+{
+    /// <summary>What the replay has read and not yet written to the shadow (<see cref="Apply.ChangeApplier.Backlog"/>).</summary>
+    public long Backlog { get; init; }
+
+    /// <summary>The largest lag of the watched replicas, in milliseconds (infinity: one has not seen the heartbeat yet); null when none is watched or measured.</summary>
+    public double? ReplicaLagMillis { get; init; }
+}
 
 public sealed record OnlineAlterResult(TimeSpan Total, long RowsCopied, long ChangesApplied, VerificationResult? Verification, CutoverResult Cutover, string OldTable)
 {

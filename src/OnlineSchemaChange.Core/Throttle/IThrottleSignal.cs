@@ -24,7 +24,12 @@ public sealed class FlagFileSignal(string path) : IThrottleSignal
 /// <summary>Pauses while a measured value is above its limit: replica lag in milliseconds, Threads_running, ...</summary>
 public sealed class ThresholdSignal(string name, double limit, Func<CancellationToken, ValueTask<double>> measure, string unit = "") : IThrottleSignal
 {
+    private double _last = double.NaN;
+
     public string Name => name;
+
+    /// <summary>The value the last check measured (infinity: known to be unbounded, such as a heartbeat not seen yet); null before any, or when that check failed.</summary>
+    public double? LastValue => Volatile.Read(ref _last) is var last && double.IsNaN(last) ? null : last;
 
     public async ValueTask<string?> CheckAsync(CancellationToken cancellationToken)
     {
@@ -35,9 +40,11 @@ public sealed class ThresholdSignal(string name, double limit, Func<Cancellation
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
+            Volatile.Write(ref _last, double.NaN);
             return $"{name} cannot be measured: {e.Message}";
         }
 
+        Volatile.Write(ref _last, value);
         return value > limit ? $"{name} is {value:0.##}{unit}, above {limit:0.##}{unit}" : null;
     }
 }

@@ -17,6 +17,15 @@ public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan i
 
     public bool IsThrottled => Reason is not null;
 
+    /// <summary>The signals among <c>signals</c> that measure replica lag in milliseconds, for <see cref="ReplicaLagMillis"/>.</summary>
+    public IReadOnlyList<ThresholdSignal> ReplicaLagSignals { get; init; } = [];
+
+    /// <summary>
+    /// The largest replica lag the last check measured, in milliseconds: infinity while a replica has not seen the
+    /// heartbeat yet; null when no replica is watched, or when none could be measured.
+    /// </summary>
+    public double? ReplicaLagMillis => ReplicaLagSignals.Select(s => s.LastValue).Where(v => v is not null).DefaultIfEmpty(null).Max();
+
     public void Start() => _background.Start(LoopAsync);
 
     /// <summary>Checks every signal once, now. The background loop calls it; tests and the first chunk may too.</summary>
@@ -31,14 +40,13 @@ public sealed class Throttler(IReadOnlyList<IThrottleSignal> signals, TimeSpan i
             }
         }
 
+        // Every signal is measured each round, not only up to the first that asks for a pause, so the figures shown
+        // (replica lag) stay current while another signal holds the copy; the first reason is the one reported.
         string? reason = null;
         foreach (IThrottleSignal signal in signals)
         {
-            reason = await signal.CheckAsync(cancellationToken);
-            if (reason is not null)
-            {
-                break;
-            }
+            string? asked = await signal.CheckAsync(cancellationToken);
+            reason ??= asked;
         }
 
         SetReason(reason);

@@ -152,7 +152,12 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
                 new ChunkSizer(options.ChunkTime), throttler, workers, frontier);
             long copiedBefore = checkpointer.RowsCopiedBefore;
-            void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived, copier.Finished ? null : throttler.Reason, clock.Elapsed));
+            void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived,
+                copier.Finished ? null : throttler.Reason, clock.Elapsed)
+            {
+                Backlog = applier.Backlog,
+                ReplicaLagMillis = throttler.ReplicaLagMillis,
+            });
 
             async Task DrainAsync(ReplicationPosition target, CancellationToken token)
             {

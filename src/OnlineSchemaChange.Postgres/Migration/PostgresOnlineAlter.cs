@@ -137,7 +137,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             PostgresReplay running = replay;
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived,
-                copier.Finished ? null : throttler.Reason, clock.Elapsed));
+                copier.Finished ? null : throttler.Reason, clock.Elapsed)
+            {
+                Backlog = running.Applier.Backlog,
+                ReplicaLagMillis = throttler.ReplicaLagMillis,
+            });
 
             async Task CatchUpAsync(CancellationToken token) => await running.DrainAsync(await PostgresReplay.CurrentPositionAsync(connection, token), token);
             var phases = new EnginePhases

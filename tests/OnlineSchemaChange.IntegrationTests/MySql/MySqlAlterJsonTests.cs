@@ -25,7 +25,7 @@ public sealed class MySqlAlterJsonTests(ServersFixture servers)
         Assert.NotEmpty(progress);
         Assert.All(progress, p =>
         {
-            foreach (string field in new[] { "state", "rowsCopied", "estimatedRows", "changesApplied", "elapsedSeconds" })
+            foreach (string field in new[] { "state", "rowsCopied", "estimatedRows", "changesApplied", "backlog", "elapsedSeconds" })
             {
                 Assert.True(p.TryGetProperty(field, out _), $"progress has {field}: {p}");
             }

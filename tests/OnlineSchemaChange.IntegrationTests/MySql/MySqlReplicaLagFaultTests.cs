@@ -91,6 +91,8 @@ public sealed class MySqlReplicaLagFaultTests(ServersFixture servers, ITestOutpu
             output.WriteLine($"{paused.Count} progress lines paused by lag; first: {first}");
             Assert.True(paused.Count >= 2, "the copy stays paused while the replica lags");
             Assert.All(paused, e => Assert.Equal(first.GetProperty("rowsCopied").GetInt64(), e.GetProperty("rowsCopied").GetInt64()));
+            // Progress shows the lag itself, above the limit that holds the copy.
+            Assert.All(paused, e => Assert.True(e.GetProperty("replicaLagMillis").GetDouble() > 500, $"replicaLagMillis in {e}"));
             Assert.False(run.Completion.IsCompleted);
 
             await ExecuteAsync(replicaConnectionString, "START SLAVE SQL_THREAD");

@@ -29,6 +29,7 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
             await ExecuteAsync(primary, "INSERT INTO throttle_probe VALUES (2)");
             string? paused = await EventuallyAsync(signal, reason => reason is not null);
             Assert.True(paused!.StartsWith("replica lag on", StringComparison.Ordinal) && paused.Contains("above 500", StringComparison.Ordinal), paused);
+            Assert.True(signal.LastValue > 500, $"the lag shown in progress: {signal.LastValue}");
         }
         finally
         {
@@ -36,6 +37,7 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
         }
 
         Assert.Null(await EventuallyAsync(signal, reason => reason is null));
+        Assert.True(signal.LastValue <= 500, $"the lag shown in progress: {signal.LastValue}");
         await ExecuteAsync(primary, "DROP TABLE throttle_probe");
     }
 

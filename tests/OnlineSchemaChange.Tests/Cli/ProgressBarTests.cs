@@ -15,7 +15,22 @@ public sealed class ProgressBarTests
         Assert.StartsWith("[#.........]  10% 100,000/~1,000,000 rows", first, StringComparison.Ordinal);
         Assert.DoesNotContain("rows/s", first, StringComparison.Ordinal);
         Assert.StartsWith("[###.......]  30% 300,000/~1,000,000 rows, 100,000 rows/s, ETA 7s", second, StringComparison.Ordinal);
-        Assert.Contains("50 changes replayed, copying, 12s elapsed", second, StringComparison.Ordinal);
+        Assert.Contains("50 changes replayed, backlog 0, copying, 12s elapsed", second, StringComparison.Ordinal);
+        Assert.DoesNotContain("replica lag", second, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(1250.0, "1,234 changes replayed, backlog 87, replica lag 1.3s, copying")]
+    [InlineData(double.PositiveInfinity, "1,234 changes replayed, backlog 87, replica lag unknown, copying")]
+    public void Shows_the_replays_backlog_and_the_largest_replica_lag(double lagMillis, string expected)
+    {
+        string line = new ProgressBar().Format(new OnlineAlterProgress("copying", 10, 100, 1234, null, TimeSpan.FromSeconds(3))
+        {
+            Backlog = 87,
+            ReplicaLagMillis = lagMillis,
+        });
+
+        Assert.Contains(expected, line, StringComparison.Ordinal);
     }
 
     [Fact]

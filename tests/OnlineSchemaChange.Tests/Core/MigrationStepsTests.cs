@@ -92,15 +92,22 @@ public sealed class MigrationStepsTests
         }
 
         var options = new OnlineAlterOptions { ThrottleFlagFile = flag, MaxLoad = "Threads_running=50", CriticalLoad = "Threads_running=200" };
-        await using (Throttler throttler = MigrationSteps.BuildThrottler(options, null, [new Fixed("replica lag", null)], Load))
+        double lag = 200;
+        var replica = new ThresholdSignal("replica lag", 1500, _ => ValueTask.FromResult(lag), "ms");
+        await using (Throttler throttler = MigrationSteps.BuildThrottler(options, null, [replica], Load))
         {
+            Assert.Null(throttler.ReplicaLagMillis);
             await throttler.CheckAsync(CancellationToken.None);
             Assert.Equal("load is high", throttler.Reason);
+            Assert.Equal(200, throttler.ReplicaLagMillis);
             await File.WriteAllTextAsync(flag, "");
             try
             {
+                // The flag file comes first and holds the copy; the replica's lag is still measured, for progress.
+                lag = 700;
                 await throttler.CheckAsync(CancellationToken.None);
                 Assert.Equal($"flag file {flag} exists", throttler.Reason);
+                Assert.Equal(700, throttler.ReplicaLagMillis);
             }
             finally
             {
@@ -111,7 +118,7 @@ public sealed class MigrationStepsTests
         Assert.Equal([("Threads_running=50", "--max-load"), ("Threads_running=200", "--critical-load")], asked);
 
         var critical = new OnlineAlterOptions { CriticalLoad = "Threads_running=1" };
-        await using Throttler aborting = MigrationSteps.BuildThrottler(critical, null, [new Fixed("replica lag", "lag 9 s")],
+        await using Throttler aborting = MigrationSteps.BuildThrottler(critical, null, [new ThresholdSignal("replica lag", 1000, _ => ValueTask.FromResult(9000.0))],
             (_, option) => [new Fixed(option, "threads running above 1")]);
         await aborting.CheckAsync(CancellationToken.None);
         Assert.Equal("threads running above 1", aborting.AbortReason);

@@ -44,6 +44,35 @@ public sealed class ChangeApplierTests
     private static PositionMessage End(long position) => new(new TestPosition(position));
 
     [Fact]
+    public async Task Its_backlog_counts_what_waits_in_the_channel_and_in_the_batch_until_it_is_written()
+    {
+        var writer = new TableWriter { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        var applier = new ChangeApplier(writer, new ApplierOptions { MaxPendingKeys = 2 }, TimeProvider.System);
+        var channel = Channel.CreateUnbounded<ReplicationMessage>();
+        Assert.Equal(0, applier.Backlog);
+        foreach (ReplicationMessage message in new ReplicationMessage[] { Insert(1, "a"), Insert(2, "b"), End(1), Insert(3, "c"), Insert(4, "d"), End(2) })
+        {
+            await channel.Writer.WriteAsync(message);
+        }
+
+        Task applying = applier.RunAsync(channel.Reader, CancellationToken.None);
+        // The first batch (keys 1 and 2) is held at the writer: the other four messages wait in the channel.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (applier.ChangesReceived < 2 || channel.Reader.Count != 4)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first batch never reached the writer");
+            await Task.Delay(5);
+        }
+
+        Assert.Equal(4 + 2, applier.Backlog);
+        writer.Gate.SetResult();
+        await applier.WaitForAsync(new TestPosition(2), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, applier.Backlog);
+        channel.Writer.Complete();
+        await applying;
+    }
+
+    [Fact]
     public async Task Replays_a_stream_into_the_final_state_of_the_source()
     {
         var writer = new TableWriter();
