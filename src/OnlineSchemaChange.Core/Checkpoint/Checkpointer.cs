@@ -77,7 +77,7 @@ public sealed class Checkpointer : IAsyncDisposable
         bool finished = _copyFinished || (progress?.Finished ?? false);
         RowKey? watermark = finished ? null : progress is null ? _resumedFrom?.Watermark : progress.Watermark;
         IReadOnlyList<CopiedRange> ahead = finished ? [] : progress?.CopiedAhead ?? _resumedFrom?.CopiedAhead ?? [];
-        long rows = RowsCopiedBefore + (copier?.RowsCopied ?? 0);
+        long rows = RowsCopiedBefore + (progress?.RowsCopied ?? 0);
         // The resume point, not the applied position itself: changes the stream still holds (read, not yet due)
         // must be read again by a resumed run.
         ReplicationPosition position = (_applier.Applied ?? _start).ResumePoint;

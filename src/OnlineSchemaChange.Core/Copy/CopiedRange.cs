@@ -13,4 +13,5 @@ public sealed record CopiedRange(RowKey LowerExclusive, RowKey? UpperInclusive);
 /// <param name="Watermark">Every key up to and including this one is copied (null: nothing yet).</param>
 /// <param name="CopiedAhead">Ranges beyond the watermark that are copied too, in key order, adjacent ones merged.</param>
 /// <param name="Finished">The whole table is copied.</param>
-public sealed record CopyProgress(RowKey? Watermark, IReadOnlyList<CopiedRange> CopiedAhead, bool Finished);
+/// <param name="RowsCopied">Rows of the finished ranges, up to the watermark and beyond it, copied by this run.</param>
+public sealed record CopyProgress(RowKey? Watermark, IReadOnlyList<CopiedRange> CopiedAhead, bool Finished, long RowsCopied);

@@ -157,9 +157,10 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
                 rows = await source.CopyRangeAsync(range, cancellationToken);
             }
 
-            Interlocked.Add(ref _rowsCopied, rows);
             lock (_lock)
             {
+                // Counted with the range it belongs to, so a sampled progress never has the rows without the range.
+                Interlocked.Add(ref _rowsCopied, rows);
                 sizer.Record((int)Math.Min(rows, int.MaxValue), Stopwatch.GetElapsedTime(started));
                 ChunksCopied++;
                 Finish(range);
@@ -199,7 +200,7 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
 
             // Still to be skipped: all beyond every range handed out so far, so beyond those above.
             ahead.AddRange(_toSkip);
-            return new CopyProgress(Watermark, ahead, Finished);
+            return new CopyProgress(Watermark, ahead, Finished, RowsCopied);
         }
     }
 
