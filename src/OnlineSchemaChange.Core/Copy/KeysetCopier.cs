@@ -10,8 +10,8 @@ namespace OnlineSchemaChange.Core.Copy;
 /// <see cref="ChunkSizer"/> asks for, several workers copy ranges in parallel, each waiting on the throttler first.
 /// Ranges finish out of order; the watermark is the end of the longest finished prefix, which is what a checkpoint
 /// can safely resume after; the ranges finished beyond it are kept too (<see cref="Progress"/>), so a resumed run
-/// skips them instead of copying them again. With a <see cref="CopyFrontier"/>, each worker moves it to the end of its range once it
-/// may start, before the chunk reads (see there why that order).
+/// skips them instead of copying them again. With a <see cref="CopyFrontier"/>, each worker moves it to the end of its
+/// range once it may start, before the chunk reads (see there why that order).
 /// </summary>
 public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler? throttler, int workers, CopyFrontier? frontier = null)
 {
@@ -42,8 +42,8 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
     /// <param name="copiedAhead">
     /// The ranges that checkpoint records as copied beyond its watermark. They are skipped only when every bound is a
     /// key of integers or decimals, where the server's order and ours agree (see <see cref="RowKey.IsOrderedExactly"/>),
-    /// and they lie beyond the watermark in order without overlapping (they may touch); otherwise they are copied again, which is
-    /// harmless (a resumed copy leaves rows already in the shadow alone), only slower.
+    /// and they lie beyond the watermark in order without overlapping (they may touch); otherwise they are copied
+    /// again, which is harmless (a resumed copy leaves rows already in the shadow alone), only slower.
     /// </param>
     public async Task RunAsync(RowKey? resumeAfter, IReadOnlyList<CopiedRange> copiedAhead, CancellationToken cancellationToken)
     {
@@ -225,7 +225,8 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
         {
             CopiedRange range = copiedAhead[i];
             bool last = i == copiedAhead.Count - 1;
-            bool ordered = range.LowerExclusive.IsOrderedExactly && (bound is null || RowKeyComparer.Instance.Compare(range.LowerExclusive, bound) >= 0)
+            bool ordered = range.LowerExclusive.IsOrderedExactly
+                && (bound is null || RowKeyComparer.Instance.Compare(range.LowerExclusive, bound) >= 0)
                 && (range.UpperInclusive is null
                     ? last
                     : range.UpperInclusive.IsOrderedExactly && RowKeyComparer.Instance.Compare(range.UpperInclusive, range.LowerExclusive) > 0);

@@ -14,7 +14,8 @@ namespace OnlineSchemaChange.MySql.Copy;
 public static class MySqlCopyWorkers
 {
     /// <summary>The workers to run for a copy into <paramref name="shadow"/>, and a note when fewer than asked.</summary>
-    public static async Task<(int Workers, string? Note)> ChooseAsync(MySqlConnection connection, TableName shadow, int requested, CancellationToken cancellationToken)
+    public static async Task<(int Workers, string? Note)> ChooseAsync(MySqlConnection connection, TableName shadow, int requested,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(shadow);
