@@ -64,13 +64,17 @@ public sealed class PostgresReplicationSlot
         var dropped = new List<string>();
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
+        // A walsender leaves a moment after it is told to, or after its client closed the connection (ours, just
+        // before a failed run's cleanup): until then the slot is active and cannot be dropped, so wait for it.
         for (int attempt = 1; ; attempt++)
         {
             await using var drop = new NpgsqlCommand("""
                 SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = @slot AND active_pid IS NOT NULL;
-                SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = @slot AND NOT active
+                SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = @slot AND NOT active;
+                SELECT string_agg(coalesce(active_pid::text, ''), '') FROM pg_replication_slots WHERE slot_name = @slot
                 """, connection);
             drop.Parameters.AddWithValue("slot", names.Slot);
+            string? holder;
             try
             {
                 await using NpgsqlDataReader reader = await drop.ExecuteReaderAsync(cancellationToken);
@@ -79,15 +83,32 @@ public sealed class PostgresReplicationSlot
                 if (reader.GetInt64(0) > 0)
                 {
                     dropped.Add("replication slot " + names.Slot);
+                    break;
                 }
 
+                await reader.NextResultAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                holder = reader.IsDBNull(0) ? null : reader.GetString(0);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse)
+            {
+                // Taken again between the check and the drop.
+                holder = "";
+            }
+
+            if (holder is null)
+            {
                 break;
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 20)
+
+            if (attempt >= SlotDropAttempts)
             {
-                // The terminated walsender releases the slot a moment after it is told to go.
-                await Task.Delay(TimeSpan.FromMilliseconds(100 * attempt), cancellationToken);
+                throw new OscException(
+                    $"The replication slot {names.Slot} stays in use{(holder.Length > 0 ? $" by the session with pid {holder}" : "")} and could not be dropped; it holds WAL on the server until it is.",
+                    $"End that session (SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{names.Slot}'), then run `osc cleanup`.");
             }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
         }
 
         await using var exists = new NpgsqlCommand("SELECT count(*) FROM pg_publication WHERE pubname = @name", connection);
@@ -101,6 +122,9 @@ public sealed class PostgresReplicationSlot
 
         return dropped;
     }
+
+    /// <summary>How many times a drop tries the slot, 100 ms apart, while a walsender still holds it.</summary>
+    private const int SlotDropAttempts = 100;
 
     /// <summary>Whether a slot or publication of ours for this table exists: an earlier run's leftover.</summary>
     public static async Task<string?> FindLeftoverAsync(NpgsqlConnection connection, PostgresReplicationNames names, CancellationToken cancellationToken)

@@ -106,6 +106,27 @@ public sealed class PostgresReplayTests(ServersFixture servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_slot_a_walsender_still_holds_is_dropped_once_it_has_left()
+    {
+        await PostgresReplicationSlot.CreateAsync(_connectionString, _names, CancellationToken.None);
+        var channel = Channel.CreateUnbounded<ReplicationMessage>();
+        var feed = new PostgresChangeFeed(_connectionString, _names, ["id", "k", "note", "doc", "blob"], ["id"], () => null);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        Task streaming = feed.RunAsync(channel.Writer, stop.Token);
+        await ExecuteAsync(_connectionString, "UPDATE t SET k = k + 1 WHERE id = 1");
+        await channel.Reader.ReadAsync(stop.Token);
+        Assert.Equal("True", await ScalarAsync(_connectionString, $"SELECT active FROM pg_replication_slots WHERE slot_name = '{_names.Slot}'"));
+
+        // The walsender leaves a moment after it is ended: the drop must wait for it, not skip the slot as active.
+        IReadOnlyList<string> dropped = await PostgresReplicationSlot.DropAsync(_connectionString, _names, stop.Token);
+
+        Assert.Contains("replication slot " + _names.Slot, dropped);
+        Assert.Equal("0", await ScalarAsync(_connectionString, $"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{_names.Slot}'"));
+        await stop.CancelAsync();
+        await streaming.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    [Fact]
     public async Task The_position_a_drain_aims_at_is_past_every_commit_made_before_it_even_with_synchronous_commit_off()
     {
         await PostgresReplicationSlot.CreateAsync(_connectionString, _names, CancellationToken.None);
