@@ -7,9 +7,9 @@ namespace OnlineSchemaChange.Core.Checkpoint;
 
 /// <summary>
 /// Saves where the migration stands every interval and whenever the caller asks (at phase changes, and when
-/// stopping): the copier's watermark with the ranges finished beyond it, and the applier's applied position. Both only ever name work that is durable in
-/// the shadow (a finished prefix of chunks, a flushed transaction), and each is valid on its own, so sampling them at
-/// slightly different moments is harmless; see docs/correctness.md. A failed save is kept as <see cref="LastError"/>
+/// stopping): the copier's watermark with the ranges finished beyond it, and the applier's applied position. Both
+/// only ever name work that is durable in the shadow (finished chunks, a flushed transaction), and each is valid on
+/// its own, so sampling them at slightly different moments is harmless; see docs/correctness.md. A failed save is kept as <see cref="LastError"/>
 /// and retried at the next tick: the migration itself goes on, and the previous checkpoint stays valid.
 /// </summary>
 public sealed class Checkpointer : IAsyncDisposable
