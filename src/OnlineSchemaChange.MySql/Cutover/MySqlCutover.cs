@@ -95,6 +95,13 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             await Migration.MySqlForeignKeys.DropAllAsync(renamer, Shadow, cancellationToken);
         }
 
+        // Prepared before the lock: every round trip under it is time the application's writes wait.
+        long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);
+        if (foreignKeys is null)
+        {
+            await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
+        }
+
         try
         {
             try
@@ -131,7 +138,6 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 throw new CutoverAttemptException($"prepared XA transactions on {original} are pending (their XA COMMIT would land in the old table): {pending}");
             }
 
-            long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);
             if (foreignKeys is not null)
             {
                 // The shadow now equals the original, and neither can change until the UNLOCK: the keys hold.
@@ -149,10 +155,9 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                     throw new CutoverAttemptException($"could not move the foreign keys to {Shadow} within {lockSeconds} s: {e.Message}");
                 }
 
-                await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1", cancellationToken);
+                await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1, lock_wait_timeout = 60", cancellationToken);
             }
 
-            await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
             rename = ExecuteAsync(renamer,
                 $"RENAME TABLE {MySqlSql.Quote(original)} TO {MySqlSql.Quote(Old)}, {MySqlSql.Quote(Shadow)} TO {MySqlSql.Quote(original)}", CancellationToken.None);
             await WaitUntilWaitingAsync(locker, renamerId, rename, cancellationToken);
