@@ -46,8 +46,8 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         {
             try
             {
-                TimeSpan blocked = await AttemptAsync(cancellationToken);
-                return new CutoverResult(blocked, attempt);
+                (TimeSpan blocked, TimeSpan lockWait, IReadOnlyList<CutoverStep> steps) = await AttemptAsync(cancellationToken);
+                return new CutoverResult(blocked, attempt) { LockWait = lockWait, Steps = steps };
             }
             catch (CutoverAttemptException e)
             {
@@ -65,7 +65,8 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             "The original table is in place and serving. Look for long transactions on the table (information_schema.INNODB_TRX) and prepared XA transactions (XA RECOVER), then retry.");
     }
 
-    private async Task<TimeSpan> AttemptAsync(CancellationToken cancellationToken)
+    /// <summary>One attempt: how long writes were held, how long the lock request waited (writes queue behind it too), and where the hold went.</summary>
+    private async Task<(TimeSpan Blocked, TimeSpan LockWait, IReadOnlyList<CutoverStep> Steps)> AttemptAsync(CancellationToken cancellationToken)
     {
         await using var locker = new MySqlConnection(connectionString);
         await locker.OpenAsync(cancellationToken);
@@ -87,7 +88,6 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         await DropSentryAsync(locker, cancellationToken);
         await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
         Task<int>? rename = null;
-        var blocked = new Stopwatch();
         bool swapped = false, keysAdded = false, originalKeysDropped = false;
         if (foreignKeys is not null)
         {
@@ -104,6 +104,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
 
         try
         {
+            long requested = Stopwatch.GetTimestamp();
             try
             {
                 await ExecuteAsync(locker, $"LOCK TABLES {MySqlSql.Quote(original)} WRITE, {MySqlSql.Quote(Old)} WRITE", cancellationToken);
@@ -113,8 +114,10 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 throw new CutoverAttemptException($"could not lock {original} within {lockSeconds} s: {e.Message}");
             }
 
-            blocked.Start();
+            var held = new CutoverTimeline();
+            TimeSpan lockWait = Stopwatch.GetElapsedTime(requested, held.Start);
             ReplicationPosition position = await MySqlBinlogPosition.CurrentAsync(locker, cancellationToken);
+            held.Mark("binlog position read");
             using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 drain.CancelAfter(options.DrainTimeout);
@@ -127,6 +130,8 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                     throw new CutoverAttemptException($"the replay did not reach {position} within {options.DrainTimeout.TotalSeconds:0.#} s");
                 }
             }
+
+            held.Mark("drain: shadow caught up");
 
             // Drained to a position read under the lock, the replay has read every XA PREPARE and XA COMMIT before it,
             // and no new XA transaction can change the original while the lock is held. One still pending would
@@ -156,16 +161,20 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 }
 
                 await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1, lock_wait_timeout = 60", cancellationToken);
+                held.Mark("foreign keys moved");
             }
 
             rename = ExecuteAsync(renamer,
                 $"RENAME TABLE {MySqlSql.Quote(original)} TO {MySqlSql.Quote(Old)}, {MySqlSql.Quote(Shadow)} TO {MySqlSql.Quote(original)}", CancellationToken.None);
             await WaitUntilWaitingAsync(locker, renamerId, rename, cancellationToken);
+            held.Mark("rename queued");
 
             // The RENAME is queued behind our lock: without the sentry it can proceed, and it goes first.
             await ExecuteAsync(locker, $"DROP TABLE {MySqlSql.Quote(Old)}", cancellationToken);
+            held.Mark("sentry dropped");
             await ExecuteAsync(locker, "UNLOCK TABLES", cancellationToken);
-            blocked.Stop();
+            held.Mark("unlocked");
+            TimeSpan blocked = held.Elapsed;
             try
             {
                 await rename;
@@ -176,7 +185,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
 
             swapped = true;
-            return blocked.Elapsed;
+            return (blocked, lockWait, held.Steps);
         }
         finally
         {

@@ -43,6 +43,14 @@ public sealed class MySqlAlterJsonTests(ServersFixture servers)
         {
             Assert.True(done.TryGetProperty(field, out _), $"done has {field}");
         }
+
+        // Where the swap's hold went, step by step, and how long its lock request waited.
+        Assert.True(done.GetProperty("lockWaitMillis").GetDouble() >= 0);
+        var steps = done.GetProperty("writesBlockedSteps").EnumerateArray().ToList();
+        Assert.Equal(["binlog position read", "drain: shadow caught up", "rename queued", "sentry dropped", "unlocked"],
+            steps.Select(step => step.GetProperty("step").GetString()!));
+        Assert.True(steps.Sum(step => step.GetProperty("millis").GetDouble()) <= done.GetProperty("writesBlockedMillis").GetDouble() + 0.5,
+            $"the steps add up to no more than the hold: {done}");
     }
 
     // Under innodb_autoinc_lock_mode 0 or 1 (MariaDB's default), every INSERT ... SELECT into a table with an
