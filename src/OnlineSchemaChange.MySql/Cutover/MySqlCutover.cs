@@ -84,24 +84,25 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             throw new OscException($"Another cut-over of {original} is in progress (the named lock {lockName} is held).", "Wait for it, or stop the other run.");
         }
 
-        await ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {lockSeconds}", cancellationToken);
-        await DropSentryAsync(locker, cancellationToken);
-        await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
-        Task<int>? rename = null;
-        bool swapped = false, keysAdded = false, originalKeysDropped = false;
         if (foreignKeys is not null)
         {
             // Left by a failed attempt that could not drop them; the ALTER below would collide with them.
             await Migration.MySqlForeignKeys.DropAllAsync(renamer, Shadow, cancellationToken);
         }
 
-        // Prepared before the lock: every round trip under it is time the application's writes wait.
+        // Prepared before the lock: every round trip under it is time the application's writes wait. And before the
+        // sentry, so that nothing between its creation and the block that drops it can fail.
         long renamerId = Convert.ToInt64(await ScalarAsync(renamer, "SELECT CONNECTION_ID()", cancellationToken), CultureInfo.InvariantCulture);
         if (foreignKeys is null)
         {
             await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
         }
 
+        await ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {lockSeconds}", cancellationToken);
+        await DropSentryAsync(locker, cancellationToken);
+        await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
+        Task<int>? rename = null;
+        bool swapped = false, keysAdded = false, originalKeysDropped = false;
         try
         {
             long requested = Stopwatch.GetTimestamp();
