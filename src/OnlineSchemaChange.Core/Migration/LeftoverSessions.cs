@@ -55,4 +55,18 @@ public static class LeftoverSessions
 
         return [.. found.Select(s => $"Ended session {s.Id}, which an interrupted run had left working on the shadow ({s.Statement}...).")];
     }
+
+    /// <summary>
+    /// The refusal while a live run holds a table's run lock: who holds it, what it is doing, and, when its osc process
+    /// may be gone while the server finishes its statement, how to end that session.
+    /// </summary>
+    /// <param name="table">The table the run is on.</param>
+    /// <param name="theLock">The lock, as a phrase ("the lock osc-run.db.t").</param>
+    /// <param name="holder">"session 12 holds its lock ... (running ... for 3 s)", or null when the holder is not found.</param>
+    /// <param name="consequence">Why the caller must not go on meanwhile, a sentence, or null.</param>
+    /// <param name="endHolder">The statement that ends the holder, or null when it is not known.</param>
+    public static OscException RunInProgress(string table, string theLock, string? holder, string? consequence, string? endHolder) =>
+        new($"An osc run on {table} is in progress{(holder is null ? $" (it holds {theLock})" : ": " + holder)}." + (consequence is null ? "" : " " + consequence),
+            "Let it finish, or stop it (Ctrl-C keeps its work for --resume)."
+            + (endHolder is null ? "" : $" If its osc process is gone, the server is still finishing its last statement: wait for it, or end it ({endHolder}), then run again."));
 }

@@ -80,7 +80,7 @@ public static class MySqlLeftoverSessions
             }
         }
 
-        string holder = "";
+        string? holder = null;
         long? id = null;
         await using (var who = new MySqlCommand(
                          "SELECT p.ID, p.COMMAND, p.TIME, LEFT(p.INFO, 60) FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(@n)", connection))
@@ -91,13 +91,11 @@ public static class MySqlLeftoverSessions
             {
                 id = Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture);
                 string doing = reader.IsDBNull(3) ? $"{reader.GetString(1).ToLowerInvariant()} for {reader.GetValue(2)} s" : $"running {reader.GetString(3)}... for {reader.GetValue(2)} s";
-                holder = $": session {id} holds its lock {name} ({doing})";
+                holder = $"session {id} holds its lock {name} ({doing})";
             }
         }
 
-        throw new OscException($"An osc run on {original} is in progress{(holder.Length > 0 ? holder : $" (it holds the lock {name})")}." + (consequence is null ? "" : " " + consequence),
-            "Let it finish, or stop it (Ctrl-C keeps its work for --resume)."
-            + (id is null ? "" : $" If its osc process is gone, the server is still finishing that session's statement: wait for it, or end it (KILL {id}), then run again."));
+        throw LeftoverSessions.RunInProgress(original.ToString(), $"the lock {name}", holder, consequence, id is null ? null : $"KILL {id}");
     }
 
     public static string RunLockName(TableName original)

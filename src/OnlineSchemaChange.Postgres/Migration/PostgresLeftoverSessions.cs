@@ -73,7 +73,7 @@ public static class PostgresLeftoverSessions
             return;
         }
 
-        string holder = "";
+        string? holder = null;
         int? pid = null;
         // A bigint advisory key shows in pg_locks as its high and low halves.
         await using (var who = new NpgsqlCommand(
@@ -93,13 +93,12 @@ public static class PostgresLeftoverSessions
                 string state = reader.IsDBNull(1) ? "unknown" : reader.GetString(1);
                 string seconds = reader.IsDBNull(3) ? "?" : reader.GetInt32(3).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 string doing = state == "active" && !reader.IsDBNull(2) ? $"running {reader.GetString(2)}... for {seconds} s" : $"{state} for {seconds} s";
-                holder = $": backend {pid} holds its advisory lock {name} ({doing})";
+                holder = $"backend {pid} holds its advisory lock {name} ({doing})";
             }
         }
 
-        throw new OscException($"An osc run on {names.Table} is in progress{(holder.Length > 0 ? holder : $" (it holds the advisory lock for {name})")}." + (consequence is null ? "" : " " + consequence),
-            "Let it finish, or stop it (Ctrl-C keeps its work for --resume)."
-            + (pid is null ? "" : $" If its osc process is gone, the server is still finishing that backend's statement: wait for it, or end it (SELECT pg_terminate_backend({pid})), then run again."));
+        throw LeftoverSessions.RunInProgress(names.Table.ToString(), $"the advisory lock for {name}", holder, consequence,
+            pid is null ? null : $"SELECT pg_terminate_backend({pid})");
     }
 
     public static string RunLockName(PostgresReplicationNames names)

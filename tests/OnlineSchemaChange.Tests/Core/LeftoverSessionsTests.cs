@@ -80,4 +80,18 @@ public sealed class LeftoverSessionsTests
         Assert.Contains("db.t_osc_new", error.Message, StringComparison.Ordinal);
         Assert.Contains("the list", error.Hint, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_run_in_progress_refusal_names_the_holder_and_how_to_end_it_or_only_the_lock_when_no_holder_is_found()
+    {
+        OscException named = LeftoverSessions.RunInProgress("db.t", "the lock osc-run.db.t", "session 12 holds its lock osc-run.db.t (sleep for 3 s)",
+            "Cleaning up would remove the shadow it is writing.", "KILL 12");
+        OscException unnamed = LeftoverSessions.RunInProgress("db.t", "the lock osc-run.db.t", null, null, null);
+
+        Assert.Equal("An osc run on db.t is in progress: session 12 holds its lock osc-run.db.t (sleep for 3 s). Cleaning up would remove the shadow it is writing.",
+            named.Message);
+        Assert.EndsWith("wait for it, or end it (KILL 12), then run again.", named.Hint, StringComparison.Ordinal);
+        Assert.Equal("An osc run on db.t is in progress (it holds the lock osc-run.db.t).", unnamed.Message);
+        Assert.Equal("Let it finish, or stop it (Ctrl-C keeps its work for --resume).", unnamed.Hint);
+    }
 }
