@@ -91,7 +91,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             string layout = await store.LoadLayoutAsync(cancellationToken) ?? throw new OscException(
                 $"{store.Table} holds no record of the shadow's layout.", $"Remove the leftovers with `osc cleanup <connection> --table {original}` and start again.");
             shadow = await PostgresShadowTable.OpenAsync(connection, facts, statement, layout, cancellationToken);
-            await resume.ReleaseSlotAsync(cancellationToken);
+            // A killed run's walsender may still hold the slot.
+            await PostgresReplicationSlot.ReleaseAsync(connection, names.Slot, "resume again", cancellationToken);
         }
 
         bool swapped = false, keep = false, keepLog = false;

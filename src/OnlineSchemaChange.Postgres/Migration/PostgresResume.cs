@@ -118,31 +118,4 @@ public sealed class PostgresResume(NpgsqlConnection connection, TableName origin
                 $"Remove the leftovers with {Cleanup} and start again.");
         }
     }
-
-    /// <summary>
-    /// Ends the walsender that still holds the slot for a run that is gone (its server process notices the lost client
-    /// only when it next writes). The caller holds the run lock, so no live run of ours is using the slot.
-    /// </summary>
-    public async Task ReleaseSlotAsync(CancellationToken cancellationToken)
-    {
-        var catalog = new PostgresCatalog(connection);
-        for (int attempt = 1; ; attempt++)
-        {
-            bool active = await catalog.ScalarAsync<bool>(
-                "SELECT coalesce(bool_or(pg_terminate_backend(active_pid)), false) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
-                cancellationToken, stream.Slot);
-            if (!active)
-            {
-                return;
-            }
-
-            if (attempt >= 50)
-            {
-                throw new OscException($"The replication slot {stream.Slot} stays in use by another session.",
-                    "Find it in pg_replication_slots (active_pid) and end it, then resume again.");
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
-        }
-    }
 }

@@ -64,51 +64,34 @@ public sealed class PostgresReplicationSlot
         var dropped = new List<string>();
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
-        // A walsender leaves a moment after it is told to, or after its client closed the connection (ours, just
-        // before a failed run's cleanup): until then the slot is active and cannot be dropped, so wait for it.
+        var catalog = new PostgresCatalog(connection);
         for (int attempt = 1; ; attempt++)
         {
-            await using var drop = new NpgsqlCommand("""
-                SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = @slot AND active_pid IS NOT NULL;
-                SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = @slot AND NOT active;
-                SELECT string_agg(coalesce(active_pid::text, ''), '') FROM pg_replication_slots WHERE slot_name = @slot
-                """, connection);
-            drop.Parameters.AddWithValue("slot", names.Slot);
-            string? holder;
+            await ReleaseAsync(connection, names.Slot, "run `osc cleanup`", cancellationToken);
             try
             {
-                await using NpgsqlDataReader reader = await drop.ExecuteReaderAsync(cancellationToken);
-                await reader.NextResultAsync(cancellationToken);
-                await reader.ReadAsync(cancellationToken);
-                if (reader.GetInt64(0) > 0)
+                if (await catalog.ScalarAsync<long>(
+                        "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", cancellationToken, names.Slot) > 0)
                 {
                     dropped.Add("replication slot " + names.Slot);
                     break;
                 }
 
-                await reader.NextResultAsync(cancellationToken);
-                await reader.ReadAsync(cancellationToken);
-                holder = reader.IsDBNull(0) ? null : reader.GetString(0);
+                if (await catalog.ScalarAsync<long>("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", cancellationToken, names.Slot) == 0)
+                {
+                    break;
+                }
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse)
             {
-                // Taken again between the check and the drop.
-                holder = "";
-            }
-
-            if (holder is null)
-            {
-                break;
+                // Taken again between the release and the drop: release it again.
             }
 
             if (attempt >= SlotDropAttempts)
             {
-                throw new OscException(
-                    $"The replication slot {names.Slot} stays in use{(holder.Length > 0 ? $" by the session with pid {holder}" : "")} and could not be dropped; it holds WAL on the server until it is.",
-                    $"End that session (SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{names.Slot}'), then run `osc cleanup`.");
+                throw new OscException($"The replication slot {names.Slot} is taken again each time it is released, and could not be dropped; it holds WAL on the server until it is.",
+                    $"Stop whatever streams from it (pg_replication_slots.active_pid), then run `osc cleanup`.");
             }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
         }
 
         await using var exists = new NpgsqlCommand("SELECT count(*) FROM pg_publication WHERE pubname = @name", connection);
@@ -123,8 +106,40 @@ public sealed class PostgresReplicationSlot
         return dropped;
     }
 
-    /// <summary>How many times a drop tries the slot, 100 ms apart, while a walsender still holds it.</summary>
-    private const int SlotDropAttempts = 100;
+    /// <summary>How many times a release ends the walsender holding the slot, 100 ms apart, before it gives up.</summary>
+    private const int SlotReleaseAttempts = 100;
+
+    /// <summary>How many times a drop releases the slot again when something takes it back in between.</summary>
+    private const int SlotDropAttempts = 20;
+
+    /// <summary>
+    /// Ends the walsender that holds the slot, if any, and waits until the slot is free: a walsender leaves a moment
+    /// after it is told to, and after its client closed the connection (ours, just before a failed run's cleanup; a
+    /// killed run's, whose walsender notices only when it next writes). The callers hold the run lock, so no live run
+    /// of ours is using the slot.
+    /// </summary>
+    /// <param name="then">What the operator runs once the session is ended, for the error.</param>
+    public static async Task ReleaseAsync(NpgsqlConnection connection, string slot, string then, CancellationToken cancellationToken)
+    {
+        var catalog = new PostgresCatalog(connection);
+        for (int attempt = 1; ; attempt++)
+        {
+            if (!await catalog.ScalarAsync<bool>(
+                    "SELECT coalesce(bool_or(pg_terminate_backend(active_pid)), false) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+                    cancellationToken, slot))
+            {
+                return;
+            }
+
+            if (attempt >= SlotReleaseAttempts)
+            {
+                throw new OscException($"The replication slot {slot} stays in use by another session after being ended {attempt} times; it holds WAL on the server until it is dropped.",
+                    $"End that session (SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}'), then {then}.");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+        }
+    }
 
     /// <summary>Whether a slot or publication of ours for this table exists: an earlier run's leftover.</summary>
     public static async Task<string?> FindLeftoverAsync(NpgsqlConnection connection, PostgresReplicationNames names, CancellationToken cancellationToken)
