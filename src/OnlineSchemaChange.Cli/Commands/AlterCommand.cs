@@ -51,6 +51,13 @@ internal static class AlterCommand
             DefaultValueFactory = _ => "refuse",
         };
         foreignKeys.AcceptOnlyFromAmong("refuse", "rebuild");
+        var copySkipReplication = new Option<string>("--copy-skip-replication")
+        {
+            Description = "MariaDB: log the copy's writes marked skip_replication so osc's binlog stream is spared them (they stay in the binlog for replicas); "
+                          + "auto (default) does so when every binlog reader is a replica known to apply marked events; off when an application writes the table under skip_replication (docs/operations.md)",
+            DefaultValueFactory = _ => "auto",
+        };
+        copySkipReplication.AcceptOnlyFromAmong("auto", "on", "off");
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
             changes from the binlog (MySQL) or a logical replication slot (PostgreSQL), verification and an atomic swap. Without --execute: a dry run that checks
@@ -61,7 +68,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication })
         {
             command.Options.Add(option);
         }
@@ -78,6 +85,13 @@ internal static class AlterCommand
                 }
 
                 ForeignKeyMethod foreignKeyMethod = result.GetValue(foreignKeys) == "rebuild" ? ForeignKeyMethod.Rebuild : ForeignKeyMethod.Refuse;
+                bool? markCopy = result.GetValue(copySkipReplication) switch { "on" => true, "off" => false, _ => null };
+                if (markCopy == true && target.Engine != DatabaseEngine.MySql)
+                {
+                    throw new OscException("--copy-skip-replication is for MariaDB: PostgreSQL's slot decodes the copy's writes whatever osc asks.",
+                        "Leave --copy-skip-replication out.");
+                }
+
                 if (foreignKeyMethod != ForeignKeyMethod.Refuse && target.Engine != DatabaseEngine.MySql)
                 {
                     throw new OscException("--foreign-keys is for MySQL/MariaDB: PostgreSQL's swap moves foreign keys in both directions itself.",
@@ -114,6 +128,7 @@ internal static class AlterCommand
                         Resume = result.GetValue(resume),
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
                         ForeignKeys = foreignKeyMethod,
+                        CopySkipReplication = markCopy,
                     };
                     string? phase = null;
                     var bar = new ProgressBar();
@@ -218,7 +233,7 @@ internal static class AlterCommand
                 }
 
                 AlterRehearsal rehearsal = await new MySqlAlterRehearsal(target).RunAsync(tableName, result.GetValue(alter)!, cancellationToken, foreignKeyMethod,
-                    result.GetValue(workers));
+                    result.GetValue(workers), markCopy);
                 if (asJson)
                 {
                     console.WriteJson(new

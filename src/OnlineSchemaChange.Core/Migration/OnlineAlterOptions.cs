@@ -44,6 +44,12 @@ public sealed record OnlineAlterOptions
 
     /// <summary>What to do about foreign keys to or from the table (MySQL/MariaDB); PostgreSQL's swap moves them itself.</summary>
     public ForeignKeyMethod ForeignKeys { get; init; } = ForeignKeyMethod.Refuse;
+
+    /// <summary>
+    /// MariaDB: log the copy's writes under skip_replication so osc's own binlog stream is spared them. True forces
+    /// it, false never, null (the default) when every binlog reader is known to apply marked events.
+    /// </summary>
+    public bool? CopySkipReplication { get; init; }
 }
 
 /// <summary>How a MySQL/MariaDB migration treats foreign keys to or from the table (docs/operations.md).</summary>

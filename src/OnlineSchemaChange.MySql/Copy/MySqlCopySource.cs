@@ -21,9 +21,11 @@ namespace OnlineSchemaChange.MySql.Copy;
 /// <item>Without one: the SELECT takes shared locks on the range (LOCK IN SHARE MODE) for the chunk's transaction, so a
 /// concurrent change commits either before the read or after the chunk, never in between.</item>
 /// </list>
+/// With <c>markSkipReplication</c> (MariaDB) the chunk's insert, not its marker, is logged under skip_replication, so
+/// osc's own binlog stream is not sent the copied rows (<see cref="Replication.CopyEventFilter"/>).
 /// </remarks>
 public sealed class MySqlCopySource(string connectionString, TableName original, TableName shadow, MySqlKeyPredicate key, ColumnMapping mapping,
-    TableName? commitMarker = null)
+    TableName? commitMarker = null, bool markSkipReplication = false)
     : ICopySource
 {
     /// <summary>The bookkeeping table's row the copy writes before each read (heartbeats are row 1, checkpoints row 2).</summary>
@@ -91,7 +93,7 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
             await using var marker = new MySqlCommand(
                 "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; " +
                 $"INSERT INTO {MySqlSql.Quote(commitMarker)} (id, ts, value) VALUES ({CommitMarkerId}, NOW(6), UUID()) " +
-                "ON DUPLICATE KEY UPDATE ts = NOW(6), value = UUID()", connection);
+                "ON DUPLICATE KEY UPDATE ts = NOW(6), value = UUID()" + (markSkipReplication ? "; SET SESSION skip_replication = 1" : ""), connection);
             await marker.ExecuteNonQueryAsync(cancellationToken);
         }
 

@@ -6,6 +6,7 @@ using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Connection;
 using OnlineSchemaChange.MySql.Copy;
+using OnlineSchemaChange.MySql.Replication;
 using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Migration;
@@ -35,7 +36,7 @@ public sealed record AlterRehearsal(
 public sealed class MySqlAlterRehearsal(ConnectionTarget target)
 {
     public async Task<AlterRehearsal> RunAsync(TableName table, string alter, CancellationToken cancellationToken, ForeignKeyMethod foreignKeys = ForeignKeyMethod.Refuse,
-        int workers = 1)
+        int workers = 1, bool? copySkipReplication = null)
     {
         ArgumentNullException.ThrowIfNull(table);
         AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.MySql);
@@ -49,11 +50,12 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
         try
         {
             (_, string? workersNote) = await MySqlCopyWorkers.ChooseAsync(connection, shadow.Table, workers, cancellationToken);
+            CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, copySkipReplication, new OnlineAlterOptions().ServerId, cancellationToken);
             return new AlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns, shadow.AddedColumns,
                 statement.RenamedColumns, shadow.KeyInShadow, await ShowCreateAsync(connection, shadow.Table, cancellationToken))
             {
                 ForeignKeys = facts.ForeignKeys.Actions(facts.Names, shadow.Mapping),
-                Notes = workersNote is null ? [] : [workersNote],
+                Notes = new[] { workersNote, copyEvents.Note }.OfType<string>().ToList(),
             };
         }
         finally

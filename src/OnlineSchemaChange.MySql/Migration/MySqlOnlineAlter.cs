@@ -102,12 +102,19 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
             // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
             // resumed run starts at its checkpoint's, up to which every change is already in the shadow.
+            CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, options.ServerId, cancellationToken);
+            if (copyEvents.Note is not null)
+            {
+                notes = [.. notes, copyEvents.Note];
+            }
+
             MySqlBinlogPosition start = resumed is null ? await MySqlBinlogPosition.CurrentAsync(connection, cancellationToken) : MySqlBinlogPosition.Parse(resumed.Position);
             client = new BinlogClient(new BinlogClientOptions(new MySqlEndpoint(target.Host, target.Port, target.User ?? Environment.UserName, target.Password ?? ""))
             {
                 Start = new BinlogStart.FilePosition(start.File, (uint)start.Position),
                 Tables = new HashSet<string> { $"{schema}.{table.Name}" },
                 ServerId = options.ServerId,
+                SkipMarkedEvents = copyEvents.MarkCopy,
             });
             var keyIndexes = facts.Key.Select(k => facts.Columns.ToList().FindIndex(c => c.Name.Equals(k, StringComparison.OrdinalIgnoreCase))).ToList();
             var originalKey = new MySqlKeyPredicate(facts.Key);
@@ -149,7 +156,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 notes = [.. notes, workersNote];
             }
 
-            var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log), fence),
+            var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log, copyEvents.MarkCopy), fence),
                 new ChunkSizer(options.ChunkTime), throttler, workers, frontier);
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived,

@@ -189,6 +189,11 @@ public sealed class BinlogClient : IAsyncDisposable
         {
             // Below capability 4 MariaDB replaces GTID and other events with dummies.
             await connection.ExecuteAsync("SET @mariadb_slave_capability = 4", cancellationToken);
+            if (_options.SkipMarkedEvents)
+            {
+                // The dump thread drops events flagged skip_replication when its own session has the flag set.
+                await connection.ExecuteAsync("SET SESSION skip_replication = 1", cancellationToken);
+            }
         }
 
         var start = LastCommitted is { } resume ? new BinlogStart.FilePosition(resume.File, (uint)resume.Position) : _options.Start;

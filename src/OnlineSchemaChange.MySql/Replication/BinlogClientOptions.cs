@@ -38,6 +38,8 @@ public sealed record BinlogClientOptions(MySqlEndpoint Endpoint)
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Only rows of these tables ("db.table", or "db.*" for a whole schema); null for all.</summary>
     public IReadOnlySet<string>? Tables { get; init; }
+    /// <summary>MariaDB: asks the server not to send events logged under <c>skip_replication</c> (the copy's own).</summary>
+    public bool SkipMarkedEvents { get; init; }
     public int MaxReconnectAttempts { get; init; } = 10;
     public TimeSpan ReconnectBaseDelay { get; init; } = TimeSpan.FromMilliseconds(200);
     public TimeSpan ReconnectMaxDelay { get; init; } = TimeSpan.FromSeconds(10);
