@@ -67,7 +67,14 @@ public static partial class Methods
             return new MethodOutcome(false, elapsed, writesHeld, peakBytes, $"{file} exited with {process.ExitCode}") { Cpu = cpu };
         }
 
-        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = PhaseDurations(output, elapsed), Cpu = cpu };
+        Match verification = VerificationWritesBlocked().Match(output);
+        string? phases = PhaseDurations(output, elapsed);
+        if (phases is not null && verification.Success)
+        {
+            phases += $"; verification held writes {double.Parse(verification.Groups[1].Value, CultureInfo.InvariantCulture):0.#} ms";
+        }
+
+        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = phases, Cpu = cpu };
     }
 
     /// <summary>"startup 0.4 s, copying 8.1 s, ..." from osc's phase events: each lasts until the next one starts.</summary>
@@ -89,6 +96,9 @@ public static partial class Methods
 
     [GeneratedRegex("\"writesBlockedMillis\": *([0-9.]+)")]
     private static partial Regex WritesBlocked();
+
+    [GeneratedRegex("\"verificationWritesBlockedMillis\": *([0-9.]+)")]
+    private static partial Regex VerificationWritesBlocked();
 }
 
 /// <summary>The load's view of one run: the ALTER window is every report second that overlaps it.</summary>

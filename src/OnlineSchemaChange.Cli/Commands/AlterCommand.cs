@@ -170,6 +170,7 @@ internal static class AlterCommand
                             changesApplied = done.ChangesApplied,
                             verifiedRows = done.Verification?.Rows,
                             repairedChunks = done.Verification?.RepairedChunks,
+                            verificationWritesBlockedMillis = done.Verification?.WritesBlocked is { } held ? Math.Round(held.TotalMilliseconds, 1) : (double?)null,
                             writesBlockedMillis = Math.Round(done.Cutover.WritesBlocked.TotalMilliseconds, 1),
                             lockWaitMillis = done.Cutover.LockWait is { } wait ? Math.Round(wait.TotalMilliseconds, 1) : (double?)null,
                             // Where the time the table was held went, in order (engines that time their swap).
@@ -188,7 +189,9 @@ internal static class AlterCommand
                             : $"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: "
                                                 + (done.ResumedAfterRows is { } before ? $"resumed after {before:N0} rows, " : "")
                                                 + $"{done.RowsCopied:N0} rows copied, {done.ChangesApplied:N0} changes replayed, "
-                                                + (done.Verification is { } v ? $"{v.Rows:N0} rows verified, " : "verification skipped, ")
+                                                + (done.Verification is { } v
+                                                    ? $"{v.Rows:N0} rows verified" + (v.WritesBlocked is { } held ? $" (writes held {held.TotalMilliseconds:0} ms for its snapshots), " : ", ")
+                                                    : "verification skipped, ")
                                                 + $"writes held {done.Cutover.WritesBlocked.TotalMilliseconds:0} ms at the swap"
                                                 + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}."));
                         foreach (string note in done.Notes.Concat(done.Cutover.Notes))

@@ -13,7 +13,7 @@ namespace OnlineSchemaChange.MySql.Verify;
 /// <summary>
 /// Compares the original and the shadow before the cut-over, as Spirit does: under a brief READ lock on the original
 /// (writes wait, reads go on) the replay drains to the current position and both tables get a consistent snapshot;
-/// then the lock is released and the snapshots are compared chunk by chunk (row count, and XOR and sum of each row's
+/// then the lock is released and the snapshots are compared chunk by chunk (row count, and the sum of each row's
 /// CRC32 over every mapped column in the new types). A chunk that differs is copied again and checked again, up to
 /// three times; one that still differs stops the migration before any swap.
 /// </summary>
@@ -38,13 +38,16 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
 
     public int LockAttempts { get; init; } = 5;
 
+    private TimeSpan _writesBlocked;
+
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
     {
         (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes, await UnchangedColumnsAsync(cancellationToken));
         List<KeyRange> ranges = await ChunkVerification.RangesAsync(new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping), chunkRows, cancellationToken);
-        return await ChunkVerification.RunAsync(original.ToString(), ranges,
+        VerificationResult result = await ChunkVerification.RunAsync(original.ToString(), ranges,
             async ct => new Snapshots(await SnapshotsAsync(ct), (original, originalKey, originalRow), (shadow, keyInShadow, shadowRow)),
             RepairAsync, cancellationToken);
+        return result with { WritesBlocked = _writesBlocked };
     }
 
     /// <summary>The shadow's columns whose type, character set and collation are those of the original column they come from.</summary>
@@ -130,28 +133,39 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
                 }
             }
 
-            // lock_wait_timeout is whole seconds: at least 1.
-            await ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {Math.Max(1, (int)Math.Ceiling(LockTimeout.TotalSeconds))}", cancellationToken);
-            await ExecuteAsync(locker, $"LOCK TABLES {MySqlSql.Quote(original)} READ", cancellationToken);
+            // Everything that need not wait under the lock is done before it: the snapshot sessions' isolation level,
+            // the lock wait's bound (whole seconds: at least 1).
+            await Task.WhenAll(
+                ExecuteAsync(a, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken),
+                ExecuteAsync(b, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken),
+                ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {Math.Max(1, (int)Math.Ceiling(LockTimeout.TotalSeconds))}", cancellationToken));
+            long requested = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
-                ReplicationPosition position = await MySqlBinlogPosition.CurrentAsync(locker, cancellationToken);
-
-                // With writes to the original held and the replay at the same point, both snapshots see one state.
-                using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                await ExecuteAsync(locker, $"LOCK TABLES {MySqlSql.Quote(original)} READ", cancellationToken);
+                try
                 {
-                    drain.CancelAfter(DrainTimeout);
-                    await drainTo(position, drain.Token);
-                }
+                    ReplicationPosition position = await MySqlBinlogPosition.CurrentAsync(locker, cancellationToken);
 
-                await ExecuteAsync(a, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken);
-                await ExecuteAsync(b, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", cancellationToken);
-                await ExecuteAsync(a, "START TRANSACTION WITH CONSISTENT SNAPSHOT", cancellationToken);
-                await ExecuteAsync(b, "START TRANSACTION WITH CONSISTENT SNAPSHOT", cancellationToken);
+                    // With writes to the original held and the replay at the same point, both snapshots see one state.
+                    using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                    {
+                        drain.CancelAfter(DrainTimeout);
+                        await drainTo(position, drain.Token);
+                    }
+
+                    await Task.WhenAll(
+                        ExecuteAsync(a, "START TRANSACTION WITH CONSISTENT SNAPSHOT", cancellationToken),
+                        ExecuteAsync(b, "START TRANSACTION WITH CONSISTENT SNAPSHOT", cancellationToken));
+                }
+                finally
+                {
+                    await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
+                }
             }
             finally
             {
-                await ExecuteAsync(locker, "UNLOCK TABLES", CancellationToken.None);
+                _writesBlocked += System.Diagnostics.Stopwatch.GetElapsedTime(requested);
             }
 
             return new SnapshotPair(a, b);

@@ -40,6 +40,8 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
     /// <summary>Set when the replay runs during verification: repairs then pass the copy fence like the copy does.</summary>
     public PostgresCopyOrdering? Ordering { get; init; }
 
+    private TimeSpan _writesBlocked;
+
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
     {
         PostgresKey key = PostgresCopySource.KeyOf(facts);
@@ -50,7 +52,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         var copy = new PostgresCopySource(connectionString, facts, shadow, Ordering);
         IReadOnlyList<KeyRange> ranges = await ChunkVerification.RangesAsync(copy, chunkRows, cancellationToken);
 
-        return await ChunkVerification.RunAsync(facts.Table.ToString(), ranges,
+        VerificationResult result = await ChunkVerification.RunAsync(facts.Table.ToString(), ranges,
             async ct => await SnapshotsAsync(key, shadowKey, originalRow, shadowRow, ct),
             async (range, ct) =>
             {
@@ -71,6 +73,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                 }
             },
             cancellationToken);
+        return result with { WritesBlocked = _writesBlocked };
     }
 
     private const int MaxRepairAttempts = 8;
@@ -141,27 +144,36 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                 }
 
                 await using NpgsqlTransaction locked = await locker.BeginTransactionAsync(cancellationToken);
-                await ExecuteAsync(locker, $"SET LOCAL lock_timeout = {Math.Max(1, (int)LockTimeout.TotalMilliseconds)}", cancellationToken);
-                await ExecuteAsync(locker, $"LOCK TABLE {PostgresSql.Quote(facts.Table)} IN SHARE MODE", cancellationToken);
-                await using (var lsn = new NpgsqlCommand($"SELECT {PostgresReplay.CurrentPositionSql}", locker))
+                long requested = System.Diagnostics.Stopwatch.GetTimestamp();
+                try
                 {
-                    var position = new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await lsn.ExecuteScalarAsync(cancellationToken))!);
-                    // Writes to the original wait while this runs: bounded, and retried like a lock timeout.
-                    using var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                    drain.CancelAfter(DrainTimeout);
-                    await drainTo(position, drain.Token);
+                    // One round trip from the lock request on: BEGIN goes with it.
+                    await ExecuteAsync(locker, $"SET LOCAL lock_timeout = {Math.Max(1, (int)LockTimeout.TotalMilliseconds)}; LOCK TABLE {PostgresSql.Quote(facts.Table)} IN SHARE MODE",
+                        cancellationToken);
+                    await using (var lsn = new NpgsqlCommand($"SELECT {PostgresReplay.CurrentPositionSql}", locker))
+                    {
+                        var position = new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await lsn.ExecuteScalarAsync(cancellationToken))!);
+                        // Writes to the original wait while this runs: bounded, and retried like a lock timeout.
+                        using var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                        drain.CancelAfter(DrainTimeout);
+                        await drainTo(position, drain.Token);
+                    }
+    
+                    // Taken after the drain and before the unlock: the shadow holds every change the original has.
+                    await ExecuteAsync(original, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", cancellationToken);
+                    string snapshot;
+                    await using (var export = new NpgsqlCommand("SELECT pg_export_snapshot()", original))
+                    {
+                        snapshot = (string)(await export.ExecuteScalarAsync(cancellationToken))!;
+                    }
+    
+                    await ExecuteAsync(copy, $"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'", cancellationToken);
+                    await locked.CommitAsync(cancellationToken);
                 }
-
-                // Taken after the drain and before the unlock: the shadow holds every change the original has.
-                await ExecuteAsync(original, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", cancellationToken);
-                string snapshot;
-                await using (var export = new NpgsqlCommand("SELECT pg_export_snapshot()", original))
+                finally
                 {
-                    snapshot = (string)(await export.ExecuteScalarAsync(cancellationToken))!;
+                    _writesBlocked += System.Diagnostics.Stopwatch.GetElapsedTime(requested);
                 }
-
-                await ExecuteAsync(copy, $"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'", cancellationToken);
-                await locked.CommitAsync(cancellationToken);
             }
 
             return new Snapshots(original, copy, facts, shadow, key, shadowKey, originalRow, shadowRow);

@@ -44,6 +44,9 @@ public sealed class MySqlAlterJsonTests(ServersFixture servers)
             Assert.True(done.TryGetProperty(field, out _), $"done has {field}");
         }
 
+        // Verification's READ lock held writes too, for less than the whole run.
+        Assert.InRange(done.GetProperty("verificationWritesBlockedMillis").GetDouble(), 0.01, done.GetProperty("totalSeconds").GetDouble() * 1000);
+
         // Where the swap's hold went, step by step, and how long its lock request waited.
         Assert.True(done.GetProperty("lockWaitMillis").GetDouble() >= 0);
         var steps = done.GetProperty("writesBlockedSteps").EnumerateArray().ToList();

@@ -33,6 +33,31 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
         Assert.Equal(5000, result.Rows);
         Assert.Equal(6, result.Chunks); // five bounded ranges and the open-ended last one
         Assert.Equal(0, result.RepairedChunks);
+        Assert.True(result.WritesBlocked > TimeSpan.Zero, $"writes blocked {result.WritesBlocked}");
+    }
+
+    /// <summary>Writes queue behind the READ lock from its request on, so a request that waits counts in the figure.</summary>
+    [Fact]
+    public async Task Writes_blocked_counts_the_read_lock_from_its_request_to_its_release()
+    {
+        var (verifier, connectionString) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL");
+        await using var writer = new MySqlConnection(connectionString);
+        await writer.OpenAsync();
+        await using MySqlTransaction open = await writer.BeginTransactionAsync();
+        await using (var update = new MySqlCommand("UPDATE t SET u = u WHERE id = 1", writer, open))
+        {
+            await update.ExecuteNonQueryAsync();
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Task<VerificationResult> verifying = verifier.RunAsync(CancellationToken.None);
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        Assert.False(verifying.IsCompleted, "the READ lock waits for the open transaction's metadata lock");
+        await open.CommitAsync();
+        VerificationResult result = await verifying;
+
+        Assert.Equal(0, result.RepairedChunks);
+        Assert.InRange(result.WritesBlocked!.Value, TimeSpan.FromSeconds(1.4), clock.Elapsed);
     }
 
     [Fact]

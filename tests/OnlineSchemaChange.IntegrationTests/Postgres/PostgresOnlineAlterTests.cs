@@ -45,6 +45,8 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         JsonElement done = LiveOscRun.ParseAll(result.Stdout + "\n")[^1];
         Assert.Equal(0, done.GetProperty("repairedChunks").GetInt32());
         Assert.False(done.GetProperty("finishedAfterSwap").GetBoolean());
+        // Verification's SHARE lock held writes too, for less than the whole run.
+        Assert.InRange(done.GetProperty("verificationWritesBlockedMillis").GetDouble(), 0.01, done.GetProperty("totalSeconds").GetDouble() * 1000);
 
         // The swap says where its hold went: the drain's waits, the swap's statements, the commit, in that order,
         // adding up to no more than the hold (each part and the hold are rounded to 0.1 ms, hence the slack).
