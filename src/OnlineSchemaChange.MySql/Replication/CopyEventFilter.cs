@@ -46,6 +46,21 @@ public static class CopyEventFilter
                 : new CopyEventFilterDecision(false, null);
         }
 
+        // The copy's connections and the stream set the flag on their sessions: a server that refuses it here would
+        // fail every chunk.
+        try
+        {
+            await using var trial = new MySqlCommand("SET SESSION skip_replication = 1; SET SESSION skip_replication = 0", connection);
+            await trial.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (MySqlException e)
+        {
+            return requested == true
+                ? throw new OscException($"--copy-skip-replication on: the server refuses SET SESSION skip_replication ({e.Message}).",
+                    "Leave --copy-skip-replication out (auto), or grant what the server asks for.")
+                : new CopyEventFilterDecision(false, $"The copy's rows are streamed back to osc with the table's changes, because the server refuses SET SESSION skip_replication ({e.Message}).");
+        }
+
         if (requested == true)
         {
             return new CopyEventFilterDecision(true, null);
