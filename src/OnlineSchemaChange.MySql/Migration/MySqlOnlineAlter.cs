@@ -100,14 +100,15 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await using var heartbeat = MySqlHeartbeat.Create(connectionString, log, TimeSpan.FromMilliseconds(100));
             heartbeat.Start();
 
-            // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
-            // resumed run starts at its checkpoint's, up to which every change is already in the shadow.
+            // Whether the copy's writes are marked so that the stream is not sent them (MariaDB, CopyEventFilter).
             CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, options.ServerId, cancellationToken);
             if (copyEvents.Note is not null)
             {
                 notes = [.. notes, copyEvents.Note];
             }
 
+            // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
+            // resumed run starts at its checkpoint's, up to which every change is already in the shadow.
             MySqlBinlogPosition start = resumed is null ? await MySqlBinlogPosition.CurrentAsync(connection, cancellationToken) : MySqlBinlogPosition.Parse(resumed.Position);
             client = new BinlogClient(new BinlogClientOptions(new MySqlEndpoint(target.Host, target.Port, target.User ?? Environment.UserName, target.Password ?? ""))
             {
