@@ -11,6 +11,36 @@ public sealed record MethodOutcome(bool Ok, TimeSpan Elapsed, TimeSpan? WritesHe
     /// <summary>osc's phases and how long each lasted, from its --json phase events (null for the other methods).</summary>
     public string? Phases { get; init; }
 
+    /// <summary>
+    /// When each of osc's phases started, from the process's launch: its phase events' times plus its start-up before
+    /// its own clock (the process's time less the run's own total). Empty for the other methods.
+    /// </summary>
+    public IReadOnlyList<(string Name, TimeSpan Start)> PhaseStarts { get; init; } = [];
+
+    /// <summary>The phases overlapping [from, to) (times from the launch), shortened: "copy", "index", "verify", ...</summary>
+    public string PhasesDuring(TimeSpan from, TimeSpan to, TimeSpan end)
+    {
+        var names = new List<string>();
+        for (int i = 0; i < PhaseStarts.Count; i++)
+        {
+            TimeSpan start = PhaseStarts[i].Start, stop = i + 1 < PhaseStarts.Count ? PhaseStarts[i + 1].Start : end;
+            if (start < to && stop > from)
+            {
+                names.Add(PhaseStarts[i].Name switch
+                {
+                    "copying" => "copy",
+                    "building indexes" => "index",
+                    "catching up" => "catch-up",
+                    "verifying" => "verify",
+                    "cutting over" => "swap",
+                    string other => other.Split(' ')[0],
+                });
+            }
+        }
+
+        return names.Count == 0 ? "" : "[" + string.Join(",", names.Distinct()) + "]";
+    }
+
     /// <summary>CPU time (user + system) of the tool's process; null for native.</summary>
     public TimeSpan? Cpu { get; init; }
 
@@ -74,7 +104,7 @@ public static partial class Methods
             phases += $"; verification held writes {double.Parse(verification.Groups[1].Value, CultureInfo.InvariantCulture):0.#} ms";
         }
 
-        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = phases, Cpu = cpu };
+        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = phases, Cpu = cpu, PhaseStarts = PhaseStartsOf(output, elapsed) };
     }
 
     /// <summary>"startup 0.4 s, copying 8.1 s, ..." from osc's phase events: each lasts until the next one starts.</summary>
@@ -90,6 +120,24 @@ public static partial class Methods
         return string.Join(", ", phases.Select((p, i) =>
             $"{p.Name} {(i + 1 < phases.Count ? phases[i + 1].At : elapsed.TotalSeconds) - p.At:0.0} s"));
     }
+
+    private static List<(string Name, TimeSpan Start)> PhaseStartsOf(string output, TimeSpan elapsed)
+    {
+        Match total = TotalSeconds().Match(output);
+        if (!total.Success)
+        {
+            return [];
+        }
+
+        TimeSpan startUp = elapsed - TimeSpan.FromSeconds(double.Parse(total.Groups[1].Value, CultureInfo.InvariantCulture));
+        var starts = new List<(string, TimeSpan)> { ("startup", TimeSpan.Zero) };
+        starts.AddRange(PhaseEvent().Matches(output).Select(m =>
+            (m.Groups[1].Value, startUp + TimeSpan.FromSeconds(double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)))));
+        return starts;
+    }
+
+    [GeneratedRegex("\"totalSeconds\": *([0-9.]+)")]
+    private static partial Regex TotalSeconds();
 
     [GeneratedRegex("\"event\": *\"phase\", *\"phase\": *\"([^\"]+)\", *\"elapsedSeconds\": *([0-9.]+)")]
     private static partial Regex PhaseEvent();

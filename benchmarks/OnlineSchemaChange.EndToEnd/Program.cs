@@ -139,7 +139,8 @@ foreach (var (_, name, run) in methods)
     LoadSummary summary = LoadSummary.Of(load.Seconds, alterStart, alterEnd);
     results.Add((name, outcome, summary));
     timelines.Add($"{name}: " + string.Join(" ", load.Seconds.Select(s =>
-        (s.Arrived > alterStart && s.Arrived - TimeSpan.FromSeconds(1) < alterEnd ? "*" : "") + $"{s.Tps:0}/{s.P99Millis:0}")));
+        (s.Arrived > alterStart && s.Arrived - TimeSpan.FromSeconds(1) < alterEnd ? "*" : "") + $"{s.Tps:0}/{s.P99Millis:0}"
+        + outcome.PhasesDuring(s.Arrived - TimeSpan.FromSeconds(1) - alterStart, s.Arrived - alterStart, alterEnd - alterStart))));
     Console.WriteLine($"   {(outcome.Ok ? "done" : "FAILED")} in {outcome.Elapsed.TotalSeconds:0.0} s{(outcome.Detail is null ? "" : ": " + outcome.Detail)}");
 }
 
@@ -162,7 +163,7 @@ Console.WriteLine();
 Console.WriteLine("writes held: native = the whole ALTER (ALGORITHM=COPY blocks writes); osc = its own figure for the swap; "
                   + "pt-online-schema-change reports none. peak RSS: VmHWM of the tool's process (the server's own memory for native is not counted).");
 Console.WriteLine();
-Console.WriteLine("Per second, tps/p99 ms (* = a second overlapping the ALTER):");
+Console.WriteLine("Per second, tps/p99 ms (* = a second overlapping the ALTER; [..] = osc's phases in that second):");
 timelines.ForEach(Console.WriteLine);
 foreach (var (name, o, _) in results.Where(r => r.Outcome.Phases is not null))
 {
