@@ -43,11 +43,35 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
     {
         (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes, await UnchangedColumnsAsync(cancellationToken));
-        List<KeyRange> ranges = await ChunkVerification.RangesAsync(new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping), chunkRows, cancellationToken);
+        List<KeyRange> ranges = await RangesAsync(cancellationToken);
         VerificationResult result = await ChunkVerification.RunAsync(original.ToString(), ranges,
             async ct => new Snapshots(await SnapshotsAsync(ct), (original, originalKey, originalRow), (shadow, keyInShadow, shadowRow)),
             RepairAsync, cancellationToken);
         return result with { WritesBlocked = _writesBlocked };
+    }
+
+    /// <summary>The chunks: cut by arithmetic over a dense integer key, else by walking the key (ChunkVerification).</summary>
+    private async Task<List<KeyRange>> RangesAsync(CancellationToken cancellationToken)
+    {
+        if (originalKey.Columns.Count == 1)
+        {
+            await using var connection = new MySqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            await using var command = new MySqlCommand(
+                $"SELECT MIN({originalKey.ColumnList}), MAX({originalKey.ColumnList}), " +
+                "(SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(@s, DATABASE()) AND TABLE_NAME = @t) " +
+                $"FROM {MySqlSql.Quote(original)}", connection);
+            command.Parameters.AddWithValue("@s", original.Schema);
+            command.Parameters.AddWithValue("@t", original.Name);
+            await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken) && !reader.IsDBNull(0) && !reader.IsDBNull(2)
+                && ChunkVerification.RangesByWidth(reader.GetValue(0), reader.GetValue(1), Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture), chunkRows) is { } byWidth)
+            {
+                return byWidth;
+            }
+        }
+
+        return await ChunkVerification.RangesAsync(new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping), chunkRows, cancellationToken);
     }
 
     /// <summary>The shadow's columns whose type, character set and collation are those of the original column they come from.</summary>

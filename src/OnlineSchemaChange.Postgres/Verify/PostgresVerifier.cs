@@ -50,7 +50,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         string originalRow = string.Join(", ", pairs.Select(p => $"CAST({shadow.SourceExpressions[p.Target]} AS {shadow.ColumnTypes[p.Target]})"));
         string shadowRow = string.Join(", ", pairs.Select(p => PostgresSql.Quote(p.Target)));
         var copy = new PostgresCopySource(connectionString, facts, shadow, Ordering);
-        IReadOnlyList<KeyRange> ranges = await ChunkVerification.RangesAsync(copy, chunkRows, cancellationToken);
+        IReadOnlyList<KeyRange> ranges = await RangesAsync(key, copy, cancellationToken);
 
         VerificationResult result = await ChunkVerification.RunAsync(facts.Table.ToString(), ranges,
             async ct => await SnapshotsAsync(key, shadowKey, originalRow, shadowRow, ct),
@@ -77,6 +77,29 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
     }
 
     private const int MaxRepairAttempts = 8;
+
+    /// <summary>The chunks: cut by arithmetic over a dense integer key, else by walking the key (ChunkVerification).</summary>
+    private async Task<List<KeyRange>> RangesAsync(PostgresKey key, PostgresCopySource copy, CancellationToken cancellationToken)
+    {
+        if (key.Columns.Count == 1)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            // reltuples is -1 until the table was first analyzed or vacuumed: then the key is walked.
+            await using var command = new NpgsqlCommand(
+                $"SELECT min({key.ColumnList}), max({key.ColumnList}), (SELECT reltuples::bigint FROM pg_class WHERE oid = @t::regclass) FROM {PostgresSql.Quote(facts.Table)}",
+                connection);
+            command.Parameters.AddWithValue("t", PostgresSql.Quote(facts.Table));
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken) && !reader.IsDBNull(0) && !reader.IsDBNull(2)
+                && ChunkVerification.RangesByWidth(reader.GetValue(0), reader.GetValue(1), reader.GetInt64(2), chunkRows) is { } byWidth)
+            {
+                return byWidth;
+            }
+        }
+
+        return await ChunkVerification.RangesAsync(copy, chunkRows, cancellationToken);
+    }
 
     private async Task RepairAsync(PostgresCopySource copy, PostgresKey shadowKey, KeyRange range, CancellationToken cancellationToken)
     {

@@ -31,9 +31,22 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
         VerificationResult result = await verifier.RunAsync(CancellationToken.None);
 
         Assert.Equal(5000, result.Rows);
-        Assert.Equal(6, result.Chunks); // five bounded ranges and the open-ended last one
+        Assert.Equal(5, result.Chunks); // the dense key cut by arithmetic: 1,000 key values each, the last one open-ended
         Assert.Equal(0, result.RepairedChunks);
         Assert.True(result.WritesBlocked > TimeSpan.Zero, $"writes blocked {result.WritesBlocked}");
+    }
+
+    /// <summary>A key too sparse to cut by arithmetic is walked: each range ends where 1,000 rows do.</summary>
+    [Fact]
+    public async Task A_sparse_key_is_walked_for_its_ranges_and_verifies()
+    {
+        var (verifier, _) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL", "UPDATE t SET id = id * 10 ORDER BY id DESC");
+
+        VerificationResult result = await verifier.RunAsync(CancellationToken.None);
+
+        Assert.Equal(5000, result.Rows);
+        Assert.Equal(6, result.Chunks); // five ranges of 1,000 rows found by walking the key, and the open-ended last one
+        Assert.Equal(0, result.RepairedChunks);
     }
 
     /// <summary>Writes queue behind the READ lock from its request on, so a request that waits counts in the figure.</summary>

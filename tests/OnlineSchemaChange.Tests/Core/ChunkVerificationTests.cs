@@ -88,4 +88,51 @@ public sealed class ChunkVerificationTests
         Assert.Contains("1 chunk(s) of db.t still differ", error.Message, StringComparison.Ordinal);
         Assert.Contains("after (100) up to (200)", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_dense_integer_key_is_cut_by_arithmetic_into_contiguous_ranges_open_at_both_ends()
+    {
+        List<KeyRange> ranges = ChunkVerification.RangesByWidth(1, 5000, 4900, 1000)!;
+
+        Assert.Equal(5, ranges.Count);
+        Assert.Null(ranges[0].LowerExclusive);
+        Assert.Equal(new RowKey(1000), ranges[0].UpperInclusive);
+        Assert.Equal(new RowKey(4000), ranges[^1].LowerExclusive);
+        Assert.Null(ranges[^1].UpperInclusive);
+        for (int i = 1; i < ranges.Count; i++)
+        {
+            Assert.Equal(ranges[i - 1].UpperInclusive, ranges[i].LowerExclusive);
+            Assert.Equal(i, ranges[i].Sequence);
+        }
+
+        // Bounds keep the key's own type, as the copy's comparisons bind them.
+        Assert.IsType<int>(ranges[0].UpperInclusive!.Values[0]);
+    }
+
+    [Theory]
+    [InlineData(1L, 10_000L, 4_000L)] // under half dense: ranges would hold too few rows to trust the estimate
+    [InlineData(1L, 5_000L, 0L)] // no estimate (a table never analyzed)
+    [InlineData(10L, 9L, 100L)] // no keys at all
+    public void A_sparse_key_or_a_missing_estimate_is_left_to_the_walk(long min, long max, long estimatedRows)
+    {
+        Assert.Null(ChunkVerification.RangesByWidth(min, max, estimatedRows, 1000));
+    }
+
+    [Fact]
+    public void Keys_that_are_not_integers_are_left_to_the_walk()
+    {
+        Assert.Null(ChunkVerification.RangesByWidth("a", "z", 100, 10));
+        Assert.Null(ChunkVerification.RangesByWidth(1.5m, 100m, 100, 10));
+    }
+
+    [Fact]
+    public void Unsigned_keys_beyond_long_are_cut_in_their_own_type()
+    {
+        const ulong Min = ulong.MaxValue - 2_999;
+        List<KeyRange> ranges = ChunkVerification.RangesByWidth(Min, ulong.MaxValue, 3000, 1000)!;
+
+        Assert.Equal(3, ranges.Count);
+        Assert.Equal(new RowKey(Min + 999), ranges[0].UpperInclusive);
+        Assert.Equal(new RowKey(Min + 1999), ranges[1].UpperInclusive);
+    }
 }
