@@ -46,11 +46,11 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
 
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
         MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(qualified, statement, cancellationToken, foreignKeys: foreignKeys);
+        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, copySkipReplication, new OnlineAlterOptions().ServerId, cancellationToken);
         ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         try
         {
             (_, string? workersNote) = await MySqlCopyWorkers.ChooseAsync(connection, shadow.Table, workers, cancellationToken);
-            CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, copySkipReplication, new OnlineAlterOptions().ServerId, cancellationToken);
             return new AlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns, shadow.AddedColumns,
                 statement.RenamedColumns, shadow.KeyInShadow, await ShowCreateAsync(connection, shadow.Table, cancellationToken))
             {

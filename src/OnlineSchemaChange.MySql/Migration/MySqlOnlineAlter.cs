@@ -65,6 +65,14 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(original, statement, cancellationToken, resuming: options.Resume,
             foreignKeys: options.ForeignKeys);
         MigrationDigest migration = MigrationDigest.Compute(original.ToString(), Definition(facts), statement, SqlDialect.MySql);
+        // Whether the copy's writes are marked so that the stream is not sent them (MariaDB, CopyEventFilter); decided
+        // before anything is created, so a refusal leaves nothing behind.
+        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, options.ServerId, cancellationToken);
+        if (copyEvents.Note is not null)
+        {
+            notes = [.. notes, copyEvents.Note];
+        }
+
         MigrationCheckpoint? resumed = options.Resume ? await resume.LoadAsync(migration, cancellationToken) : null;
         ShadowTable shadow = resumed is null
             ? await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken)
@@ -99,13 +107,6 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
             await using var heartbeat = MySqlHeartbeat.Create(connectionString, log, TimeSpan.FromMilliseconds(100));
             heartbeat.Start();
-
-            // Whether the copy's writes are marked so that the stream is not sent them (MariaDB, CopyEventFilter).
-            CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, options.ServerId, cancellationToken);
-            if (copyEvents.Note is not null)
-            {
-                notes = [.. notes, copyEvents.Note];
-            }
 
             // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
             // resumed run starts at its checkpoint's, up to which every change is already in the shadow.

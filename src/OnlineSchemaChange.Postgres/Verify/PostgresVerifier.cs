@@ -181,7 +181,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                         drain.CancelAfter(DrainTimeout);
                         await drainTo(position, drain.Token);
                     }
-    
+
                     // Taken after the drain and before the unlock: the shadow holds every change the original has.
                     await ExecuteAsync(original, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", cancellationToken);
                     string snapshot;
@@ -189,7 +189,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                     {
                         snapshot = (string)(await export.ExecuteScalarAsync(cancellationToken))!;
                     }
-    
+
                     await ExecuteAsync(copy, $"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'", cancellationToken);
                     await locked.CommitAsync(cancellationToken);
                 }
