@@ -11,12 +11,13 @@ namespace OnlineSchemaChange.MySql.Verify;
 /// as it is, with no conversion: numbers and temporal values as their text, every other type as the CRC32 of its bytes
 /// (no separator can occur in either, and no character set conversion happens inside the row's text). That is most
 /// columns of most ALTERs, and converting them cost about six times the rest of the checksum. NULL is marked apart from
-/// the empty string.
+/// the empty string (CONCAT_WS skips NULL), except in an unchanged column that is NOT NULL on both sides, where the
+/// mark would always be 0 and building its text cost a tenth of the whole checksum.
 /// </summary>
 public static class MySqlChecksumExpression
 {
     public static (string Original, string Shadow) Build(ColumnMapping mapping, IReadOnlyDictionary<string, string> shadowTypes,
-        IReadOnlySet<string>? unchangedTargets = null)
+        IReadOnlySet<string>? unchangedTargets = null, IReadOnlySet<string>? neverNullTargets = null)
     {
         ArgumentNullException.ThrowIfNull(mapping);
         ArgumentNullException.ThrowIfNull(shadowTypes);
@@ -27,8 +28,9 @@ public static class MySqlChecksumExpression
             string type = shadowTypes[target];
             if (unchangedTargets?.Contains(target) == true)
             {
-                original.Add(AsItIs(MySqlSql.Quote(source), type));
-                shadow.Add(AsItIs(MySqlSql.Quote(target), type));
+                bool mayBeNull = neverNullTargets?.Contains(target) != true;
+                original.Add(AsItIs(MySqlSql.Quote(source), type, mayBeNull));
+                shadow.Add(AsItIs(MySqlSql.Quote(target), type, mayBeNull));
             }
             else
             {
@@ -42,14 +44,15 @@ public static class MySqlChecksumExpression
 
     private static string Row(List<string> parts) => "CONCAT_WS('#', " + string.Join(", ", parts) + ")";
 
-    private static string AsItIs(string column, string type)
+    private static string AsItIs(string column, string type, bool mayBeNull)
     {
         string t = type.ToLowerInvariant();
         bool plainText = (t.Contains("int", StringComparison.Ordinal) && !t.Contains("point", StringComparison.Ordinal))
                          || t.StartsWith("decimal", StringComparison.Ordinal) || t.StartsWith("float", StringComparison.Ordinal)
                          || t.StartsWith("double", StringComparison.Ordinal) || t.StartsWith("date", StringComparison.Ordinal)
                          || t.StartsWith("time", StringComparison.Ordinal) || t.StartsWith("year", StringComparison.Ordinal);
-        return $"{(plainText ? column : $"CRC32({column})")}, ISNULL({column})";
+        string value = plainText ? column : $"CRC32({column})";
+        return mayBeNull ? $"{value}, ISNULL({column})" : value;
     }
 
     private static string Normalize(string column, string shadowType)

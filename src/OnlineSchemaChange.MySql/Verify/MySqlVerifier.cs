@@ -42,7 +42,8 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
 
     public async Task<VerificationResult> RunAsync(CancellationToken cancellationToken)
     {
-        (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes, await UnchangedColumnsAsync(cancellationToken));
+        (IReadOnlySet<string> unchanged, IReadOnlySet<string> neverNull) = await UnchangedColumnsAsync(cancellationToken);
+        (string originalRow, string shadowRow) = MySqlChecksumExpression.Build(mapping, shadowTypes, unchanged, neverNull);
         List<KeyRange> ranges = await RangesAsync(cancellationToken);
         VerificationResult result = await ChunkVerification.RunAsync(original.ToString(), ranges,
             async ct => new Snapshots(await SnapshotsAsync(ct), (original, originalKey, originalRow), (shadow, keyInShadow, shadowRow)),
@@ -74,32 +75,47 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
         return await ChunkVerification.RangesAsync(new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping), chunkRows, cancellationToken);
     }
 
-    /// <summary>The shadow's columns whose type, character set and collation are those of the original column they come from.</summary>
-    private async Task<IReadOnlySet<string>> UnchangedColumnsAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The shadow's columns whose type, character set and collation are those of the original column they come from,
+    /// and those of them that are NOT NULL in both tables.
+    /// </summary>
+    private async Task<(IReadOnlySet<string> Unchanged, IReadOnlySet<string> NeverNull)> UnchangedColumnsAsync(CancellationToken cancellationToken)
     {
         await using var connection = new MySqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
-        async Task<Dictionary<string, string>> DefinitionsAsync(TableName table)
+        async Task<Dictionary<string, (string Definition, bool Nullable)>> DefinitionsAsync(TableName table)
         {
             await using var command = new MySqlCommand(
-                "SELECT COLUMN_NAME, CONCAT_WS(' ', COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(@s, DATABASE()) AND TABLE_NAME = @t",
+                "SELECT COLUMN_NAME, CONCAT_WS(' ', COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME), IS_NULLABLE = 'YES' FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = COALESCE(@s, DATABASE()) AND TABLE_NAME = @t",
                 connection);
             command.Parameters.AddWithValue("@s", table.Schema);
             command.Parameters.AddWithValue("@t", table.Name);
-            var definitions = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            var definitions = new Dictionary<string, (string, bool)>(StringComparer.OrdinalIgnoreCase);
             await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                definitions[reader.GetString(0)] = reader.GetString(1);
+                definitions[reader.GetString(0)] = (reader.GetString(1), Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture) != 0);
             }
 
             return definitions;
         }
 
-        Dictionary<string, string> before = await DefinitionsAsync(original), after = await DefinitionsAsync(shadow);
-        return mapping.Pairs
-            .Where(p => before.TryGetValue(p.Source, out string? a) && after.TryGetValue(p.Target, out string? b) && string.Equals(a, b, StringComparison.OrdinalIgnoreCase))
-            .Select(p => p.Target).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        Dictionary<string, (string Definition, bool Nullable)> before = await DefinitionsAsync(original), after = await DefinitionsAsync(shadow);
+        var unchanged = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var neverNull = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (_, source, target) in mapping.Pairs)
+        {
+            if (before.TryGetValue(source, out var a) && after.TryGetValue(target, out var b) && string.Equals(a.Definition, b.Definition, StringComparison.OrdinalIgnoreCase))
+            {
+                unchanged.Add(target);
+                if (!a.Nullable && !b.Nullable)
+                {
+                    neverNull.Add(target);
+                }
+            }
+        }
+
+        return (unchanged, neverNull);
     }
 
     /// <summary>Takes the snapshots, retrying with backoff when the lock or the drain under it takes too long.</summary>

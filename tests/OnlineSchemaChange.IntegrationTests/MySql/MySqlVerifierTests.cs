@@ -119,6 +119,20 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
     }
 
     [Fact]
+    public async Task Drift_in_an_unchanged_not_null_column_is_caught_without_its_null_mark()
+    {
+        // u is NOT NULL in both tables and left as it was: hashed without ISNULL, and a changed value still differs.
+        var (verifier, connectionString) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL",
+            "ALTER TABLE t MODIFY u INT NOT NULL; ALTER TABLE t_osc_new MODIFY u INT NOT NULL");
+        await ExecuteAsync(connectionString, "UPDATE t_osc_new SET u = u + 1 WHERE id = 77; UPDATE t_osc_new SET u = 0 WHERE id = 4321");
+
+        VerificationResult result = await verifier.RunAsync(CancellationToken.None);
+
+        Assert.Equal(2, result.RepairedChunks);
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t JOIN t_osc_new n USING (id) WHERE t.u <> n.u"));
+    }
+
+    [Fact]
     public async Task A_column_whose_character_set_changed_compares_by_characters_not_bytes()
     {
         // Same type name, other character set: the bytes of 'é' differ, the characters do not.
