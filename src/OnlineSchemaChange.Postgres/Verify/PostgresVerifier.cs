@@ -47,8 +47,11 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         PostgresKey key = PostgresCopySource.KeyOf(facts);
         var shadowKey = new PostgresKey(shadow.KeyInShadow, shadow.KeyInShadow.Select(k => shadow.ColumnTypes[k]).ToList());
         var pairs = shadow.Mapping.Pairs;
-        string originalRow = string.Join(", ", pairs.Select(p => $"CAST({shadow.SourceExpressions[p.Target]} AS {shadow.ColumnTypes[p.Target]})"));
-        string shadowRow = string.Join(", ", pairs.Select(p => PostgresSql.Quote(p.Target)));
+        var types = shadow.ColumnTypes;
+        int major = PostgresChecksumExpression.MajorVersion(facts.ServerVersion);
+        string originalRow = PostgresChecksumExpression.RowHash(
+            pairs.Select(p => ($"CAST({shadow.SourceExpressions[p.Target]} AS {types[p.Target]})", types[p.Target])).ToList(), major);
+        string shadowRow = PostgresChecksumExpression.RowHash(pairs.Select(p => (PostgresSql.Quote(p.Target), types[p.Target])).ToList(), major);
         var copy = new PostgresCopySource(connectionString, facts, shadow, Ordering);
         IReadOnlyList<KeyRange> ranges = await RangesAsync(key, copy, cancellationToken);
 
@@ -232,11 +235,11 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         }
 
         /// <summary>
-        /// Row count, and sum and XOR of a 64-bit hash of the row's text form (NULL and '' differ there). The hash is
-        /// hashtextextended, the one hash partitioning relies on staying stable: about a third of md5's cost, with no hex
-        /// text to parse back, and the comparison needs no cryptographic strength.
+        /// Row count, and sum and XOR of a 64-bit hash of each row (<see cref="PostgresChecksumExpression"/>): the hash
+        /// functions partitioning relies on staying stable, about a third of md5's cost with no hex text to parse back;
+        /// the comparison needs no cryptographic strength.
         /// </summary>
-        private static async Task<ChunkChecksum> ChecksumAsync(NpgsqlConnection connection, string table, PostgresKey key, string row, KeyRange range,
+        private static async Task<ChunkChecksum> ChecksumAsync(NpgsqlConnection connection, string table, PostgresKey key, string rowHash, KeyRange range,
             CancellationToken cancellationToken)
         {
             await using var command = connection.CreateCommand();
@@ -244,7 +247,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
             // OFFSET 0 keeps the subquery from being flattened, which would put the hash into each aggregate and compute
             // it twice a row: half the chunk's time on pgbench_accounts.
             command.CommandText =
-                $"SELECT count(*), coalesce(sum(h), 0)::text || ':' || coalesce(bit_xor(h), 0)::text FROM (SELECT hashtextextended(ROW({row})::text, 0) AS h FROM {table} WHERE {where} OFFSET 0) s";
+                $"SELECT count(*), coalesce(sum(h), 0)::text || ':' || coalesce(bit_xor(h), 0)::text FROM (SELECT {rowHash} AS h FROM {table} WHERE {where} OFFSET 0) s";
             command.CommandTimeout = 600;
             await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);

@@ -62,6 +62,34 @@ public sealed class PostgresVerifierTests(ServersFixture servers) : IAsyncLifeti
     }
 
     [Fact]
+    public async Task Drift_that_a_type_hash_would_miss_is_caught_case_under_a_nondeterministic_collation_and_numeric_scale()
+    {
+        // Under a case-insensitive collation 'row-5' and 'ROW-5' are equal and hash alike, and numeric's hash ignores
+        // the display scale: verification hashes strings under "C" and numerics as their text, so both still differ.
+        await ExecuteAsync(_connectionString, """
+            CREATE COLLATION IF NOT EXISTS ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+            ALTER TABLE t ADD COLUMN s text COLLATE ci, ADD COLUMN n numeric;
+            UPDATE t SET s = 'row-' || id, n = id / 4.0;
+            """);
+        var (facts, shadow) = await ShadowAndCopyAsync("ALTER COLUMN k TYPE bigint");
+        await ExecuteAsync(_connectionString, """
+            UPDATE t_osc_new SET s = upper(s) WHERE id = 5;
+            UPDATE t_osc_new SET n = 1.00 WHERE id = 4;
+            UPDATE t_osc_new SET b = '\x00' WHERE id = 2222;
+            UPDATE t_osc_new SET ts = ts + interval '1 microsecond' WHERE id = 3333;
+            UPDATE t_osc_new SET j = '{"g": 0}' WHERE id = 4444;
+            """);
+        Assert.Equal("1", await ScalarAsync(_connectionString, "SELECT count(*) FROM t JOIN t_osc_new n USING (id) WHERE t.s = n.s AND t.s COLLATE \"C\" <> n.s COLLATE \"C\""));
+        Assert.Equal("1", await ScalarAsync(_connectionString, "SELECT count(*) FROM t JOIN t_osc_new n USING (id) WHERE t.n = n.n AND t.n::text <> n.n::text"));
+
+        VerificationResult result = await new PostgresVerifier(_connectionString, facts, shadow, NoDrain, chunkRows: 1000).RunAsync(CancellationToken.None);
+
+        Assert.Equal(4, result.RepairedChunks); // ids 4 and 5 share the first chunk
+        Assert.Equal("0", await DifferencesAsync(_connectionString, facts, shadow));
+        Assert.Equal("0", await ScalarAsync(_connectionString, "SELECT count(*) FROM t JOIN t_osc_new n USING (id) WHERE t.s COLLATE \"C\" <> n.s COLLATE \"C\" OR t.n::text <> n.n::text"));
+    }
+
+    [Fact]
     public async Task A_unique_constraint_over_duplicate_values_is_caught_and_refused_after_three_repairs()
     {
         await ExecuteAsync(_connectionString, "UPDATE t SET u = 1 WHERE id IN (1, 2, 3)");
