@@ -64,8 +64,24 @@ public sealed class OscProcess : IAsyncDisposable
 
     public void Signal(string name)
     {
+        if (name == "INT" && InterruptIgnoredHere())
+        {
+            // Otherwise the run would wait for an exit that never comes, and fail as a hang.
+            throw new InvalidOperationException(
+                "SIGINT is ignored by the test process (a background job of a shell without job control starts so), and osc inherits " +
+                "that: the runtime keeps an inherited SIG_IGN for SIGINT, as nohup expects, so osc would never see the signal. " +
+                "Run the tests in the foreground, or from a shell with job control (set -m).");
+        }
+
         using var kill = Process.Start("kill", ["-" + name, _process.Id.ToString(CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
+    }
+
+    /// <summary>Whether SIGINT is ignored in this process (bit 2 of SigIgn in /proc/self/status), which a child inherits.</summary>
+    private static bool InterruptIgnoredHere()
+    {
+        string? line = File.Exists("/proc/self/status") ? File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) : null;
+        return line is not null && (ulong.Parse(line["SigIgn:".Length..].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture) & 0x2) != 0;
     }
 
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
