@@ -7,9 +7,9 @@ namespace OnlineSchemaChange.Core.Throttle;
 /// Runs a small write (a heartbeat) every interval and remembers how long the recent ones took. A heartbeat is an
 /// autocommitted write like the application's, logged and committed the same way: its latency is what an application
 /// write sees, contention with the copy (CPU, WAL or binlog commit queue) included, which makes it the measure to pace
-/// the copy by.
+/// the copy by. <paramref name="session"/>, when given, is what the writes share (their connection), disposed with the loop.
 /// </summary>
-public sealed class TimedWriteLoop(Func<CancellationToken, Task> write, TimeSpan interval) : IAsyncDisposable
+public sealed class TimedWriteLoop(Func<CancellationToken, Task> write, TimeSpan interval, IAsyncDisposable? session = null) : IAsyncDisposable
 {
     private const int Remembered = 64;
 
@@ -79,6 +79,10 @@ public sealed class TimedWriteLoop(Func<CancellationToken, Task> write, TimeSpan
     public async ValueTask DisposeAsync()
     {
         await _background.DisposeAsync();
+        if (session is not null)
+        {
+            await session.DisposeAsync();
+        }
     }
 
     private async Task LoopAsync(CancellationToken cancellationToken)

@@ -73,6 +73,48 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Heartbeats_share_one_session_which_a_killed_beat_replaces_and_disposal_closes()
+    {
+        // Unpooled, as osc connects: a closed connection ends its session, so the list shows only live ones.
+        string plain = new MySqlConnectionStringBuilder(_primary) { Pooling = false }.ConnectionString;
+        await MySqlConnection.ClearAllPoolsAsync();
+        string database = new MySqlConnectionStringBuilder(_primary).Database;
+        string others = $"FROM information_schema.PROCESSLIST WHERE DB = '{database}' AND ID <> CONNECTION_ID()";
+        var heartbeat = MySqlHeartbeat.Create(plain, _log, TimeSpan.FromSeconds(10));
+        for (int beat = 0; beat < 3; beat++)
+        {
+            await heartbeat.WriteAsync(CancellationToken.None);
+        }
+
+        await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "1");
+
+        // A session the server ends (an operator's KILL, a restart) fails one beat; the next opens another.
+        string id = await ScalarAsync(plain, $"SELECT ID {others}");
+        await ExecuteAsync(plain, $"KILL CONNECTION {id}");
+        await Assert.ThrowsAnyAsync<Exception>(() => heartbeat.WriteAsync(CancellationToken.None));
+        await heartbeat.WriteAsync(CancellationToken.None);
+        Assert.Equal(4, heartbeat.Writes);
+        // The server removes an ended session from its list a moment after the connection closes.
+        await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "1");
+        Assert.NotEqual(id, await ScalarAsync(plain, $"SELECT ID {others}"));
+
+        await heartbeat.DisposeAsync();
+        await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "0");
+    }
+
+    private static async Task SessionsBecomeAsync(string connectionString, string countSql, string expected)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        string count;
+        while ((count = await ScalarAsync(connectionString, countSql)) != expected && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(expected, count);
+    }
+
+    [Fact]
     public async Task Slow_writes_pause_the_copy_until_writes_are_fast_again()
     {
         await using var heartbeat = MySqlHeartbeat.Create(_primary, _log, TimeSpan.FromMilliseconds(50));
