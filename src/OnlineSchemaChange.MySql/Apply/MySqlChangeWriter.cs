@@ -3,6 +3,7 @@ using OnlineSchemaChange.Core.Apply;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Connection;
 using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Apply;
@@ -12,10 +13,14 @@ namespace OnlineSchemaChange.MySql.Apply;
 /// is deleted, then the upserted rows are inserted whole. Keys are the original table's, so this stays right when the
 /// ALTER changes the primary key (a REPLACE keyed on the shadow's new key would keep a row's old version), and
 /// replaying a batch twice after a crash leaves the same rows. <c>originalKeyInShadow</c> is the original's key
-/// columns under the names the shadow gives them.
+/// columns under the names the shadow gives them. Batches go through one session, kept open between them and opened
+/// again after a failure; dispose the writer once the replay has stopped.
 /// </summary>
-public sealed class MySqlChangeWriter(string connectionString, TableName shadow, MySqlKeyPredicate originalKeyInShadow, ColumnMapping mapping) : IChangeWriter
+public sealed class MySqlChangeWriter(string connectionString, TableName shadow, MySqlKeyPredicate originalKeyInShadow, ColumnMapping mapping)
+    : IChangeWriter, IAsyncDisposable
 {
+    private readonly MySqlReusedSession _session = new(connectionString);
+
     // Stay well below the protocol's 65,535 placeholders per statement.
     private const int MaxParameters = 30_000;
 
@@ -29,8 +34,40 @@ public sealed class MySqlChangeWriter(string connectionString, TableName shadow,
     private async Task WriteOnceAsync(PendingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        await using var connection = new MySqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken);
+        bool reusing = _session.Reusing;
+        try
+        {
+            await WriteInTransactionAsync(await _session.OpenAsync(cancellationToken), batch, cancellationToken);
+            return;
+        }
+        catch (Exception) when (reusing && !cancellationToken.IsCancellationRequested)
+        {
+            // The server may have ended the idle session since the last batch (wait_timeout, an operator's KILL), which
+            // shows only now. The batch rolled back with it and is idempotent: once more, on a fresh session.
+            await _session.DisposeAsync();
+        }
+        catch
+        {
+            // A deadlock or a cancelled statement: the next attempt starts on a fresh session.
+            await _session.DisposeAsync();
+            throw;
+        }
+
+        try
+        {
+            await WriteInTransactionAsync(await _session.OpenAsync(cancellationToken), batch, cancellationToken);
+        }
+        catch
+        {
+            await _session.DisposeAsync();
+            throw;
+        }
+    }
+
+    public ValueTask DisposeAsync() => _session.DisposeAsync();
+
+    private async Task WriteInTransactionAsync(MySqlConnection connection, PendingBatch batch, CancellationToken cancellationToken)
+    {
         await using MySqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
         int keysPerStatement = Math.Max(1, MaxParameters / Math.Max(1, originalKeyInShadow.Columns.Count));
         // Key order, the copier's order: both then take row locks in the same direction and rarely deadlock.

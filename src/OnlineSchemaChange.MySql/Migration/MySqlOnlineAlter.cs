@@ -83,6 +83,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         BinlogClient? client = null;
         Checkpointer? checkpointer = null;
         var serverXa = new ServerPreparedXa(connectionString);
+        MySqlChangeWriter? writer = null;
 
         async Task StopReplayAsync()
         {
@@ -126,7 +127,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             var fence = new CopyFence();
             // A fresh run leaves changes ahead of the copy to the copy; a resumed one may find rows of the last run there.
             CopyFrontier? frontier = resumed is null ? new CopyFrontier(fence) : null;
-            var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping), applierOptions, TimeProvider.System, fence, frontier);
+            writer = new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping);
+            var applier = new ChangeApplier(writer, applierOptions, TimeProvider.System, fence, frontier);
             var preparedXa = new PreparedXaTransactions(PreparedXaTransactions.DefaultMaxHeldRows, serverXa.WaitUntilCommittedAsync);
             feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes, preparedXa).RunAsync(changes.Writer, stop.Token);
             applying = applier.RunAsync(changes.Reader, stop.Token);
@@ -232,6 +234,12 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         finally
         {
             await StopReplayAsync();
+            if (writer is not null)
+            {
+                // After the replay stopped: no batch is being written on its session.
+                await writer.DisposeAsync();
+            }
+
             await serverXa.DisposeAsync();
             if (checkpointer is not null)
             {

@@ -1,6 +1,7 @@
 using MySqlConnector;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Throttle;
+using OnlineSchemaChange.MySql.Connection;
 using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Throttle;
@@ -35,7 +36,7 @@ public static class MySqlHeartbeat
     public static TimedWriteLoop Create(string connectionString, TableName logTable, TimeSpan interval)
     {
         ArgumentNullException.ThrowIfNull(logTable);
-        var session = new ReusedSession(connectionString);
+        var session = new MySqlReusedSession(connectionString);
         string sql = $"INSERT INTO {MySqlSql.Quote(logTable)} (id, ts) VALUES ({HeartbeatId}, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6)";
         return new TimedWriteLoop(async cancellationToken =>
         {
@@ -51,43 +52,5 @@ public static class MySqlHeartbeat
                 throw;
             }
         }, interval, session);
-    }
-
-    /// <summary>One connection kept open between uses, opened again after it was dropped.</summary>
-    private sealed class ReusedSession(string connectionString) : IAsyncDisposable
-    {
-        private MySqlConnection? _connection;
-
-        public async Task<MySqlConnection> OpenAsync(CancellationToken cancellationToken)
-        {
-            if (_connection is { State: System.Data.ConnectionState.Open })
-            {
-                return _connection;
-            }
-
-            await DisposeAsync();
-            var connection = new MySqlConnection(connectionString);
-            try
-            {
-                await connection.OpenAsync(cancellationToken);
-            }
-            catch
-            {
-                await connection.DisposeAsync();
-                throw;
-            }
-
-            _connection = connection;
-            return connection;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (_connection is not null)
-            {
-                await _connection.DisposeAsync();
-                _connection = null;
-            }
-        }
     }
 }

@@ -141,7 +141,7 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
             [new TableColumn("id", false), new TableColumn("name", false), new TableColumn("gone", false)],
             [new TableColumn("id", false), new TableColumn("label", false), new TableColumn("extra", false)],
             new Dictionary<string, string> { ["name"] = "label" });
-        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "w_osc_new"), new MySqlKeyPredicate(["id"]), mapping);
+        await using var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "w_osc_new"), new MySqlKeyPredicate(["id"]), mapping);
         var pending = new PendingChanges();
         pending.Add(RowChange.Delete(new RowKey(1)));
         pending.Add(RowChange.Update(new RowKey(2), new RowKey(2), [2, "b2", 9]));
@@ -156,6 +156,38 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Batches_share_one_session_and_one_the_server_ended_while_idle_is_replaced_without_failing_a_batch()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE s (id INT PRIMARY KEY, v INT);
+            CREATE TABLE s_osc_new (id INT PRIMARY KEY, v INT);
+            """);
+        var columns = new[] { new TableColumn("id", false), new TableColumn("v", false) };
+        string plain = new MySqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString;
+        await MySqlConnection.ClearAllPoolsAsync();
+        string others = $"FROM information_schema.PROCESSLIST WHERE DB = '{_database}' AND ID <> CONNECTION_ID()";
+        await using var writer = new MySqlChangeWriter(plain, new TableName(_database, "s_osc_new"), new MySqlKeyPredicate(["id"]),
+            ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
+        async Task WriteAsync(int id, int v)
+        {
+            var pending = new PendingChanges();
+            pending.Add(RowChange.Insert(new RowKey(id), [id, v]));
+            await writer.WriteAsync(pending.Drain(), CancellationToken.None);
+        }
+
+        await WriteAsync(1, 10);
+        await WriteAsync(2, 20);
+        string session = await MySqlTestSql.ScalarAsync(plain, $"SELECT GROUP_CONCAT(ID) {others}");
+        Assert.DoesNotContain(",", session, StringComparison.Ordinal);
+
+        await MySqlTestSql.ExecuteAsync(plain, $"KILL CONNECTION {session}");
+        await WriteAsync(3, 30);
+
+        Assert.Equal("1=10,2=20,3=30", await ScalarAsync("SELECT GROUP_CONCAT(CONCAT(id, '=', v) ORDER BY id) FROM s_osc_new"));
+        Assert.NotEqual(session, await MySqlTestSql.ScalarAsync(plain, $"SELECT GROUP_CONCAT(ID) {others} AND COMMAND = 'Sleep'"));
+    }
+
+    [Fact]
     public async Task Replaying_onto_a_shadow_with_a_new_primary_key_leaves_no_stale_row_versions()
     {
         await ExecuteAsync("""
@@ -164,7 +196,7 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
             INSERT INTO p_osc_new VALUES (1, 10), (2, 20);
             """);
         var columns = new[] { new TableColumn("id", false), new TableColumn("a", false) };
-        var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "p_osc_new"), new MySqlKeyPredicate(["id"]),
+        await using var writer = new MySqlChangeWriter(_connectionString, new TableName(_database, "p_osc_new"), new MySqlKeyPredicate(["id"]),
             ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
         var pending = new PendingChanges();
         pending.Add(RowChange.Update(new RowKey(2), new RowKey(2), [2, 21]));

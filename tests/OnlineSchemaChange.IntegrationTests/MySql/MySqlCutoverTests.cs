@@ -95,6 +95,7 @@ public sealed class MySqlCutoverTests(ServersFixture servers, ITestOutputHelper 
         private Task _feeding = Task.CompletedTask;
         private Task _applying = Task.CompletedTask;
         private BinlogClient? _client;
+        private MySqlChangeWriter? _writer;
 
         public string ConnectionString { get; private init; } = "";
 
@@ -130,8 +131,9 @@ public sealed class MySqlCutoverTests(ServersFixture servers, ITestOutputHelper 
                 Tables = new HashSet<string> { $"{builder.Database}.t" },
             });
             var channel = Channel.CreateBounded<ReplicationMessage>(10_000);
-            migration.Applier = new ChangeApplier(new MySqlChangeWriter(connectionString, migration.Original with { Name = migration.Names.Shadow },
-                new MySqlKeyPredicate(["id"]), migration.Mapping), new ApplierOptions(), TimeProvider.System);
+            migration._writer = new MySqlChangeWriter(connectionString, migration.Original with { Name = migration.Names.Shadow },
+                new MySqlKeyPredicate(["id"]), migration.Mapping);
+            migration.Applier = new ChangeApplier(migration._writer, new ApplierOptions(), TimeProvider.System);
             migration._feeding = new MySqlChangeFeed(migration._client.ReadEventsAsync(migration._stop.Token), builder.Database, "t", [0])
                 .RunAsync(channel.Writer, migration._stop.Token);
             migration._applying = migration.Applier.RunAsync(channel.Reader, migration._stop.Token);
@@ -166,6 +168,11 @@ public sealed class MySqlCutoverTests(ServersFixture servers, ITestOutputHelper 
             if (_client is not null)
             {
                 await _client.DisposeAsync();
+            }
+
+            if (_writer is not null)
+            {
+                await _writer.DisposeAsync();
             }
 
             _stop.Dispose();

@@ -55,8 +55,8 @@ public sealed class MySqlOnlineCopyTests(ServersFixture servers)
         var changes = Channel.CreateBounded<ReplicationMessage>(10_000);
         var feed = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), db, "t", [0]);
         CopyFence? fence = lockFree ? new CopyFence() : null;
-        var applier = new ChangeApplier(new MySqlChangeWriter(connectionString, shadow, key, mapping),
-            new ApplierOptions { MaxPendingKeys = 500 }, TimeProvider.System, fence);
+        await using var writer = new MySqlChangeWriter(connectionString, shadow, key, mapping);
+        var applier = new ChangeApplier(writer, new ApplierOptions { MaxPendingKeys = 500 }, TimeProvider.System, fence);
         Task feeding = feed.RunAsync(changes.Writer, stop.Token);
         Task applying = applier.RunAsync(changes.Reader, stop.Token);
 

@@ -141,9 +141,9 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
             ReconnectBaseDelay = TimeSpan.FromMilliseconds(50),
         });
         var columns = new[] { "id", "v", "s" }.Select(n => new TableColumn(n, false)).ToList();
-        var applier = new ChangeApplier(
-            new MySqlChangeWriter(connectionString, new TableName(db, "t_osc_new"), new MySqlKeyPredicate(["id"]), ColumnMapping.Build(columns, columns, new Dictionary<string, string>())),
-            new ApplierOptions(), TimeProvider.System);
+        await using var writer = new MySqlChangeWriter(connectionString, new TableName(db, "t_osc_new"), new MySqlKeyPredicate(["id"]),
+            ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
+        var applier = new ChangeApplier(writer, new ApplierOptions(), TimeProvider.System);
         var channel = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(2_000) { SingleReader = true, SingleWriter = true });
         var feed = new MySqlChangeFeed(KillingAt(client.ReadEventsAsync(cts.Token), db, [changes / 4, changes / 2], cts.Token), db, "t", [0]);
         Task feeding = feed.RunAsync(channel.Writer, cts.Token);
@@ -295,9 +295,9 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
             ReconnectBaseDelay = TimeSpan.FromMilliseconds(50),
         });
         var columns = new[] { "id", "v" }.Select(n => new TableColumn(n, false)).ToList();
-        var applier = new ChangeApplier(
-            new MySqlChangeWriter(connectionString, new TableName(db, "t_osc_new"), new MySqlKeyPredicate(["id"]), ColumnMapping.Build(columns, columns, new Dictionary<string, string>())),
-            new ApplierOptions(), TimeProvider.System);
+        await using var writer = new MySqlChangeWriter(connectionString, new TableName(db, "t_osc_new"), new MySqlKeyPredicate(["id"]),
+            ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
+        var applier = new ChangeApplier(writer, new ApplierOptions(), TimeProvider.System);
         var channel = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(2_000) { SingleReader = true, SingleWriter = true });
         await using var serverXa = new ServerPreparedXa(connectionString);
         var feed = new MySqlChangeFeed(client.ReadEventsAsync(cts.Token), db, "t", [0], new PreparedXaTransactions(waitUntilCommitted: serverXa.WaitUntilCommittedAsync));
