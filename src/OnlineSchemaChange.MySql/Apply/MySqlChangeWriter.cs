@@ -34,34 +34,9 @@ public sealed class MySqlChangeWriter(string connectionString, TableName shadow,
     private async Task WriteOnceAsync(PendingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        bool reusing = _session.Reusing;
-        try
-        {
-            await WriteInTransactionAsync(await _session.OpenAsync(cancellationToken), batch, cancellationToken);
-            return;
-        }
-        catch (Exception) when (reusing && !cancellationToken.IsCancellationRequested)
-        {
-            // The server may have ended the idle session since the last batch (wait_timeout, an operator's KILL), which
-            // shows only now. The batch rolled back with it and is idempotent: once more, on a fresh session.
-            await _session.DisposeAsync();
-        }
-        catch
-        {
-            // A deadlock or a cancelled statement: the next attempt starts on a fresh session.
-            await _session.DisposeAsync();
-            throw;
-        }
-
-        try
-        {
-            await WriteInTransactionAsync(await _session.OpenAsync(cancellationToken), batch, cancellationToken);
-        }
-        catch
-        {
-            await _session.DisposeAsync();
-            throw;
-        }
+        // A batch is one transaction of final states: on a session the server ended while idle it rolled back, and
+        // running it again on a fresh one is safe.
+        await _session.RunAsync(connection => WriteInTransactionAsync(connection, batch, cancellationToken), againOnStale: true, cancellationToken);
     }
 
     public ValueTask DisposeAsync() => _session.DisposeAsync();

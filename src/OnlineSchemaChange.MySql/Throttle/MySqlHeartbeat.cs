@@ -38,19 +38,11 @@ public static class MySqlHeartbeat
         ArgumentNullException.ThrowIfNull(logTable);
         var session = new MySqlReusedSession(connectionString);
         string sql = $"INSERT INTO {MySqlSql.Quote(logTable)} (id, ts) VALUES ({HeartbeatId}, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6)";
-        return new TimedWriteLoop(async cancellationToken =>
+        // A missed beat is not written again: its latency is the measure, and the next beat follows an interval later.
+        return new TimedWriteLoop(cancellationToken => session.RunAsync(async connection =>
         {
-            MySqlConnection connection = await session.OpenAsync(cancellationToken);
-            try
-            {
-                await using var command = new MySqlCommand(sql, connection);
-                await command.ExecuteNonQueryAsync(cancellationToken);
-            }
-            catch
-            {
-                await session.DisposeAsync();
-                throw;
-            }
-        }, interval, session);
+            await using var command = new MySqlCommand(sql, connection);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }, againOnStale: false, cancellationToken), interval, session);
     }
 }
