@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.RegularExpressions;
 
 namespace OnlineSchemaChange.Postgres.Verify;
@@ -30,19 +29,6 @@ public static class PostgresChecksumExpression
         return serverMajorVersion >= 14
             ? $"hash_record_extended(ROW({string.Join(", ", columns.Select(c => Part(c.Value, c.Type)))}), 0)"
             : $"hashtextextended(ROW({string.Join(", ", columns.Select(c => c.Value))})::text, 0)";
-    }
-
-    /// <summary>The major version from SHOW server_version ("15.18 (Debian 15.18-0+deb12u1)" is 15).</summary>
-    public static int MajorVersion(string serverVersion)
-    {
-        ArgumentNullException.ThrowIfNull(serverVersion);
-        int end = 0;
-        while (end < serverVersion.Length && char.IsAsciiDigit(serverVersion[end]))
-        {
-            end++;
-        }
-
-        return end == 0 ? 0 : int.Parse(serverVersion.AsSpan(0, end), CultureInfo.InvariantCulture);
     }
 
     private static string Part(string value, string type)

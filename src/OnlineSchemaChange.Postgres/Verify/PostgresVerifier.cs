@@ -48,12 +48,19 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         var shadowKey = new PostgresKey(shadow.KeyInShadow, shadow.KeyInShadow.Select(k => shadow.ColumnTypes[k]).ToList());
         var pairs = shadow.Mapping.Pairs;
         var types = shadow.ColumnTypes;
-        int major = PostgresChecksumExpression.MajorVersion(facts.ServerVersion);
+        var copy = new PostgresCopySource(connectionString, facts, shadow, Ordering);
+        int major;
+        IReadOnlyList<KeyRange> ranges;
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync(cancellationToken);
+            major = connection.PostgreSqlVersion.Major;
+            ranges = await RangesAsync(connection, key, copy, cancellationToken);
+        }
+
         string originalRow = PostgresChecksumExpression.RowHash(
             pairs.Select(p => ($"CAST({shadow.SourceExpressions[p.Target]} AS {types[p.Target]})", types[p.Target])).ToList(), major);
         string shadowRow = PostgresChecksumExpression.RowHash(pairs.Select(p => (PostgresSql.Quote(p.Target), types[p.Target])).ToList(), major);
-        var copy = new PostgresCopySource(connectionString, facts, shadow, Ordering);
-        IReadOnlyList<KeyRange> ranges = await RangesAsync(key, copy, cancellationToken);
 
         VerificationResult result = await ChunkVerification.RunAsync(facts.Table.ToString(), ranges,
             async ct => await SnapshotsAsync(key, shadowKey, originalRow, shadowRow, ct),
@@ -82,12 +89,10 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
     private const int MaxRepairAttempts = 8;
 
     /// <summary>The chunks: cut by arithmetic over a dense integer key, else by walking the key (ChunkVerification).</summary>
-    private async Task<List<KeyRange>> RangesAsync(PostgresKey key, PostgresCopySource copy, CancellationToken cancellationToken)
+    private async Task<List<KeyRange>> RangesAsync(NpgsqlConnection connection, PostgresKey key, PostgresCopySource copy, CancellationToken cancellationToken)
     {
         if (key.Columns.Count == 1)
         {
-            await using var connection = new NpgsqlConnection(connectionString);
-            await connection.OpenAsync(cancellationToken);
             // reltuples is -1 until the table was first analyzed or vacuumed: then the key is walked.
             await using var command = new NpgsqlCommand(
                 $"SELECT min({key.ColumnList}), max({key.ColumnList}), (SELECT reltuples::bigint FROM pg_class WHERE oid = @t::regclass) FROM {PostgresSql.Quote(facts.Table)}",

@@ -30,14 +30,4 @@ public sealed class PostgresChecksumExpressionTests
     {
         Assert.Equal("hashtextextended(ROW(a, b)::text, 0)", PostgresChecksumExpression.RowHash([("a", "integer"), ("b", "text")], 13));
     }
-
-    [Theory]
-    [InlineData("15.18 (Debian 15.18-0+deb12u1)", 15)]
-    [InlineData("9.6.24", 9)]
-    [InlineData("17devel", 17)]
-    [InlineData("", 0)]
-    public void The_major_version_is_the_leading_number(string version, int major)
-    {
-        Assert.Equal(major, PostgresChecksumExpression.MajorVersion(version));
-    }
 }
