@@ -98,28 +98,24 @@ public static partial class Methods
         }
 
         Match verification = VerificationWritesBlocked().Match(output);
-        string? phases = PhaseDurations(output, elapsed);
+        List<(string Name, TimeSpan Start)> starts = PhaseStartsOf(output, elapsed);
+        string? phases = PhaseDurations(starts, elapsed);
         if (phases is not null && verification.Success)
         {
             phases += $"; verification held writes {double.Parse(verification.Groups[1].Value, CultureInfo.InvariantCulture):0.#} ms";
         }
 
-        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = phases, Cpu = cpu, PhaseStarts = PhaseStartsOf(output, elapsed) };
+        return new MethodOutcome(true, elapsed, writesHeld, peakBytes, null) { Phases = phases, Cpu = cpu, PhaseStarts = starts };
     }
 
-    /// <summary>"startup 0.4 s, copying 8.1 s, ..." from osc's phase events: each lasts until the next one starts.</summary>
-    private static string? PhaseDurations(string output, TimeSpan elapsed)
-    {
-        var phases = PhaseEvent().Matches(output).Select(m => (Name: m.Groups[1].Value, At: double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))).ToList();
-        if (phases.Count == 0)
-        {
-            return null;
-        }
-
-        phases.Insert(0, ("startup", 0));
-        return string.Join(", ", phases.Select((p, i) =>
-            $"{p.Name} {(i + 1 < phases.Count ? phases[i + 1].At : elapsed.TotalSeconds) - p.At:0.0} s"));
-    }
+    /// <summary>
+    /// "startup 0.4 s, copying 8.1 s, ..." from the phases' starts: each lasts until the next one starts, the last until
+    /// the process exits; startup runs from the launch, so it includes the process's start before osc's own clock.
+    /// </summary>
+    private static string? PhaseDurations(List<(string Name, TimeSpan Start)> starts, TimeSpan elapsed) =>
+        starts.Count == 0
+            ? null
+            : string.Join(", ", starts.Select((p, i) => $"{p.Name} {((i + 1 < starts.Count ? starts[i + 1].Start : elapsed) - p.Start).TotalSeconds:0.0} s"));
 
     private static List<(string Name, TimeSpan Start)> PhaseStartsOf(string output, TimeSpan elapsed)
     {
