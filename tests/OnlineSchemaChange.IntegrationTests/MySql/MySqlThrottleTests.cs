@@ -81,24 +81,30 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
         string database = new MySqlConnectionStringBuilder(_primary).Database;
         string others = $"FROM information_schema.PROCESSLIST WHERE DB = '{database}' AND ID <> CONNECTION_ID()";
         var heartbeat = MySqlHeartbeat.Create(plain, _log, TimeSpan.FromSeconds(10));
-        for (int beat = 0; beat < 3; beat++)
+        try
         {
+            for (int beat = 0; beat < 3; beat++)
+            {
+                await heartbeat.WriteAsync(CancellationToken.None);
+            }
+
+            await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "1");
+
+            // A session the server ends (an operator's KILL, a restart) fails one beat; the next opens another.
+            string id = await ScalarAsync(plain, $"SELECT ID {others}");
+            await ExecuteAsync(plain, $"KILL CONNECTION {id}");
+            await Assert.ThrowsAnyAsync<Exception>(() => heartbeat.WriteAsync(CancellationToken.None));
             await heartbeat.WriteAsync(CancellationToken.None);
+            Assert.Equal(4, heartbeat.Writes);
+            // The server removes an ended session from its list a moment after the connection closes.
+            await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "1");
+            Assert.NotEqual(id, await ScalarAsync(plain, $"SELECT ID {others}"));
+        }
+        finally
+        {
+            await heartbeat.DisposeAsync();
         }
 
-        await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "1");
-
-        // A session the server ends (an operator's KILL, a restart) fails one beat; the next opens another.
-        string id = await ScalarAsync(plain, $"SELECT ID {others}");
-        await ExecuteAsync(plain, $"KILL CONNECTION {id}");
-        await Assert.ThrowsAnyAsync<Exception>(() => heartbeat.WriteAsync(CancellationToken.None));
-        await heartbeat.WriteAsync(CancellationToken.None);
-        Assert.Equal(4, heartbeat.Writes);
-        // The server removes an ended session from its list a moment after the connection closes.
-        await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "1");
-        Assert.NotEqual(id, await ScalarAsync(plain, $"SELECT ID {others}"));
-
-        await heartbeat.DisposeAsync();
         await SessionsBecomeAsync(plain, $"SELECT COUNT(*) {others}", "0");
     }
 
