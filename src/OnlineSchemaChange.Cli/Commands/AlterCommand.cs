@@ -108,9 +108,12 @@ internal static class AlterCommand
                 {
                     string[] listed = result.GetValue(replicas) ?? [];
                     // PostgreSQL needs no discovery: the primary's pg_stat_replication lists its standbys' lag.
-                    IReadOnlyList<string> watched = listed.Length > 0 || result.GetValue(noDiscovery) || target.Engine != DatabaseEngine.MySql
-                        ? listed.Select(r => ReplicaConnectionString(r, target)).ToList()
+                    DiscoveredReplicas? discovered = listed.Length > 0 || result.GetValue(noDiscovery) || target.Engine != DatabaseEngine.MySql
+                        ? null
                         : await DiscoverReplicasAsync(console, target, asJson, cancellationToken);
+                    IReadOnlyList<string> watched = discovered is null
+                        ? listed.Select(r => ReplicaConnectionString(r, target)).ToList()
+                        : discovered.Replicas.Select(MySql.Connection.MySqlConnections.BuildConnectionString).ToList();
                     var options = new OnlineAlterOptions
                     {
                         Workers = result.GetValue(workers),
@@ -147,7 +150,7 @@ internal static class AlterCommand
                     try
                     {
                         done = target.Engine == DatabaseEngine.MySql
-                            ? await new MySqlOnlineAlter(target, options, Report).RunAsync(tableName, result.GetValue(alter)!, cancellationToken)
+                            ? await new MySqlOnlineAlter(target, options, Report) { DiscoveredReaders = discovered }.RunAsync(tableName, result.GetValue(alter)!, cancellationToken)
                             : await new PostgresOnlineAlter(target, options, Report).RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
                     }
                     catch (MigrationKeptException e)
@@ -360,8 +363,8 @@ internal static class AlterCommand
         }
     }
 
-    /// <summary>The primary's replicas, found from the primary, and a note for each that could not be found or reached.</summary>
-    private static async Task<IReadOnlyList<string>> DiscoverReplicasAsync(OscConsole console, ConnectionTarget primary, bool asJson, CancellationToken cancellationToken)
+    /// <summary>The primary's replicas, found from the primary and reported, with a note for each that could not be found or reached.</summary>
+    private static async Task<DiscoveredReplicas> DiscoverReplicasAsync(OscConsole console, ConnectionTarget primary, bool asJson, CancellationToken cancellationToken)
     {
         DiscoveredReplicas found = await MySqlReplicaDiscovery.DiscoverAsync(primary, new HashSet<uint> { new OnlineAlterOptions().ServerId }, cancellationToken);
         var watched = found.Replicas.Select(r => $"{r.Host}:{r.Port}").ToList();
@@ -379,7 +382,7 @@ internal static class AlterCommand
             }
         }
 
-        return found.Replicas.Select(MySql.Connection.MySqlConnections.BuildConnectionString).ToList();
+        return found;
     }
 
     /// <summary>A replica given as a URI, with the primary's credentials when the URI has none.</summary>

@@ -36,6 +36,12 @@ namespace OnlineSchemaChange.MySql.Migration;
 /// </summary>
 public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions options, Action<OnlineAlterProgress> report)
 {
+    /// <summary>
+    /// The primary's binlog readers as the caller discovered them with the options' server id ignored (osc alter does,
+    /// to watch their lag), so that deciding whether to mark the copy's writes does not ask the primary again.
+    /// </summary>
+    public DiscoveredReplicas? DiscoveredReaders { get; init; }
+
     public async Task<OnlineAlterResult> RunAsync(TableName table, string alter, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(table);
@@ -67,7 +73,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         MigrationDigest migration = MigrationDigest.Compute(original.ToString(), Definition(facts), statement, SqlDialect.MySql);
         // Whether the copy's writes are marked so that the stream is not sent them (MariaDB, CopyEventFilter); decided
         // before anything is created, so a refusal leaves nothing behind.
-        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, options.ServerId, cancellationToken);
+        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, options.ServerId, cancellationToken,
+            DiscoveredReaders);
         if (copyEvents.Note is not null)
         {
             notes = [.. notes, copyEvents.Note];
