@@ -366,7 +366,7 @@ internal static class AlterCommand
     /// <summary>The primary's replicas, found from the primary and reported, with a note for each that could not be found or reached.</summary>
     private static async Task<DiscoveredReplicas> DiscoverReplicasAsync(OscConsole console, ConnectionTarget primary, bool asJson, CancellationToken cancellationToken)
     {
-        DiscoveredReplicas found = await MySqlReplicaDiscovery.DiscoverAsync(primary, new HashSet<uint> { new OnlineAlterOptions().ServerId }, cancellationToken);
+        DiscoveredReplicas found = await MySqlReplicaDiscovery.DiscoverAsync(primary, cancellationToken);
         var watched = found.Replicas.Select(r => $"{r.Host}:{r.Port}").ToList();
         const string Fix = "list replicas with --replica, or set report_host and report_port on them";
         if (asJson)

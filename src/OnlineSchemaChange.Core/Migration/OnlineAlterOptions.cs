@@ -32,7 +32,9 @@ public sealed record OnlineAlterOptions
 
     public CutoverOptions Cutover { get; init; } = new();
 
-    public uint ServerId { get; init; } = 0x0C5C0002;
+    /// <summary>The server id the change stream registers with, where the engine needs one (MySQL/MariaDB); null picks
+    /// a free one.</summary>
+    public uint? ServerId { get; init; }
 
     /// <summary>Continue an interrupted run of the same ALTER from its checkpoint, instead of refusing its leftovers.</summary>
     public bool Resume { get; init; }

@@ -46,7 +46,7 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
 
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
         MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(qualified, statement, cancellationToken, foreignKeys: foreignKeys);
-        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, copySkipReplication, new OnlineAlterOptions().ServerId, cancellationToken);
+        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, copySkipReplication, cancellationToken);
         ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         try
         {

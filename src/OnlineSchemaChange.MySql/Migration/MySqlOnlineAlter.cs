@@ -73,7 +73,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         MigrationDigest migration = MigrationDigest.Compute(original.ToString(), Definition(facts), statement, SqlDialect.MySql);
         // Whether the copy's writes are marked so that the stream is not sent them (MariaDB, CopyEventFilter); decided
         // before anything is created, so a refusal leaves nothing behind.
-        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, options.ServerId, cancellationToken,
+        CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, options.CopySkipReplication, cancellationToken,
             DiscoveredReaders);
         if (copyEvents.Note is not null)
         {
@@ -119,11 +119,12 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
             // resumed run starts at its checkpoint's, up to which every change is already in the shadow.
             MySqlBinlogPosition start = resumed is null ? await MySqlBinlogPosition.CurrentAsync(connection, cancellationToken) : MySqlBinlogPosition.Parse(resumed.Position);
+            uint serverId = options.ServerId ?? await StreamServerId.PickFreeAsync(connection, cancellationToken);
             client = new BinlogClient(new BinlogClientOptions(new MySqlEndpoint(target.Host, target.Port, target.User ?? Environment.UserName, target.Password ?? ""))
             {
                 Start = new BinlogStart.FilePosition(start.File, (uint)start.Position),
                 Tables = new HashSet<string> { $"{schema}.{table.Name}" },
-                ServerId = options.ServerId,
+                ServerId = serverId,
                 SkipMarkedEvents = copyEvents.MarkCopy,
             });
             var keyIndexes = facts.Key.Select(k => facts.Columns.ToList().FindIndex(c => c.Name.Equals(k, StringComparison.OrdinalIgnoreCase))).ToList();

@@ -254,9 +254,9 @@ public sealed class MySqlProtocolConnection : IAsyncDisposable
     }
 
     /// <summary>COM_REGISTER_SLAVE: announces us as a replica with this server id.</summary>
-    public async Task RegisterReplicaAsync(uint serverId, CancellationToken cancellationToken)
+    public async Task RegisterReplicaAsync(uint serverId, string reportHost, CancellationToken cancellationToken)
     {
-        await SendCommandAsync(ReplicationCommands.RegisterReplica(serverId), cancellationToken);
+        await SendCommandAsync(ReplicationCommands.RegisterReplica(serverId, reportHost), cancellationToken);
         await ExpectOkAsync(cancellationToken);
     }
 

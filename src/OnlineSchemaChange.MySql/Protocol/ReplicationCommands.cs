@@ -8,12 +8,17 @@ public static class ReplicationCommands
     public const byte BinlogDumpCommand = 0x12;
     public const byte BinlogDumpGtidCommand = 0x1E;
 
-    /// <summary>u32 server id, then empty hostname, user and password (u8 length each), u16 port, u32 rank,
-    /// u32 master id.</summary>
-    public static PacketWriter RegisterReplica(uint serverId) =>
-        new PacketWriter().WriteByte(RegisterSlave).WriteUInt32(serverId)
-            .WriteByte(0).WriteByte(0).WriteByte(0)
+    /// <summary>u32 server id, hostname (u8 length, then the bytes, at most 60), empty user and password (u8 length
+    /// each), u16 port, u32 rank, u32 master id. The hostname is what SHOW SLAVE HOSTS lists as the reader's Host.</summary>
+    public static PacketWriter RegisterReplica(uint serverId, string reportHost = "")
+    {
+        ArgumentNullException.ThrowIfNull(reportHost);
+        byte[] host = System.Text.Encoding.UTF8.GetBytes(reportHost);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(host.Length, 60, nameof(reportHost));
+        return new PacketWriter().WriteByte(RegisterSlave).WriteUInt32(serverId)
+            .WriteByte((byte)host.Length).WriteBytes(host).WriteByte(0).WriteByte(0)
             .WriteUInt16(0).WriteUInt32(0).WriteUInt32(0);
+    }
 
     /// <summary>u32 position, u16 flags (0: block and wait for new events), u32 server id, file name to the end.</summary>
     public static PacketWriter BinlogDump(string fileName, uint position, uint serverId) =>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using OnlineSchemaChange.Core;
 using OnlineSchemaChange.MySql.Binlog;
 using OnlineSchemaChange.MySql.Protocol;
 
@@ -19,12 +20,14 @@ public sealed class BinlogClient : IAsyncDisposable
     private const int ErrorServerShutdown = 1053;
     private const int ErrorQueryInterrupted = 1317;
     private const int ErrorConnectionKilled = 1927;
+    private const int ErrorReplicaSameId = 4052;
 
     private readonly BinlogClientOptions _options;
     private readonly InformationSchemaTables _schemas;
     private readonly DeliveryCursor _cursor = new();
     private MySqlProtocolConnection? _connection;
     private BinlogEventDecoder? _decoder;
+    private uint? _dumpConnectionId;
 
     public BinlogClient(BinlogClientOptions options)
     {
@@ -39,6 +42,8 @@ public sealed class BinlogClient : IAsyncDisposable
     /// <summary>Reconnects that resumed inside a transaction, dropping the part of it already handed out.</summary>
     public int MidTransactionResumes { get; private set; }
     public bool? IsMariaDb => _connection?.IsMariaDb;
+    /// <summary>The server's id of the last connection that started streaming (its binlog dump thread).</summary>
+    public uint? DumpConnectionId => _dumpConnectionId;
 
     public async IAsyncEnumerable<BinlogEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -146,9 +151,17 @@ public sealed class BinlogClient : IAsyncDisposable
     {
         ErrorSpecificAccessDenied => new ReplicationSetupException(
             $"User '{_options.Endpoint.User}' lacks the REPLICATION SLAVE privilege: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ... ({error.Message})"),
+        // A server keeps one binlog reader per server id and ends the older one when another registers with it. Not
+        // retried: taking the id back would end the other reader's stream in turn.
+        ErrorReplicaSameId => SameIdTaken(error),
+        ErrorMasterFatalReadingBinlog when error.Message.Contains("same server_uuid/server_id", StringComparison.OrdinalIgnoreCase) => SameIdTaken(error),
         ErrorMasterFatalReadingBinlog => new ReplicationSetupException($"The server cannot stream the requested binlog position: {error.Message}"),
         _ => error.ToException(),
     };
+
+    private OscException SameIdTaken(ErrorPacket error) => new(
+        $"The server ended osc's binlog stream because another binlog reader connected with the same server id, {_options.ServerId} ({error.Message}).",
+        "Every binlog reader of a server needs its own server id. If a replica uses this one, give osc another; otherwise run again (with --resume to keep the copy so far).");
 
     private async Task StartStreamAsync(CancellationToken cancellationToken)
     {
@@ -219,7 +232,7 @@ public sealed class BinlogClient : IAsyncDisposable
 
         try
         {
-            await connection.RegisterReplicaAsync(_options.ServerId, cancellationToken);
+            await connection.RegisterReplicaAsync(_options.ServerId, _options.ReportHost, cancellationToken);
             switch (start)
             {
                 case BinlogStart.FilePosition position:
@@ -244,6 +257,8 @@ public sealed class BinlogClient : IAsyncDisposable
                     await connection.StartBinlogDumpGtidAsync(gtid.Executed, _options.ServerId, cancellationToken);
                     break;
             }
+
+            _dumpConnectionId = connection.ConnectionId;
         }
         catch (MySqlServerException e) when (e.ErrorCode is ErrorSpecificAccessDenied or ErrorAccessDenied)
         {
@@ -294,6 +309,39 @@ public sealed class BinlogClient : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await DropConnectionAsync();
+        if (_dumpConnectionId is { } dump)
+        {
+            await EndDumpThreadAsync(dump);
+        }
+
         await _schemas.DisposeAsync();
+    }
+
+    /// <summary>
+    /// A dump thread does not read from its connection, so the server notices the connection closed only when it next
+    /// writes to it: with no event for the table's server to send, a heartbeat period or two later. Until then the
+    /// thread and its replica registration stay, where replica discovery and the next run would see them. Ending it
+    /// is a courtesy: whatever fails here, the thread still ends by itself.
+    /// </summary>
+    private async Task EndDumpThreadAsync(uint id)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await using MySqlProtocolConnection connection = await MySqlProtocolConnection.ConnectAsync(_options.Endpoint with { Database = null }, timeout.Token);
+            // Only a binlog dump thread is ended: the id is never a session that merely took its number later.
+            TextResultSet found = await connection.QueryAsync(
+                string.Create(CultureInfo.InvariantCulture, $"SELECT ID FROM information_schema.PROCESSLIST WHERE ID = {id} AND COMMAND LIKE 'Binlog Dump%'"),
+                timeout.Token);
+            if (found.Rows.Count > 0)
+            {
+                await connection.ExecuteAsync(string.Create(CultureInfo.InvariantCulture, $"KILL CONNECTION {id}"), timeout.Token);
+            }
+        }
+        catch (Exception e) when (e is MySqlServerException or MySqlProtocolException or IOException or SocketException or OperationCanceledException
+                                       or System.Security.Authentication.AuthenticationException)
+        {
+            // Gone already, or the server cannot be reached: the thread ends at its next write.
+        }
     }
 }

@@ -29,8 +29,14 @@ public abstract record BinlogStart
 
 public sealed record BinlogClientOptions(MySqlEndpoint Endpoint)
 {
-    /// <summary>Our replica server id: must differ from every real replica's.</summary>
+    /// <summary>What osc's binlog readers report as their host (SHOW SLAVE HOSTS): never a real host's name, so replica
+    /// discovery tells them from replicas.</summary>
+    public const string OscReportHost = "osc binlog stream";
+
+    /// <summary>Our replica server id: must differ from every other binlog reader's of the server.</summary>
     public uint ServerId { get; init; } = 0x0C5C0001;
+    /// <summary>The host this reader reports when it registers (SHOW SLAVE HOSTS).</summary>
+    public string ReportHost { get; init; } = OscReportHost;
     public BinlogStart Start { get; init; } = BinlogStart.Current;
     /// <summary>Asks the server for a heartbeat when idle this long, so a dead link is noticed.</summary>
     public TimeSpan HeartbeatPeriod { get; init; } = TimeSpan.FromSeconds(5);

@@ -32,7 +32,7 @@ public static class CopyEventFilter
     /// Decides for <paramref name="requested"/>: true forces the mark, false never marks, null checks every binlog reader.
     /// <paramref name="primaryReaders"/> is the primary's discovery when the caller has made it already (to watch lag).
     /// </summary>
-    public static async Task<CopyEventFilterDecision> DecideAsync(MySqlConnection connection, ConnectionTarget primary, bool? requested, uint ourServerId,
+    public static async Task<CopyEventFilterDecision> DecideAsync(MySqlConnection connection, ConnectionTarget primary, bool? requested,
         CancellationToken cancellationToken, DiscoveredReplicas? primaryReaders = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -69,7 +69,7 @@ public static class CopyEventFilter
             return new CopyEventFilterDecision(true, null);
         }
 
-        string? unknown = await FindUncheckedReaderAsync(primary, primaryReaders, ourServerId, 0, cancellationToken);
+        string? unknown = await FindUncheckedReaderAsync(primary, primaryReaders, 0, cancellationToken);
         return unknown is null
             ? new CopyEventFilterDecision(true, null)
             : new CopyEventFilterDecision(false,
@@ -79,10 +79,10 @@ public static class CopyEventFilter
     }
 
     /// <summary>Why some reader of <paramref name="server"/>'s binlog might not apply marked events, or null when none.</summary>
-    private static async Task<string?> FindUncheckedReaderAsync(ConnectionTarget server, DiscoveredReplicas? known, uint ourServerId, int depth,
+    private static async Task<string?> FindUncheckedReaderAsync(ConnectionTarget server, DiscoveredReplicas? known, int depth,
         CancellationToken cancellationToken)
     {
-        DiscoveredReplicas found = known ?? await MySqlReplicaDiscovery.DiscoverAsync(server, new HashSet<uint> { ourServerId }, cancellationToken);
+        DiscoveredReplicas found = known ?? await MySqlReplicaDiscovery.DiscoverAsync(server, cancellationToken);
         if (found.Notes.Count > 0)
         {
             return $"a binlog reader of {server.Host}:{server.Port} could not be checked ({found.Notes[0]})";
@@ -113,7 +113,7 @@ public static class CopyEventFilter
                 return $"the replication chain below {where} is deeper than osc checks";
             }
 
-            string? below = await FindUncheckedReaderAsync(replica with { Database = null }, null, ourServerId, depth + 1, cancellationToken);
+            string? below = await FindUncheckedReaderAsync(replica with { Database = null }, null, depth + 1, cancellationToken);
             if (below is not null)
             {
                 return below;

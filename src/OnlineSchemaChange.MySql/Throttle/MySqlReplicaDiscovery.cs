@@ -2,6 +2,7 @@ using System.Globalization;
 using MySqlConnector;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.MySql.Connection;
+using OnlineSchemaChange.MySql.Replication;
 
 namespace OnlineSchemaChange.MySql.Throttle;
 
@@ -12,16 +13,22 @@ public sealed record DiscoveredReplicas(IReadOnlyList<ConnectionTarget> Replicas
 /// Finds the primary's replicas so their lag can throttle the copy without listing them. SHOW SLAVE HOSTS (SHOW
 /// REPLICAS on MySQL 8.4) lists replicas that set report_host; the binlog dump threads in the processlist show every
 /// connected reader, so a reader no reported replica accounts for is tried at its address on the primary's port.
-/// Each candidate is connected to with the primary's credentials and kept only if it is a different server.
+/// Each candidate is connected to with the primary's credentials and kept only if it is a different server. Binlog
+/// streams of osc runs (this one's, other migrations', or one that ended a moment ago and whose thread the server has
+/// not yet noticed) register under <see cref="BinlogClientOptions.OscReportHost"/>: they are not replicas, and each
+/// accounts for one reader that is neither a replica nor reachable.
 /// </summary>
 public static class MySqlReplicaDiscovery
 {
-    public static async Task<DiscoveredReplicas> DiscoverAsync(ConnectionTarget primary, IReadOnlySet<uint> ignoredServerIds, CancellationToken cancellationToken)
+    private const string ProcesslistReader = "binlog reader in the processlist";
+
+    public static async Task<DiscoveredReplicas> DiscoverAsync(ConnectionTarget primary, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(primary);
-        ArgumentNullException.ThrowIfNull(ignoredServerIds);
         var notes = new List<string>();
-        var candidates = new List<(string Host, int Port, string Source)>();
+        int oscStreams = 0;
+        // Readers: for an address taken from the processlist, how many of its binlog readers no reported replica explains.
+        var candidates = new List<(string Host, int Port, string Source, int Readers)>();
         uint primaryId;
         var dumpHosts = new List<string>();
         await using (MySqlConnection connection = await MySqlConnections.OpenAsync(primary, cancellationToken))
@@ -29,8 +36,9 @@ public static class MySqlReplicaDiscovery
             primaryId = Convert.ToUInt32(await ScalarAsync(connection, "SELECT @@server_id", cancellationToken), CultureInfo.InvariantCulture);
             foreach ((uint serverId, string host, int port) in await ReportedReplicasAsync(connection, cancellationToken))
             {
-                if (ignoredServerIds.Contains(serverId))
+                if (host == BinlogClientOptions.OscReportHost)
                 {
+                    oscStreams++;
                     continue;
                 }
 
@@ -40,7 +48,7 @@ public static class MySqlReplicaDiscovery
                     continue;
                 }
 
-                candidates.Add((host, port, $"server_id {serverId}"));
+                candidates.Add((host, port, $"server_id {serverId}", 1));
             }
 
             await using var command = new MySqlCommand("SELECT HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'", connection);
@@ -60,14 +68,22 @@ public static class MySqlReplicaDiscovery
             {
                 reportedHosts.RemoveAt(reported);
             }
-            else if (host.Length > 0 && !candidates.Any(c => c.Host == host && c.Port == primary.Port))
+            else if (host.Length > 0)
             {
-                candidates.Add((host, primary.Port, "binlog reader in the processlist"));
+                int known = candidates.FindIndex(c => c.Host == host && c.Port == primary.Port);
+                if (known < 0)
+                {
+                    candidates.Add((host, primary.Port, ProcesslistReader, 1));
+                }
+                else if (candidates[known].Source == ProcesslistReader)
+                {
+                    candidates[known] = candidates[known] with { Readers = candidates[known].Readers + 1 };
+                }
             }
         }
 
         var replicas = new List<ConnectionTarget>();
-        foreach ((string host, int port, string source) in candidates)
+        foreach ((string host, int port, string source, int readers) in candidates)
         {
             ConnectionTarget replica = primary with { Host = host, Port = port };
             try
@@ -75,25 +91,48 @@ public static class MySqlReplicaDiscovery
                 // No default database: a replica that has not replicated the database yet is lagging, the one to watch.
                 await using MySqlConnection connection = await MySqlConnections.OpenAsync(replica with { Database = null }, cancellationToken);
                 uint id = Convert.ToUInt32(await ScalarAsync(connection, "SELECT @@server_id", cancellationToken), CultureInfo.InvariantCulture);
-                if (id == primaryId)
+                if (id != primaryId)
+                {
+                    if (!replicas.Any(r => r.Host == host && r.Port == port))
+                    {
+                        replicas.Add(replica);
+                    }
+                }
+                else if (!OscStreamsAccountFor(source, readers, ref oscStreams))
                 {
                     notes.Add($"{host}:{port} ({source}) is the primary itself, so the replica reading binlogs from {host} was not found");
-                }
-                else if (!ignoredServerIds.Contains(id) && !replicas.Any(r => r.Host == host && r.Port == port))
-                {
-                    replicas.Add(replica);
                 }
             }
             catch (Exception e) when (e is MySqlException or Core.OscException)
             {
-                notes.Add($"{host}:{port} ({source}) could not be reached: {e.Message}");
+                if (!OscStreamsAccountFor(source, readers, ref oscStreams))
+                {
+                    notes.Add($"{host}:{port} ({source}) could not be reached: {e.Message}");
+                }
             }
         }
 
         return new DiscoveredReplicas(replicas, notes);
     }
 
-    private static async Task<List<(uint ServerId, string Host, int Port)>> ReportedReplicasAsync(MySqlConnection connection, CancellationToken cancellationToken)
+    /// <summary>
+    /// Whether the readers seen only in the processlist at an address that is no replica can all be osc's streams,
+    /// each counted once.
+    /// </summary>
+    private static bool OscStreamsAccountFor(string source, int readers, ref int oscStreams)
+    {
+        if (source != ProcesslistReader)
+        {
+            return false;
+        }
+
+        int ours = Math.Min(readers, oscStreams);
+        oscStreams -= ours;
+        return ours == readers;
+    }
+
+    /// <summary>The registered binlog readers: SHOW SLAVE HOSTS (SHOW REPLICAS on MySQL 8.4).</summary>
+    internal static async Task<List<(uint ServerId, string Host, int Port)>> ReportedReplicasAsync(MySqlConnection connection, CancellationToken cancellationToken)
     {
         // Server id, host and port are the first three columns of both statements.
         foreach (string sql in new[] { "SHOW SLAVE HOSTS", "SHOW REPLICAS" })

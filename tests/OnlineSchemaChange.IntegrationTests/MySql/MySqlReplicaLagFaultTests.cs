@@ -48,7 +48,7 @@ public sealed class MySqlReplicaLagFaultTests(ServersFixture servers, ITestOutpu
             Password = primary.Password,
         };
 
-        var found = await OnlineSchemaChange.MySql.Throttle.MySqlReplicaDiscovery.DiscoverAsync(target, new HashSet<uint>(), CancellationToken.None);
+        var found = await OnlineSchemaChange.MySql.Throttle.MySqlReplicaDiscovery.DiscoverAsync(target, CancellationToken.None);
         output.WriteLine(string.Join("; ", found.Notes));
         Assert.Contains(found.Replicas, r => r.Host == "127.0.0.1" && r.Port == (int)replica.Port);
         Assert.DoesNotContain(found.Replicas, r => r.Port == (int)primary.Port);

@@ -216,6 +216,27 @@ public sealed class ReplicationCommandTests
     }
 
     [Fact]
+    public void Register_replica_with_a_report_host()
+    {
+        var reader = new PacketReader(ReplicationCommands.RegisterReplica(4001, "osc binlog stream").Payload.Span);
+        Assert.Equal(0x15, reader.ReadByte());
+        Assert.Equal(4001u, reader.ReadUInt32());
+        Assert.Equal("osc binlog stream", System.Text.Encoding.UTF8.GetString(reader.ReadBytes(reader.ReadByte())));
+        Assert.Equal(0, reader.ReadByte());
+        Assert.Equal(0, reader.ReadByte());
+        Assert.Equal(0, reader.ReadUInt16());
+        Assert.Equal(0u, reader.ReadUInt32());
+        Assert.Equal(0u, reader.ReadUInt32());
+        Assert.True(reader.IsAtEnd);
+    }
+
+    [Fact]
+    public void Register_replica_refuses_a_report_host_the_server_would_cut()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReplicationCommands.RegisterReplica(4001, new string('h', 61)));
+    }
+
+    [Fact]
     public void Binlog_dump_by_file_and_position()
     {
         var reader = new PacketReader(ReplicationCommands.BinlogDump("binlog.000042", 1234, 4001).Payload.Span);
