@@ -1,12 +1,14 @@
 using OnlineSchemaChange.Cli.Output;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.MySql.Connection;
+using OnlineSchemaChange.Postgres.Connection;
 
 namespace OnlineSchemaChange.Cli.Commands;
 
 /// <summary>
 /// Runs a command's body so that every way it can end is an exit code a script can rely on: known failures print
 /// their message and fix (1), Ctrl-C or SIGTERM exits 130 once cleanup in the body's finally blocks has run
-/// (a migration that kept its work for --resume says so), and anything
+/// (a migration that kept its work for --resume says so), a lost server connection says so (1), and anything
 /// unexpected still ends in one readable line (1) with the details on stderr.
 /// </summary>
 internal static class CommandGuard
@@ -36,6 +38,12 @@ internal static class CommandGuard
         {
             console.WriteError(new OscException("Cancelled; everything this command created was removed."), asJson);
             return Cancelled;
+        }
+        catch (Exception e) when (MySqlConnectionLoss.Is(e) || PostgresConnectionLoss.Is(e))
+        {
+            // Not a bug: the server went away (the engines say where, when it happens mid-migration).
+            console.WriteError((OscException)(MySqlConnectionLoss.Is(e) ? MySqlConnectionLoss.Explain(e) : PostgresConnectionLoss.Explain(e)), asJson);
+            return Core.Plan.PlanExitCodes.Error;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

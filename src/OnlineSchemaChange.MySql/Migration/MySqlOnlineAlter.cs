@@ -37,8 +37,8 @@ namespace OnlineSchemaChange.MySql.Migration;
 public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions options, Action<OnlineAlterProgress> report)
 {
     /// <summary>
-    /// The primary's binlog readers as the caller discovered them with the options' server id ignored (osc alter does,
-    /// to watch their lag), so that deciding whether to mark the copy's writes does not ask the primary again.
+    /// The primary's binlog readers as the caller discovered them (osc alter does, to watch their lag), so that deciding
+    /// whether to mark the copy's writes does not ask the primary again.
     /// </summary>
     public DiscoveredReplicas? DiscoveredReaders { get; init; }
 
@@ -85,6 +85,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             ? await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken)
             : await ShadowTable.OpenAsync(connection, facts, statement, cancellationToken);
         bool swapped = false, keep = false;
+        Exception? failure = null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Task feeding = Task.CompletedTask, applying = Task.CompletedTask;
         BinlogClient? client = null;
@@ -231,13 +232,22 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 Notes = notes,
             };
         }
+        catch (Exception e) when ((failure = e) is null)
+        {
+            // Never entered: the filter only notes the failure for the cleanup below, which may fail in turn.
+            throw;
+        }
         catch (Exception e) when (!swapped && !options.CleanupOnAbort && checkpointer?.LastSaved is not null && e is not VerificationFailedException)
         {
             keep = true;
             await StopReplayAsync();
 
-            throw await MigrationSteps.KeepBeforeSwapAsync(checkpointer, e, cancellationToken.IsCancellationRequested, original.ToString(),
-                [shadow.Table.ToString(), log.ToString()]);
+            throw await MigrationSteps.KeepBeforeSwapAsync(checkpointer, MySqlConnectionLoss.Explain(e, Server), cancellationToken.IsCancellationRequested,
+                original.ToString(), [shadow.Table.ToString(), log.ToString()]);
+        }
+        catch (Exception e) when (e is not OscException && MySqlConnectionLoss.Is(e))
+        {
+            throw MySqlConnectionLoss.Explain(e, Server);
         }
         finally
         {
@@ -256,16 +266,33 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
             if (!keep)
             {
-                using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                var catalog = new MySqlCatalog(connection);
-                await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(log)}", cleanup.Token);
-                if (!swapped)
+                try
                 {
-                    await shadow.DropAsync(connection);
+                    using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    var catalog = new MySqlCatalog(connection);
+                    await catalog.ExecuteAsync($"DROP TABLE IF EXISTS {MySqlSql.Quote(log)}", cleanup.Token);
+                    if (!swapped)
+                    {
+                        await shadow.DropAsync(connection);
+                    }
+                }
+                catch (Exception e) when (e is MySqlException or OperationCanceledException || MySqlConnectionLoss.Is(e))
+                {
+                    // Thrown from here, this replaces the failure that brought the run here, so it carries that along.
+                    string left = swapped ? log.ToString() : $"{shadow.Table}, {log}";
+                    string before = failure is not null ? $"{MySqlConnectionLoss.Explain(failure, Server).Message} "
+                        : swapped ? "The swap completed; " : "";
+                    string untouched = swapped ? "" : $"; {original} itself is untouched";
+#pragma warning disable CA2219 // the exception in flight, if any, is this one's inner exception and its message begins this one's
+                    throw new OscException($"{before}osc could not remove {left}: {e.Message}",
+                        $"Once the server answers, remove what is left with `osc cleanup <connection> --table {original}`{untouched}.", failure ?? e);
+#pragma warning restore CA2219
                 }
             }
         }
     }
+
+    private string Server => $"{target.Host}:{target.Port}";
 
     /// <summary>How long a fresh run waits for XA transactions prepared before its replay's start to finish.</summary>
     private static readonly TimeSpan PreparedXaWait = TimeSpan.FromSeconds(30);

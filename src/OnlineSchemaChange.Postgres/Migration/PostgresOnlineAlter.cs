@@ -96,6 +96,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         }
 
         bool swapped = false, keep = false, keepLog = false;
+        Exception? failure = null;
         PostgresCutover? cutoverRun = null;
         PostgresReplay? replay = null;
         Checkpointer? checkpointer = null;
@@ -187,6 +188,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 Notes = notes,
             };
         }
+        catch (Exception e) when ((failure = e) is null)
+        {
+            // Never entered: the filter only notes the failure for the cleanup below, which may fail in turn.
+            throw;
+        }
         catch (Exception e) when (swapped || cutoverRun?.Swapped == true)
         {
             // After the swap there is nothing to undo and nothing left to replay: the slot goes, the bookkeeping table
@@ -208,9 +214,13 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await replay.DisposeAsync();
             }
 
-            throw await MigrationSteps.KeepBeforeSwapAsync(checkpointer, e, cancellationToken.IsCancellationRequested, original.ToString(),
+            throw await MigrationSteps.KeepBeforeSwapAsync(checkpointer, PostgresConnectionLoss.Explain(e, Server), cancellationToken.IsCancellationRequested, original.ToString(),
                 [shadow.Table.ToString(), store.Table.ToString(), "replication slot " + names.Slot, "publication " + names.Publication],
                 $"The replication slot {names.Slot} keeps the server's WAL until the migration is resumed or cleaned up.");
+        }
+        catch (Exception e) when (e is not OscException && PostgresConnectionLoss.Is(e))
+        {
+            throw PostgresConnectionLoss.Explain(e, Server);
         }
         finally
         {
@@ -226,19 +236,37 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
 
             if (!keep)
             {
-                // On fresh connections: the migration's may be mid-query after a cancellation.
-                using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                await PostgresReplicationSlot.DropAsync(connectionString, names, cleanup.Token);
-                if (!keepLog)
+                bool swappedNow = swapped || cutoverRun?.Swapped == true;
+                try
                 {
-                    await store.DropAsync();
-                }
+                    // On fresh connections: the migration's may be mid-query after a cancellation.
+                    using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    await PostgresReplicationSlot.DropAsync(connectionString, names, cleanup.Token);
+                    if (!keepLog)
+                    {
+                        await store.DropAsync();
+                    }
 
-                if (!swapped && cutoverRun?.Swapped != true)
+                    if (!swappedNow)
+                    {
+                        await using var fresh = new NpgsqlConnection(connectionString);
+                        await fresh.OpenAsync(cleanup.Token);
+                        await shadow.DropAsync(fresh);
+                    }
+                }
+                catch (Exception e) when (e is OperationCanceledException || PostgresConnectionLoss.Is(e))
                 {
-                    await using var fresh = new NpgsqlConnection(connectionString);
-                    await fresh.OpenAsync(cleanup.Token);
-                    await shadow.DropAsync(fresh);
+                    // Thrown from here, this replaces the failure that brought the run here, so it carries that along.
+                    // The slot above all must not be forgotten: it keeps the server's WAL until it is dropped.
+                    string left = $"replication slot {names.Slot}, publication {names.Publication}, {store.Table}" + (swappedNow ? "" : $", {shadow.Table}");
+                    string before = failure is not null ? $"{PostgresConnectionLoss.Explain(failure, Server).Message} "
+                        : swappedNow ? "The swap completed; " : "";
+                    string untouched = swappedNow ? "" : $"; {original} itself is untouched";
+#pragma warning disable CA2219 // the exception in flight, if any, is this one's inner exception and its message begins this one's
+                    throw new OscException($"{before}osc could not remove what it created: {left} ({e.Message}).",
+                        $"Once the server answers, remove them with `osc cleanup <connection> --table {original}`: the slot keeps the server's WAL until then{untouched}.",
+                        failure ?? e);
+#pragma warning restore CA2219
                 }
             }
 
@@ -248,6 +276,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             }
         }
     }
+
+    private string Server => $"{target.Host}:{target.Port}";
 
     /// <summary>
     /// `--resume` of a run that had swapped the tables and was stopped before it finished what follows

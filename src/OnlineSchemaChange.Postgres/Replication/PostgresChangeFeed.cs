@@ -11,6 +11,8 @@ using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
 using ReplicationMessage = OnlineSchemaChange.Core.Changes.ReplicationMessage;
 
+using OnlineSchemaChange.Postgres.Connection;
+
 namespace OnlineSchemaChange.Postgres.Replication;
 
 public sealed record PostgresChangeFeedOptions
@@ -327,14 +329,9 @@ public sealed class PostgresChangeFeed(
         return new RowKey(values);
     }
 
-    private static bool IsConnectionLoss(Exception e) => e switch
-    {
-        // Terminated walsender, server shutting down, slot still held by the walsender that is going away.
-        PostgresException p => p.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
-            or PostgresErrorCodes.ObjectInUse || p.SqlState.StartsWith("08", StringComparison.Ordinal),
-        NpgsqlException or IOException or EndOfStreamException or TimeoutException => true,
-        _ => false,
-    };
+    // The slot still held by the walsender that is going away counts too: it is free again a moment later.
+    private static bool IsConnectionLoss(Exception e) =>
+        e is TimeoutException || e is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse } || PostgresConnectionLoss.Is(e);
 
     private sealed record RelationLayout(int[] SourceIndex, int[] KeyIndex, bool[] IntegerKey);
 

@@ -140,6 +140,82 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
     }
 
+    /// <summary>
+    /// A DBA KILLs every session of osc's user while the copy is held: osc's own session, which holds its run lock,
+    /// is gone, so the run stops, and says the server ended its session (not "unexpected failure", which asks for a bug
+    /// report); the work is kept and --resume finishes it.
+    /// </summary>
+    [Fact]
+    public async Task Killing_osc_s_sessions_stops_the_run_with_a_clear_error_and_resume_finishes()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_3000;
+            """);
+        string flag = Path.Combine(Path.GetTempPath(), $"osc-kill-sessions-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(flag, "");
+        try
+        {
+            LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--throttle-flag-file", flag);
+            await run.WaitForEventAsync(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(60),
+                "the flag file to hold the copy");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (await CheckpointRowsAsync(connectionString) < 0)
+            {
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "no checkpoint was saved");
+                await Task.Delay(50);
+            }
+
+            await ExecuteAsync(connectionString, "INSERT INTO t VALUES (3001, 1, 'written before the kill')");
+            await using (var admin = new MySqlConnection(connectionString))
+            {
+                await admin.OpenAsync();
+                var sessions = new List<string>();
+                await using (var list = new MySqlCommand("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND ID <> CONNECTION_ID()", admin))
+                await using (MySqlDataReader reader = await list.ExecuteReaderAsync())
+                {
+                    while (await reader.ReadAsync())
+                    {
+                        sessions.Add(reader.GetValue(0).ToString()!);
+                    }
+                }
+
+                Assert.NotEmpty(sessions);
+                foreach (string id in sessions)
+                {
+                    await using var kill = new MySqlCommand($"KILL {id}", admin);
+                    try
+                    {
+                        await kill.ExecuteNonQueryAsync();
+                    }
+                    catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchThread)
+                    {
+                        // Ended meanwhile.
+                    }
+                }
+            }
+
+            File.Delete(flag);
+            OscRunner.Result stopped = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
+            output.WriteLine(stopped.Stderr);
+            Assert.Equal(1, stopped.ExitCode);
+            Assert.Contains("Lost the connection to the server", stopped.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unexpected failure", stopped.Stderr, StringComparison.Ordinal);
+            Assert.Contains("--resume", stopped.Stderr, StringComparison.Ordinal);
+            Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+            Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+
+            OscRunner.Result resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+            Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+            Assert.Equal("3001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+        }
+        finally
+        {
+            File.Delete(flag);
+        }
+    }
+
     [Fact]
     public async Task A_resume_with_another_alter_is_refused_and_keeps_the_leftovers_then_the_same_alter_resumes()
     {
