@@ -81,6 +81,10 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         }
 
         MigrationCheckpoint? resumed = options.Resume ? await resume.LoadAsync(migration, cancellationToken) : null;
+        // The definition the shadow is built from, which the table must keep until the swap (MySqlTableChangeGuard).
+        string baseline = await MySqlTableChangeGuard.ReadDefinitionAsync(connection, original, cancellationToken)
+                          ?? throw new OscException($"Table {original} does not exist.", "Check the database and table names.");
+        var changeGuard = new MySqlTableChangeGuard(connectionString, original, names, baseline);
         ShadowTable shadow = resumed is null
             ? await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken)
             : await ShadowTable.OpenAsync(connection, facts, statement, cancellationToken);
@@ -120,6 +124,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             // Replay starts at a position taken before the first chunk is read, so every later commit is replayed; a
             // resumed run starts at its checkpoint's, up to which every change is already in the shadow.
             MySqlBinlogPosition start = resumed is null ? await MySqlBinlogPosition.CurrentAsync(connection, cancellationToken) : MySqlBinlogPosition.Parse(resumed.Position);
+            // A change between reading the definition and the replay's start is not in the stream: look once now.
+            await changeGuard.CheckNowAsync("before the replay's start", cancellationToken);
             uint serverId = options.ServerId ?? await StreamServerId.PickFreeAsync(connection, cancellationToken);
             client = new BinlogClient(new BinlogClientOptions(new MySqlEndpoint(target.Host, target.Port, target.User ?? Environment.UserName, target.Password ?? ""))
             {
@@ -139,7 +145,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             writer = new MySqlChangeWriter(connectionString, shadow.Table, shadowKey, shadow.Mapping);
             var applier = new ChangeApplier(writer, applierOptions, TimeProvider.System, fence, frontier);
             var preparedXa = new PreparedXaTransactions(PreparedXaTransactions.DefaultMaxHeldRows, serverXa.WaitUntilCommittedAsync);
-            feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes, preparedXa).RunAsync(changes.Writer, stop.Token);
+            feeding = new MySqlChangeFeed(client.ReadEventsAsync(stop.Token), schema, table.Name, keyIndexes, preparedXa, changeGuard).RunAsync(changes.Writer, stop.Token);
             applying = applier.RunAsync(changes.Reader, stop.Token);
             Task replayFailed = WatchReplayAsync(feeding, applying);
             if (resumed is null)
@@ -207,6 +213,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                     CutoverResult result = await new MySqlCutover(connectionString, original, facts.Names, DrainAsync, options.Cutover,
                         facts.ForeignKeys.ForCutover(shadow.Table, shadow.Mapping), preparedXa.DescribeHeld).RunAsync(token);
                     swapped = true;
+                    changeGuard.Disarm();
                     return result;
                 },
                 AfterSwapAsync = facts.ForeignKeys.Any
@@ -237,8 +244,13 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             // Never entered: the filter only notes the failure for the cleanup below, which may fail in turn.
             throw;
         }
-        catch (Exception e) when (!swapped && !options.CleanupOnAbort && checkpointer?.LastSaved is not null && e is not VerificationFailedException)
+        catch (Exception e) when (!swapped && !options.CleanupOnAbort && checkpointer?.LastSaved is not null && !EndsTheMigration(e))
         {
+            if (await changeGuard.FindChangeAsync(e, cancellationToken) is { } changed)
+            {
+                throw changed;
+            }
+
             keep = true;
             await StopReplayAsync();
 
@@ -248,6 +260,10 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         catch (Exception e) when (e is not OscException && MySqlConnectionLoss.Is(e))
         {
             throw MySqlConnectionLoss.Explain(e, Server);
+        }
+        catch (Exception e) when (!swapped && e is not OscException)
+        {
+            throw await changeGuard.FindChangeAsync(e, cancellationToken) ?? e;
         }
         finally
         {
@@ -293,6 +309,20 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
     }
 
     private string Server => $"{target.Host}:{target.Port}";
+
+    /// <summary>Failures after which a resume could only fail the same way: nothing is kept for one.</summary>
+    private static bool EndsTheMigration(Exception e)
+    {
+        for (Exception? cause = e; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is VerificationFailedException or TableChangedException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>How long a fresh run waits for XA transactions prepared before its replay's start to finish.</summary>
     private static readonly TimeSpan PreparedXaWait = TimeSpan.FromSeconds(30);

@@ -17,7 +17,7 @@ namespace OnlineSchemaChange.MySql.Replication;
 /// held one, the point a resume must start from (docs/correctness.md). Values become what MySqlConnector can bind.
 /// </summary>
 public sealed class MySqlChangeFeed(IAsyncEnumerable<BinlogEvent> events, string database, string table, IReadOnlyList<int> keyIndexes,
-    PreparedXaTransactions? preparedXa = null)
+    PreparedXaTransactions? preparedXa = null, MySqlTableChangeGuard? changeGuard = null)
 {
     public long RowsSeen { get; private set; }
 
@@ -109,6 +109,12 @@ public sealed class MySqlChangeFeed(IAsyncEnumerable<BinlogEvent> events, string
                     // never comes. MySQL's XA COMMIT ... ONE PHASE ends its XA group with a one-phase XA_PREPARE_LOG:
                     // a commit, so the group's rows go on at once.
                     case TransactionStep.Commit or TransactionStep.Statement:
+                        if (step == TransactionStep.Statement && e is QueryEvent statement && changeGuard is not null)
+                        {
+                            // Before the position moves past it: no drain can end before the statement is judged.
+                            await changeGuard.CheckAsync(statement, cancellationToken);
+                        }
+
                         if (xaRows is not null)
                         {
                             foreach (CoreRowChange change in xaRows)

@@ -4,6 +4,7 @@ using Npgsql;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Cutover;
+using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Migration;
 using OnlineSchemaChange.Postgres.Plan;
@@ -57,6 +58,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
 
     /// <summary>The ALTER, normalised as in the checkpoint, recorded with what is left after the swap.</summary>
     public string Statement { get; init; } = "";
+
+    /// <summary>
+    /// The original's definition (<see cref="PostgresTableDefinition"/>) when the shadow was created from it: the swap
+    /// refuses a table that no longer has it. Null checks nothing.
+    /// </summary>
+    public string? DefinitionAtStart { get; init; }
 
     /// <summary>True once the swap's transaction committed: from then on a failure must not be treated as before the swap.</summary>
     public bool Swapped { get; private set; }
@@ -298,6 +305,8 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             WHERE n.nspname = $1 AND (c.relname = ANY($2) OR starts_with(c.relname, $3))
             """, Original.Schema!, kept, Original.Name);
 
+        Add(PostgresTableDefinition.Sql, oid);
+
         // Prepared, and planned once for any parameters (the transactions set plan_cache_mode): under the lock
         // the server then neither parses nor plans, as the warm-up did both.
         await batch.PrepareAsync(ct);
@@ -324,10 +333,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
 
         // A LOCK returns no rows and has no result of its own.
-        if (sets.Count != 12)
+        if (sets.Count != 13)
         {
-            throw new InvalidOperationException($"The swap's catalog read returned {sets.Count} results, not 12.");
+            throw new InvalidOperationException($"The swap's catalog read returned {sets.Count} results, not 13.");
         }
+
+        EnsureUnchanged((string)sets[12][0][0]!);
 
         var oldIndexOids = sets[7].Select(r => (uint)r[0]!).ToHashSet();
         return new SwapCatalog(
@@ -355,6 +366,23 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             }
 
             batch.BatchCommands.Add(command);
+        }
+    }
+
+    private void EnsureUnchanged(string definition)
+    {
+        if (DefinitionAtStart is not null && definition != DefinitionAtStart)
+        {
+            // The three parts, in PostgresTableDefinition's order: say which changed, and how.
+            string[] then = DefinitionAtStart.Split('\n'), now = definition.Split('\n');
+            string[] parts = ["columns", "indexes", "constraints"];
+            string changed = string.Join("; ", Enumerable.Range(0, parts.Length)
+                .Where(i => then.ElementAtOrDefault(i) != now.ElementAtOrDefault(i))
+                .Select(i => $"{parts[i]} were: {then.ElementAtOrDefault(i)}, now: {now.ElementAtOrDefault(i)}"));
+            throw new TableChangedException(
+                $"{Original} was altered during the migration, and the new table would lack the change: {changed}.",
+                "Do not change the table while osc migrates it. Run the migration again on the table as it is now, with your change included in --alter " +
+                "if it is still wanted; osc removed its shadow, bookkeeping table, slot and publication.");
         }
     }
 

@@ -81,6 +81,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             : PostgresHeartbeat.Create(connectionString, original with { Name = shadowNames.Log }, TimeSpan.FromMilliseconds(100));
         // Built before anything is created, so a bad --max-load is refused with nothing to clean up.
         await using Throttler throttler = BuildThrottler(connectionString, heartbeat);
+        // The definition the shadow is built from, which the swap checks the table still has (PostgresTableDefinition).
+        string definitionAtStart = await PostgresTableDefinition.ReadAsync(connection, facts.Oid, cancellationToken);
         PostgresShadowTable shadow;
         if (resumed is null)
         {
@@ -167,6 +169,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                     {
                         AfterSwapLog = store.Table,
                         Statement = migration.Statement,
+                        DefinitionAtStart = definitionAtStart,
                     };
                     CutoverResult result = await cutoverRun.RunAsync(token);
                     swapped = true;
@@ -360,7 +363,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
     {
         for (Exception? cause = e; cause is not null; cause = cause.InnerException)
         {
-            if (cause is VerificationFailedException or TableTruncatedException)
+            if (cause is VerificationFailedException or TableTruncatedException or TableChangedException)
             {
                 return true;
             }

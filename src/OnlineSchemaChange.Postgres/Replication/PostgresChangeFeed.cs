@@ -9,6 +9,7 @@ using Npgsql.Replication.PgOutput.Messages;
 using NpgsqlTypes;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
+using OnlineSchemaChange.Core.Migration;
 using ReplicationMessage = OnlineSchemaChange.Core.Changes.ReplicationMessage;
 
 using OnlineSchemaChange.Postgres.Connection;
@@ -251,8 +252,8 @@ public sealed class PostgresChangeFeed(
             sourceIndex[i] = IndexOf(columns, name);
             if (sourceIndex[i] < 0)
             {
-                throw new OscException($"{names.Table} gained a column {name} during the migration.",
-                    "Do not alter the table while it is migrated; run the migration again with the change included.");
+                throw new TableChangedException($"{names.Table} gained a column {name} during the migration.",
+                    "Do not alter the table while it is migrated; run the migration again with the change included. osc removed its shadow, bookkeeping table, slot and publication.");
             }
         }
 

@@ -1,0 +1,36 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace OnlineSchemaChange.Postgres.Migration;
+
+/// <summary>
+/// What of the original's definition the shadow was built from (CREATE TABLE ... LIKE ... INCLUDING ALL): its columns
+/// with their types, nullability, defaults, generation, identity and collation, its indexes and its constraints other
+/// than foreign keys (which the swap carries over as they are then). The swap compares it under its lock with the one
+/// read before the shadow was created: an index, constraint or column type someone changed meanwhile would otherwise
+/// be missing from the new table without a word (pgoutput announces only a changed column list).
+/// </summary>
+public static class PostgresTableDefinition
+{
+    /// <summary>One row, one text column; $1 is the table's oid.</summary>
+    public const string Sql = """
+        SELECT concat_ws(E'\n',
+            (SELECT string_agg(format('%I %s%s%s%s%s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                                      CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END,
+                                      ' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid),
+                                      CASE WHEN a.attgenerated <> '' THEN ' GENERATED ' || a.attgenerated::text ELSE '' END,
+                                      CASE WHEN a.attidentity <> '' THEN ' IDENTITY ' || a.attidentity::text ELSE '' END,
+                                      CASE WHEN a.attcollation <> 0 THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END), ', ' ORDER BY a.attnum)
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped),
+            (SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY pg_get_indexdef(i.indexrelid)) FROM pg_index i WHERE i.indrelid = $1),
+            (SELECT string_agg(c.conname || ' ' || pg_get_constraintdef(c.oid), '; ' ORDER BY c.conname) FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype <> 'f'))
+        """;
+
+    public static async Task<string> ReadAsync(NpgsqlConnection connection, uint oid, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(Sql, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlDbType.Oid });
+        return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+}
