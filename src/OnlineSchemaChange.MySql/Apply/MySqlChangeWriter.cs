@@ -19,7 +19,7 @@ namespace OnlineSchemaChange.MySql.Apply;
 public sealed class MySqlChangeWriter(string connectionString, TableName shadow, MySqlKeyPredicate originalKeyInShadow, ColumnMapping mapping)
     : IChangeWriter, IAsyncDisposable
 {
-    private readonly MySqlReusedSession _session = new(connectionString);
+    private readonly MySqlReusedSession _session = new(connectionString, MySqlShadowWrites.SessionSetup);
 
     // Stay well below the protocol's 65,535 placeholders per statement.
     private const int MaxParameters = 30_000;
@@ -36,7 +36,14 @@ public sealed class MySqlChangeWriter(string connectionString, TableName shadow,
         ArgumentNullException.ThrowIfNull(batch);
         // A batch is one transaction of final states: on a session the server ended while idle it rolled back, and
         // running it again on a fresh one is safe.
-        await _session.RunAsync(connection => WriteInTransactionAsync(connection, batch, cancellationToken), againOnStale: true, cancellationToken);
+        try
+        {
+            await _session.RunAsync(connection => WriteInTransactionAsync(connection, batch, cancellationToken), againOnStale: true, cancellationToken);
+        }
+        catch (MySqlException e) when (MySqlShadowWrites.DoesNotFit(e))
+        {
+            throw MySqlShadowWrites.Explain(e, "a row the application wrote during the migration");
+        }
     }
 
     public ValueTask DisposeAsync() => _session.DisposeAsync();

@@ -7,8 +7,9 @@ namespace OnlineSchemaChange.MySql.Connection;
 /// One connection kept open between uses by a loop that writes again and again (the heartbeat, the replay's
 /// batches): osc's connections are not pooled, and a connection a use cost the server a login each time. A use that
 /// fails drops the connection, since its state is then unknown, and the next use opens another. Not for concurrent use.
+/// <paramref name="setup"/>, when given, runs on each connection as it opens.
 /// </summary>
-internal sealed class MySqlReusedSession(string connectionString) : IAsyncDisposable
+internal sealed class MySqlReusedSession(string connectionString, string? setup = null) : IAsyncDisposable
 {
     private MySqlConnection? _connection;
 
@@ -69,6 +70,11 @@ internal sealed class MySqlReusedSession(string connectionString) : IAsyncDispos
         try
         {
             await connection.OpenAsync(cancellationToken);
+            if (setup is not null)
+            {
+                await using var command = new MySqlCommand(setup, connection);
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
         catch
         {

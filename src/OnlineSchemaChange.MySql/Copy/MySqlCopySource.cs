@@ -86,21 +86,27 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
             $"INSERT INTO {MySqlSql.Quote(shadow)} ({targets}) SELECT {sources} FROM {MySqlSql.Quote(original)} FORCE INDEX (PRIMARY) {where} " +
             $"ORDER BY {key.ColumnList}{(commitMarker is null ? " LOCK IN SHARE MODE" : "")} ON DUPLICATE KEY UPDATE {firstKey} = {firstKey}";
         command.CommandTimeout = 600;
-        if (commitMarker is not null)
+        // UUID() makes the marker row change every time: a write that changes nothing would not be binlogged, and
+        // only a binlogged commit is ordered after the transactions before it.
+        await using (var setup = new MySqlCommand(MySqlShadowWrites.SessionSetup + (commitMarker is null ? "" :
+                         "; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; " +
+                         $"INSERT INTO {MySqlSql.Quote(commitMarker)} (id, ts, value) VALUES ({CommitMarkerId}, NOW(6), UUID()) " +
+                         "ON DUPLICATE KEY UPDATE ts = NOW(6), value = UUID()" + (markSkipReplication ? "; SET SESSION skip_replication = 1" : "")), connection))
         {
-            // UUID() makes the marker row change every time: a write that changes nothing would not be binlogged, and
-            // only a binlogged commit is ordered after the transactions before it.
-            await using var marker = new MySqlCommand(
-                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; " +
-                $"INSERT INTO {MySqlSql.Quote(commitMarker)} (id, ts, value) VALUES ({CommitMarkerId}, NOW(6), UUID()) " +
-                "ON DUPLICATE KEY UPDATE ts = NOW(6), value = UUID()" + (markSkipReplication ? "; SET SESSION skip_replication = 1" : ""), connection);
-            await marker.ExecuteNonQueryAsync(cancellationToken);
+            await setup.ExecuteNonQueryAsync(cancellationToken);
         }
 
         command.CommandText = copy;
-
-        // With the driver's found-rows default, every row the range covered counts, new or already in the shadow:
-        // the measure chunk sizing and progress want.
-        return await command.ExecuteNonQueryAsync(cancellationToken);
+        try
+        {
+            // With the driver's found-rows default, every row the range covered counts, new or already in the shadow:
+            // the measure chunk sizing and progress want.
+            return await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (MySqlException e) when (MySqlShadowWrites.DoesNotFit(e))
+        {
+            throw MySqlShadowWrites.Explain(e, $"a row of {original} with a key after {range.LowerExclusive?.ToString() ?? "the start"} " +
+                                               $"up to {range.UpperInclusive?.ToString() ?? "the end"}");
+        }
     }
 }

@@ -315,7 +315,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
     {
         for (Exception? cause = e; cause is not null; cause = cause.InnerException)
         {
-            if (cause is VerificationFailedException or TableChangedException)
+            if (cause is VerificationFailedException or TableChangedException or DataDoesNotFitException)
             {
                 return true;
             }

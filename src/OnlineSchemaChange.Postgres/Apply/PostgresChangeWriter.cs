@@ -82,6 +82,10 @@ public sealed class PostgresChangeWriter : IChangeWriter
             {
                 deleteFirst = true;
             }
+            catch (PostgresException e) when (PostgresShadowWrites.DoesNotFit(e))
+            {
+                throw PostgresShadowWrites.Explain(e, "a row the application wrote during the migration");
+            }
         }
     }
 

@@ -135,6 +135,19 @@ public sealed class PostgresCopySource : ICopySource
 
     private async Task<long> CopyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, KeyRange range, bool skipExisting, CancellationToken cancellationToken)
     {
+        try
+        {
+            return await CopyOrRefuseAsync(connection, transaction, range, skipExisting, cancellationToken);
+        }
+        catch (PostgresException e) when (PostgresShadowWrites.DoesNotFit(e))
+        {
+            throw PostgresShadowWrites.Explain(e, $"a row of {original} with a key after {range.LowerExclusive?.ToString() ?? "the start"} " +
+                                                  $"up to {range.UpperInclusive?.ToString() ?? "the end"}");
+        }
+    }
+
+    private async Task<long> CopyOrRefuseAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, KeyRange range, bool skipExisting, CancellationToken cancellationToken)
+    {
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandTimeout = 600;

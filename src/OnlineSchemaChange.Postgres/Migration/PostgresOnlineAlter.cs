@@ -363,7 +363,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
     {
         for (Exception? cause = e; cause is not null; cause = cause.InnerException)
         {
-            if (cause is VerificationFailedException or TableTruncatedException or TableChangedException)
+            if (cause is VerificationFailedException or TableTruncatedException or TableChangedException or DataDoesNotFitException)
             {
                 return true;
             }
