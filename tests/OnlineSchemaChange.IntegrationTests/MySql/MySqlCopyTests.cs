@@ -74,8 +74,9 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
             """);
         var (copier, _) = await CopierAsync("n", "n_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
 
-        var e = await Assert.ThrowsAsync<MySqlException>(() => copier.RunAsync(null, CancellationToken.None));
-        Assert.Contains("Out of range", e.Message, StringComparison.OrdinalIgnoreCase);
+        var e = await Assert.ThrowsAsync<OnlineSchemaChange.Core.Migration.DataDoesNotFitException>(() => copier.RunAsync(null, CancellationToken.None));
+        Assert.Contains("Out of range", Assert.IsType<MySqlException>(e.InnerException).Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("does not fit the data", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

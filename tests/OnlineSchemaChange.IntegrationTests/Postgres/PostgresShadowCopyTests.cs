@@ -148,9 +148,10 @@ public sealed class PostgresShadowCopyTests(ServersFixture servers) : IAsyncLife
         await ExecuteAsync(_connectionString, "UPDATE t SET b = repeat('x', 30) WHERE id = 10");
         var (facts, shadow, _) = await ShadowAsync(_connectionString, "t", "ALTER COLUMN b TYPE varchar(20)");
 
-        var error = await Assert.ThrowsAsync<PostgresException>(() => CopyAllAsync(facts, shadow, rowsPerChunk: 1000));
+        var error = await Assert.ThrowsAsync<OnlineSchemaChange.Core.Migration.DataDoesNotFitException>(() => CopyAllAsync(facts, shadow, rowsPerChunk: 1000));
 
-        Assert.Equal(PostgresErrorCodes.StringDataRightTruncation, error.SqlState);
+        Assert.Equal(PostgresErrorCodes.StringDataRightTruncation, Assert.IsType<PostgresException>(error.InnerException).SqlState);
+        Assert.Contains("does not fit the data", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
