@@ -186,7 +186,8 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.DeadlockDetected)
             {
                 await watching.CancelAsync();
-                string? who = await blockers;
+                // The watch may not have looked in time on a busy server: then ask who holds the table now.
+                string? who = await blockers ?? await HoldersAsync(pid, cancellationToken);
                 throw new CutoverAttemptException((e.SqlState == PostgresErrorCodes.DeadlockDetected ? $"deadlocked while locking {Original}" : $"could not lock {Original} within {lockMs} ms")
                                                   + (who is null ? "" : $"; blocked by {who}"));
             }
@@ -696,6 +697,28 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
 
         return last;
+    }
+
+    /// <summary>The sessions other than <paramref name="pid"/> holding a lock on the original, as the watch describes blockers.</summary>
+    private async Task<string?> HoldersAsync(int pid, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            return await ScalarAsync<string?>(connection,
+                """
+                SELECT string_agg(DISTINCT format('pid %s (%s, %s for %s s): %s', a.pid, a.usename, a.state,
+                                  round(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::numeric, 1), left(a.query, 200)), '; ')
+                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted AND l.pid <> $2
+                """, cancellationToken, facts.Oid, pid);
+        }
+        catch (NpgsqlException)
+        {
+            // A courtesy for the error message, like the watch.
+            return null;
+        }
     }
 
     private static string Escape(string text) => text.Replace("'", "''", StringComparison.Ordinal);
