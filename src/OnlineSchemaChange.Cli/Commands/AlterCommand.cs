@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.CommandLine;
 using OnlineSchemaChange.Cli.Output;
 using OnlineSchemaChange.Core.Cutover;
@@ -190,10 +191,10 @@ internal static class AlterCommand
                             ? $"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: the interrupted run had swapped the tables; this run finished the steps after the swap"
                               + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}.")
                             : $"[green]Done[/] in {done.Total.TotalSeconds:0.0} s: "
-                                                + (done.ResumedAfterRows is { } before ? $"resumed after {before:N0} rows, " : "")
-                                                + $"{done.RowsCopied:N0} rows copied, {done.ChangesApplied:N0} changes replayed, "
+                                                + (done.ResumedAfterRows is { } before ? $"resumed after {Count(before, "row")}, " : "")
+                                                + $"{Count(done.RowsCopied, "row")} copied, {Count(done.ChangesApplied, "change")} replayed, "
                                                 + (done.Verification is { } v
-                                                    ? $"{v.Rows:N0} rows verified" + (v.WritesBlocked is { } held ? $" (writes held {held.TotalMilliseconds:0} ms for its snapshots), " : ", ")
+                                                    ? $"{Count(v.Rows, "row")} verified" + (v.WritesBlocked is { } held ? $" (writes held {held.TotalMilliseconds:0} ms for its snapshots), " : ", ")
                                                     : "verification skipped, ")
                                                 + $"writes held {done.Cutover.WritesBlocked.TotalMilliseconds:0} ms at the swap"
                                                 + (result.GetValue(dropOld) ? "." : $"; the original is kept as {Markup.Escape(done.OldTable)}."));
@@ -299,6 +300,9 @@ internal static class AlterCommand
         });
         return command;
     }
+
+    /// <summary>"1 row", "2,000 rows".</summary>
+    private static string Count(long n, string noun) => string.Create(CultureInfo.InvariantCulture, $"{n:N0} {noun}{(n == 1 ? "" : "s")}");
 
     private static void ReportProgress(OscConsole console, ProgressBar bar, OnlineAlterProgress p, bool asJson)
     {
