@@ -62,7 +62,7 @@ public sealed class MySqlInspector(MySqlConnection connection)
 
         var size = await catalog.TableSizeAsync(table, cancellationToken) ?? throw new OscException(
             $"Table {table} does not exist.", "Check the database and table names (they are case-sensitive on Linux).");
-        string engine = await ScalarAsync("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", table, cancellationToken) ?? "";
+        string engine = await catalog.EngineAsync(table, cancellationToken) ?? "";
         if (!engine.Equals("InnoDB", StringComparison.OrdinalIgnoreCase))
         {
             throw new OscException($"{table} uses the {engine} engine; online changes need InnoDB's row locks and transactions.",

@@ -45,6 +45,15 @@ public sealed record ShadowTable(
                     "Fix the statement; it was tried only on the (now removed) shadow table, the table is untouched.", e);
             }
 
+            // The copy's and the replay's transactions, and verification's consistent snapshots, need InnoDB on
+            // both sides; another engine would take the writes without them.
+            string engine = await catalog.EngineAsync(table, cancellationToken) ?? "";
+            if (!engine.Equals("InnoDB", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new OscException($"The ALTER changes the engine of {facts.Table} to {engine}; an online rebuild writes the new table in transactions and reads it in consistent snapshots, which need InnoDB.",
+                    "Change the engine natively (it rebuilds the table under a lock), or keep ENGINE=InnoDB.");
+            }
+
             ShadowTable shadow = await DescribeAsync(catalog, table, facts, statement, cancellationToken);
             await RehearseForeignKeysAsync(connection, facts, shadow, cancellationToken);
             return shadow;

@@ -28,6 +28,13 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
         return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
+    /// <summary>The table's storage engine, or null when there is no such table.</summary>
+    public async Task<string?> EngineAsync(TableName table, CancellationToken cancellationToken)
+    {
+        await using MySqlCommand command = TableCommand("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", table);
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
     public async Task<TableSize?> TableSizeAsync(TableName table, CancellationToken cancellationToken)
     {
         await using MySqlCommand command = TableCommand(
