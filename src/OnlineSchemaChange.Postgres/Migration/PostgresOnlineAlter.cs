@@ -110,7 +110,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 await store.CreateAsync(cancellationToken);
                 await store.SaveLayoutAsync(shadow.Layout(), cancellationToken);
                 // The slot before the first chunk is read: every commit after its consistent point is replayed.
-                start = (await PostgresReplicationSlot.CreateAsync(connectionString, names, cancellationToken)).ConsistentPoint;
+                start = (await PostgresReplicationSlot.CreateAsync(connectionString, names, cancellationToken,
+                    waiting => report(new OnlineAlterProgress("creating the replication slot", 0, facts.EstimatedRows, 0, waiting, clock.Elapsed)))).ConsistentPoint;
             }
             else
             {

@@ -26,7 +26,12 @@ public sealed class PostgresReplicationSlot
     /// <summary>Where the slot's stream starts: every transaction committed after it is replayed.</summary>
     public PostgresLsnPosition ConsistentPoint { get; }
 
-    public static async Task<PostgresReplicationSlot> CreateAsync(string connectionString, PostgresReplicationNames names, CancellationToken cancellationToken)
+    /// <param name="waiting">
+    /// Told, every <see cref="WaitReportInterval"/> while the slot waits for transactions open before it to end, which
+    /// ones they are: a session left idle in a transaction would otherwise hold the run here without a word.
+    /// </param>
+    public static async Task<PostgresReplicationSlot> CreateAsync(string connectionString, PostgresReplicationNames names, CancellationToken cancellationToken,
+        Action<string>? waiting = null)
     {
         ArgumentNullException.ThrowIfNull(names);
         await using (var connection = new NpgsqlConnection(connectionString))
@@ -42,8 +47,20 @@ public sealed class PostgresReplicationSlot
             await using var replication = new LogicalReplicationConnection(connectionString);
             await replication.Open(cancellationToken);
             // Creating a slot waits for the transactions running at that moment to end: a long one holds us here.
-            PgOutputReplicationSlot slot = await replication.CreatePgOutputReplicationSlot(
-                names.Slot, temporarySlot: false, slotSnapshotInitMode: LogicalSlotSnapshotInitMode.NoExport, cancellationToken: cancellationToken);
+            using var created = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task watch = waiting is null ? Task.CompletedTask : WatchWaitAsync(connectionString, waiting, created.Token);
+            PgOutputReplicationSlot slot;
+            try
+            {
+                slot = await replication.CreatePgOutputReplicationSlot(
+                    names.Slot, temporarySlot: false, slotSnapshotInitMode: LogicalSlotSnapshotInitMode.NoExport, cancellationToken: cancellationToken);
+            }
+            finally
+            {
+                await created.CancelAsync();
+                await watch;
+            }
+
             return new PostgresReplicationSlot(names, new PostgresLsnPosition(slot.ConsistentPoint));
         }
         catch
@@ -51,6 +68,37 @@ public sealed class PostgresReplicationSlot
             using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await DropAsync(connectionString, names, cleanup.Token);
             throw;
+        }
+    }
+
+    /// <summary>How often a slot creation that waits says for whom.</summary>
+    public static readonly TimeSpan WaitReportInterval = TimeSpan.FromSeconds(2);
+
+    /// <summary>Until cancelled, every interval: the transactions with an id (those a new slot waits for), oldest first.</summary>
+    private static async Task WatchWaitAsync(string connectionString, Action<string> waiting, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(WaitReportInterval, cancellationToken);
+                await using var connection = new NpgsqlConnection(connectionString);
+                await connection.OpenAsync(cancellationToken);
+                await using var command = new NpgsqlCommand(
+                    """
+                    SELECT string_agg(format('pid %s (%s, %s, in a transaction for %s s): %s', pid, usename, state,
+                                             round(extract(epoch FROM now() - xact_start)::numeric, 1), left(query, 200)), '; ' ORDER BY xact_start)
+                    FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() AND datname IS NOT NULL
+                    """, connection);
+                if (await command.ExecuteScalarAsync(cancellationToken) is string open)
+                {
+                    waiting($"the replication slot waits for the transactions open before it to end: {open}");
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or NpgsqlException)
+        {
+            // Created (or given up): the watch was only a courtesy.
         }
     }
 
