@@ -29,18 +29,18 @@ internal static class AlterCommand
         var alter = SharedOptions.Alter("The change: \"MODIFY k BIGINT\" or a full ALTER TABLE statement");
         var execute = new Option<bool>("--execute") { Description = "Migrate for real (without it: a dry run that changes nothing)" };
         var json = SharedOptions.Json("Print the result as JSON, for scripts (progress as JSON lines with --execute)");
-        var workers = new Option<int>("--workers") { Description = "Parallel copy workers", DefaultValueFactory = _ => 2 };
-        var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk; chunks take no locks on the original", DefaultValueFactory = _ => 500 };
+        var workers = new Option<int>("--workers") { Description = "Parallel copy workers", DefaultValueFactory = _ => 2 }.AtLeast(1);
+        var chunkTime = new Option<int>("--chunk-time-millis") { Description = "Target time per copy chunk; chunks take no locks on the original", DefaultValueFactory = _ => 500 }.AtLeast(1);
         var replicas = new Option<string[]>("--replica") { Description = "A replica to watch for lag (connection URI; repeatable)", AllowMultipleArgumentsPerToken = false };
         var noDiscovery = new Option<bool>("--no-replica-discovery") { Description = "Without --replica, do not look for the primary's replicas (their lag then never pauses the copy)" };
-        var maxLag = new Option<int>("--max-lag-millis") { Description = "Pause the copy while a replica lags more", DefaultValueFactory = _ => 1500 };
+        var maxLag = new Option<int>("--max-lag-millis") { Description = "Pause the copy while a replica lags more", DefaultValueFactory = _ => 1500 }.AtLeast(1);
         var maxLoad = new Option<string?>("--max-load") { Description = "Pause while a status variable exceeds a limit, e.g. Threads_running=50 (PostgreSQL: active_sessions=50)" };
         var criticalLoad = new Option<string?>("--critical-load") { Description = "Abort cleanly when a status variable exceeds a limit, e.g. Threads_running=200 (PostgreSQL: active_sessions=200)" };
-        var maxWriteLatency = new Option<int>("--max-write-latency-millis") { Description = "Pause the copy while a small write (osc's heartbeat) takes longer than this; 0 never pauses for it", DefaultValueFactory = _ => 0 };
+        var maxWriteLatency = new Option<int>("--max-write-latency-millis") { Description = "Pause the copy while a small write (osc's heartbeat) takes longer than this; 0 never pauses for it", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var throttleFlag = new Option<string?>("--throttle-flag-file") { Description = "Pause the copy while this file exists" };
         var postponeFlag = new Option<string?>("--postpone-cut-over-flag-file") { Description = "Wait before the swap while this file exists" };
-        var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 };
-        var cutoverAttempts = new Option<int>("--cut-over-attempts") { Description = "Swap attempts before giving up", DefaultValueFactory = _ => 10 };
+        var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 }.AtLeast(1);
+        var cutoverAttempts = new Option<int>("--cut-over-attempts") { Description = "Swap attempts before giving up", DefaultValueFactory = _ => 10 }.AtLeast(1);
         var skipVerify = new Option<bool>("--skip-verify") { Description = "Swap without comparing checksums first (not recommended)" };
         var dropOld = SharedOptions.DropOldTable("Drop the original after the swap instead of keeping it as <table>_osc_old");
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted --execute of the same ALTER from its checkpoint" };
@@ -105,9 +105,11 @@ internal static class AlterCommand
                     await ValidateLoadLimitsAsync(target, result.GetValue(maxLoad), result.GetValue(criticalLoad), cancellationToken);
                 }
 
+                string[] listed = result.GetValue(replicas) ?? [];
+                // A listed replica that cannot be measured would hold the copy paused: found out now, before anything is created.
+                await ValidateListedReplicasAsync(target, listed, cancellationToken);
                 if (result.GetValue(execute))
                 {
-                    string[] listed = result.GetValue(replicas) ?? [];
                     // PostgreSQL needs no discovery: the primary's pg_stat_replication lists its standbys' lag.
                     DiscoveredReplicas? discovered = listed.Length > 0 || result.GetValue(noDiscovery) || target.Engine != DatabaseEngine.MySql
                         ? null
@@ -340,16 +342,6 @@ internal static class AlterCommand
 
     private static CutoverOptions CutoverOptionsFrom(int lockSeconds, int attempts)
     {
-        if (lockSeconds < 1)
-        {
-            throw new OscException("--cut-over-lock-timeout-seconds must be at least 1.", "The server's lock_wait_timeout counts whole seconds.");
-        }
-
-        if (attempts < 1)
-        {
-            throw new OscException("--cut-over-attempts must be at least 1.");
-        }
-
         // Draining under the lock gets as long as the lock wait: together they bound what a query waits on us.
         return new CutoverOptions { LockTimeout = TimeSpan.FromSeconds(lockSeconds), DrainTimeout = TimeSpan.FromSeconds(lockSeconds), Attempts = attempts };
     }
@@ -390,10 +382,72 @@ internal static class AlterCommand
     }
 
     /// <summary>A replica given as a URI, with the primary's credentials when the URI has none.</summary>
-    private static string ReplicaConnectionString(string uri, ConnectionTarget primary)
+    /// <summary>Each --replica answers with the primary's credentials, and is not the primary itself.</summary>
+    private static async Task ValidateListedReplicasAsync(ConnectionTarget primary, string[] listed, CancellationToken cancellationToken)
+    {
+        if (listed.Length == 0)
+        {
+            return;
+        }
+
+        const string Fix = "Check the replica's address, and that the primary's user and password work there; a listed replica whose lag cannot be measured keeps the copy paused.";
+        if (primary.Engine == DatabaseEngine.MySql)
+        {
+            object? primaryId;
+            await using (MySqlConnector.MySqlConnection connection = await MySql.Connection.MySqlConnections.OpenAsync(primary with { Database = null }, cancellationToken))
+            await using (var command = new MySqlConnector.MySqlCommand("SELECT @@server_id", connection))
+            {
+                primaryId = await command.ExecuteScalarAsync(cancellationToken);
+            }
+
+            foreach (string uri in listed)
+            {
+                ConnectionTarget replica = ReplicaTarget(uri, primary) with { Database = null };
+                try
+                {
+                    await using MySqlConnector.MySqlConnection connection = await MySql.Connection.MySqlConnections.OpenAsync(replica, cancellationToken);
+                    await using var command = new MySqlConnector.MySqlCommand("SELECT @@server_id", connection);
+                    if (Equals(await command.ExecuteScalarAsync(cancellationToken), primaryId))
+                    {
+                        throw new OscException($"--replica {uri} is the primary itself (server_id {primaryId}).", "List the primary's replicas, not the primary.");
+                    }
+                }
+                catch (OscException e) when (e.InnerException is MySqlConnector.MySqlException)
+                {
+                    throw new OscException($"--replica {uri} cannot be used: {e.Message}", Fix, e);
+                }
+            }
+
+            return;
+        }
+
+        foreach (string uri in listed)
+        {
+            try
+            {
+                await using Npgsql.NpgsqlConnection connection = await Postgres.Connection.PostgresConnections.OpenAsync(ReplicaTarget(uri, primary), cancellationToken);
+                await using var command = new Npgsql.NpgsqlCommand("SELECT pg_is_in_recovery()", connection);
+                if (await command.ExecuteScalarAsync(cancellationToken) is not true)
+                {
+                    throw new OscException($"--replica {uri} is not a standby (pg_is_in_recovery() is false).", "List the primary's standbys, not the primary or another server.");
+                }
+            }
+            catch (OscException e) when (e.InnerException is Npgsql.NpgsqlException)
+            {
+                throw new OscException($"--replica {uri} cannot be used: {e.Message}", Fix, e);
+            }
+        }
+    }
+
+    private static ConnectionTarget ReplicaTarget(string uri, ConnectionTarget primary)
     {
         ConnectionTarget replica = ConnectionTarget.ParseUri(uri);
-        replica = replica with { User = replica.User ?? primary.User, Password = replica.Password ?? primary.Password, Database = primary.Database };
+        return replica with { User = replica.User ?? primary.User, Password = replica.Password ?? primary.Password, Database = primary.Database };
+    }
+
+    private static string ReplicaConnectionString(string uri, ConnectionTarget primary)
+    {
+        ConnectionTarget replica = ReplicaTarget(uri, primary);
         return primary.Engine == DatabaseEngine.MySql
             ? MySql.Connection.MySqlConnections.BuildConnectionString(replica)
             : Postgres.Connection.PostgresConnections.BuildConnectionString(replica);

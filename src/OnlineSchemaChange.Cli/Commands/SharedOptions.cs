@@ -19,4 +19,19 @@ internal static class SharedOptions
     public static Option<bool> Json(string description) => new("--json") { Description = description };
 
     public static Option<bool> DropOldTable(string description) => new("--drop-old-table") { Description = description };
+
+    /// <summary>Refuses a value below <paramref name="minimum"/> as the command line is parsed, so a dry run refuses it too.</summary>
+    public static Option<int> AtLeast(this Option<int> option, int minimum)
+    {
+        ArgumentNullException.ThrowIfNull(option);
+        option.Validators.Add(result =>
+        {
+            int value = result.GetValueOrDefault<int>();
+            if (value < minimum)
+            {
+                result.AddError($"{option.Name} must be at least {minimum}, not {value}.");
+            }
+        });
+        return option;
+    }
 }

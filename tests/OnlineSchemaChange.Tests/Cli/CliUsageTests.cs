@@ -49,6 +49,22 @@ public sealed class CliUsageTests
         Assert.Contains("more than one statement", json.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--workers", "0", "--workers must be at least 1, not 0.")]
+    [InlineData("--chunk-time-millis", "-5", "--chunk-time-millis must be at least 1, not -5.")]
+    [InlineData("--max-lag-millis", "0", "--max-lag-millis must be at least 1, not 0.")]
+    [InlineData("--max-write-latency-millis", "-1", "--max-write-latency-millis must be at least 0, not -1.")]
+    [InlineData("--cut-over-lock-timeout-seconds", "0", "--cut-over-lock-timeout-seconds must be at least 1, not 0.")]
+    [InlineData("--cut-over-attempts", "0", "--cut-over-attempts must be at least 1, not 0.")]
+    public async Task An_option_out_of_range_is_refused_even_in_a_dry_run_before_connecting(string option, string value, string expected)
+    {
+        var (code, _, err) = await RunAsync("alter", $"mysql://u@127.0.0.1:{ClosedPort()}/db", "--table", "t", "--alter", "ADD c INT", option, value);
+
+        Assert.Equal(1, code);
+        Assert.Contains(expected, err, StringComparison.Ordinal);
+        Assert.DoesNotContain("Cannot connect", err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_missing_server_says_how_to_name_one()
     {
