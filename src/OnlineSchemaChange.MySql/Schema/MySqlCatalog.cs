@@ -46,9 +46,17 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
         }
 
         string type = reader.GetString(0);
+        if (type == "SYSTEM VERSIONED")
+        {
+            throw new Core.OscException(
+                $"{table} is a system-versioned table: an online rebuild copies its current rows only, and the new table would have lost the history.",
+                "Alter it natively (the server rebuilds current and history rows alike), or remove system versioning first if the history may go.");
+        }
+
         if (type != "BASE TABLE")
         {
-            throw new Core.OscException($"{table} is a {type.ToLowerInvariant()}, not a table.", "Plan the ALTER of the table it reads from.");
+            throw new Core.OscException($"{table} is a {type.ToLowerInvariant()}, not a table.",
+                type == "VIEW" ? "Plan the ALTER of the table it reads from." : "osc changes tables.");
         }
 
         return new TableSize(Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture),

@@ -52,6 +52,7 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
     [InlineData("CREATE TABLE parent (id INT PRIMARY KEY); CREATE TABLE child (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES parent (id))", "parent", "ADD COLUMN x INT", "has foreign keys")]
     [InlineData("CREATE TABLE my (id INT PRIMARY KEY) ENGINE=MyISAM", "my", "ADD COLUMN x INT", "uses the MyISAM engine")]
     [InlineData("", "orders", "ENGINE=MyISAM", "changes the engine of")]
+    [InlineData("CREATE TABLE sv (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING", "sv", "ADD COLUMN x INT", "system-versioned table")]
     [InlineData("", "orders", "RENAME TO orders2", "renames the table")]
     [InlineData("", "orders", "ADD COLUMN z INT NOT NULL", "NOT NULL without a default")]
     [InlineData("", "orders", "DROP COLUMN id, ADD PRIMARY KEY (k)", "drops a column of the key")]
