@@ -5,6 +5,7 @@ using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Hooks;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
@@ -41,6 +42,11 @@ internal static class AlterCommand
         var postponeFlag = new Option<string?>("--postpone-cut-over-flag-file") { Description = "Wait before the swap while this file exists" };
         var lockTimeout = new Option<int>("--cut-over-lock-timeout-seconds") { Description = "Longest wait for the table lock at the swap (and so the longest any query waits on us)", DefaultValueFactory = _ => 3 }.AtLeast(1);
         var cutoverAttempts = new Option<int>("--cut-over-attempts") { Description = "Swap attempts before giving up", DefaultValueFactory = _ => 10 }.AtLeast(1);
+        var hooksPath = new Option<string?>("--hooks-path")
+        {
+            Description = "Run the executables in this directory named osc-on-<event>* at a migration's startup, before-cut-over (a failing one stops it), success and failure, "
+                          + "with its context in OSC_* variables (docs/operations.md)",
+        };
         var skipVerify = new Option<bool>("--skip-verify") { Description = "Swap without comparing checksums first (not recommended)" };
         var dropOld = SharedOptions.DropOldTable("Drop the original after the swap instead of keeping it as <table>_osc_old");
         var resume = new Option<bool>("--resume") { Description = "Continue an interrupted --execute of the same ALTER from its checkpoint" };
@@ -69,7 +75,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication })
         {
             command.Options.Add(option);
         }
@@ -105,6 +111,11 @@ internal static class AlterCommand
                     await ValidateLoadLimitsAsync(target, result.GetValue(maxLoad), result.GetValue(criticalLoad), cancellationToken);
                 }
 
+                HookRunner? hooks = result.GetValue(hooksPath) is { } hookDirectory
+                    ? new HookRunner(hookDirectory, HookContext(target, tableName, result.GetValue(alter)!), console.Lines)
+                    : null;
+                // A missing directory is refused by a dry run too.
+                hooks?.HooksOf(HookEvents.Startup);
                 string[] listed = result.GetValue(replicas) ?? [];
                 // A listed replica that cannot be measured would hold the copy paused: found out now, before anything is created.
                 await ValidateListedReplicasAsync(target, listed, cancellationToken);
@@ -135,7 +146,13 @@ internal static class AlterCommand
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
                         ForeignKeys = foreignKeyMethod,
                         CopySkipReplication = markCopy,
+                        BeforeCutoverAsync = hooks is null ? null : token => hooks.RunAsync(HookEvents.BeforeCutover, null, token),
                     };
+                    if (hooks is not null)
+                    {
+                        await hooks.RunAsync(HookEvents.Startup, null, cancellationToken);
+                    }
+
                     string? phase = null;
                     var bar = new ProgressBar();
                     void Report(OnlineAlterProgress progress)
@@ -156,13 +173,38 @@ internal static class AlterCommand
                             ? await new MySqlOnlineAlter(target, options, Report) { DiscoveredReaders = discovered }.RunAsync(tableName, result.GetValue(alter)!, cancellationToken)
                             : await new PostgresOnlineAlter(target, options, Report).RunAsync(tableName, result.GetValue(alter)!, cancellationToken);
                     }
-                    catch (MigrationKeptException e)
+                    catch (Exception e) when (e is not OutOfMemoryException)
                     {
-                        throw WithResumeCommands(e, target, tableName, result.GetValue(alter)!);
+                        if (hooks is not null)
+                        {
+                            await RunFailureHooksAsync(hooks, e, console);
+                        }
+
+                        if (e is MigrationKeptException kept)
+                        {
+                            throw WithResumeCommands(kept, target, tableName, result.GetValue(alter)!);
+                        }
+
+                        throw;
                     }
                     finally
                     {
                         console.EndProgressLine();
+                    }
+
+                    if (hooks is not null)
+                    {
+                        foreach (string failed in await hooks.RunReportingAsync(HookEvents.Success, new Dictionary<string, string>
+                                 {
+                                     ["OSC_ELAPSED_SECONDS"] = done.Total.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture),
+                                     ["OSC_ROWS_COPIED"] = done.RowsCopied.ToString(CultureInfo.InvariantCulture),
+                                     ["OSC_CHANGES_APPLIED"] = done.ChangesApplied.ToString(CultureInfo.InvariantCulture),
+                                     ["OSC_WRITES_BLOCKED_MILLIS"] = done.Cutover.WritesBlocked.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture),
+                                     ["OSC_OLD_TABLE"] = result.GetValue(dropOld) ? "" : done.OldTable,
+                                 }, CancellationToken.None))
+                        {
+                            console.Progress($"warning: {failed} The migration itself succeeded.");
+                        }
                     }
 
                     if (asJson)
@@ -301,6 +343,36 @@ internal static class AlterCommand
             }, cancellationToken);
         });
         return command;
+    }
+
+    /// <summary>What every hook is told about the migration.</summary>
+    private static Dictionary<string, string> HookContext(ConnectionTarget target, TableName table, string alter) => new()
+    {
+        ["OSC_ENGINE"] = target.Engine == DatabaseEngine.MySql ? "mysql" : "postgres",
+        ["OSC_HOST"] = target.Host,
+        ["OSC_PORT"] = target.Port.ToString(CultureInfo.InvariantCulture),
+        ["OSC_DATABASE"] = target.Database ?? "",
+        ["OSC_SCHEMA"] = table.Schema ?? (target.Engine == DatabaseEngine.MySql ? target.Database ?? "" : "public"),
+        ["OSC_TABLE"] = table.Name,
+        ["OSC_ALTER"] = alter,
+    };
+
+    /// <summary>Runs the failure hooks; whatever they do, the failure itself goes on unchanged.</summary>
+    private static async Task RunFailureHooksAsync(HookRunner hooks, Exception failure, OscConsole console)
+    {
+        // The operator's Ctrl-C has cancelled the run, not these: they get a few minutes of their own.
+        using var bounded = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        try
+        {
+            foreach (string failed in await hooks.RunReportingAsync(HookEvents.Failure, new Dictionary<string, string> { ["OSC_ERROR"] = failure.Message }, bounded.Token))
+            {
+                console.Progress($"warning: {failed}");
+            }
+        }
+        catch (Exception e) when (e is OscException or OperationCanceledException or System.ComponentModel.Win32Exception)
+        {
+            console.Progress($"warning: the failure hooks did not run to the end: {e.Message}");
+        }
     }
 
     /// <summary>"1 row", "2,000 rows".</summary>

@@ -53,6 +53,9 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
     /// <summary>A progress line for people, on stderr so stdout stays clean for the result.</summary>
     private bool _progressLineOpen;
 
+    /// <summary>Lines others write for people (a hook's output): on stderr, each after any progress line drawn in place.</summary>
+    public TextWriter Lines => new LineWriter(this);
+
     public void Progress(string line)
     {
         EndProgressLine();
@@ -109,5 +112,12 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
         }
 
         return Ansi.Prompt(new TextPrompt<string>(prompt).Secret().AllowEmpty());
+    }
+
+    private sealed class LineWriter(OscConsole console) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => System.Text.Encoding.UTF8;
+
+        public override void WriteLine(string? value) => console.Progress(value ?? "");
     }
 }

@@ -35,7 +35,7 @@ public static class MigrationPhases
 {
     /// <summary>
     /// Copy (unless the checkpoint resumed from says it is done), deferred indexes, catch-up, the postponement, verification
-    /// (unless skipped), the swap, what follows it. The copy is recorded as finished before the indexes are built, so a
+    /// (unless skipped), the before-cut-over hooks, the swap, what follows it. The copy is recorded as finished before the indexes are built, so a
     /// run stopped while building them resumes without copying; a checkpoint is saved after the catch-up and just
     /// before the swap. Each phase is reported as it starts.
     /// </summary>
@@ -69,6 +69,11 @@ public static class MigrationPhases
         {
             report("verifying");
             verification = await engine.VerifyAsync(cancellationToken);
+        }
+
+        if (options.BeforeCutoverAsync is not null)
+        {
+            await options.BeforeCutoverAsync(cancellationToken);
         }
 
         report("cutting over");

@@ -52,6 +52,12 @@ public sealed record OnlineAlterOptions
     /// it, false never, null (the default) when every binlog reader is known to apply marked events.
     /// </summary>
     public bool? CopySkipReplication { get; init; }
+
+    /// <summary>
+    /// Runs after verification, right before the swap (the operator's before-cut-over hooks); throwing stops the
+    /// migration there, its work kept for --resume. Null: nothing.
+    /// </summary>
+    public Func<CancellationToken, Task>? BeforeCutoverAsync { get; init; }
 }
 
 /// <summary>How a MySQL/MariaDB migration treats foreign keys to or from the table (docs/operations.md).</summary>

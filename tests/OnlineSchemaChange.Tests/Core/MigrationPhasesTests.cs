@@ -165,4 +165,27 @@ public sealed class MigrationPhasesTests
         Assert.Equal("[verify]", engine.Events[^1]);
         Assert.DoesNotContain("[swap]", engine.Events);
     }
+
+    [Fact]
+    public async Task The_before_cut_over_step_runs_after_verification_and_a_failing_one_stops_the_run_before_the_swap()
+    {
+        var store = new MemoryStore();
+        var engine = new RecordingEngine(store);
+        await using Checkpointer checkpointer = NewCheckpointer(store, null);
+        var options = new OnlineAlterOptions
+        {
+            BeforeCutoverAsync = _ =>
+            {
+                engine.Events.Add("[before cut-over]");
+                throw new OnlineSchemaChange.Core.OscException("vetoed");
+            },
+        };
+
+        await Assert.ThrowsAsync<OnlineSchemaChange.Core.OscException>(() => MigrationPhases.RunAsync(engine.Phases(afterSwap: true), NewCopier(), checkpointer, null,
+            Task.Delay(Timeout.Infinite), options, engine.Report, CancellationToken.None));
+
+        Assert.Equal(["verifying", "[verify]", "[before cut-over]"], engine.Events.TakeLast(3));
+        Assert.DoesNotContain("[swap]", engine.Events);
+        Assert.DoesNotContain("cutting over", engine.Events);
+    }
 }
