@@ -152,7 +152,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             {
                 // An XA transaction prepared before the replay's start has its rows before it in the binlog: it must
                 // not be pending when the copy begins (a resumed run's start never passes a pending one of ours).
-                Task none = serverXa.EnsureNoneFromBeforeTheStreamAsync(preparedXa, original.ToString(), PreparedXaWait, cancellationToken);
+                Task none = serverXa.EnsureNoneFromBeforeTheStreamAsync(preparedXa, original.ToString(), PreparedXaWait, cancellationToken,
+                    waiting => report(new OnlineAlterProgress("waiting for prepared XA transactions", 0, facts.EstimatedRows, 0, waiting, clock.Elapsed)));
                 if (await Task.WhenAny(none, replayFailed) == replayFailed)
                 {
                     await replayFailed;

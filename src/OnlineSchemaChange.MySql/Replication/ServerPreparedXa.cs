@@ -78,16 +78,25 @@ public sealed class ServerPreparedXa(string connectionString) : IAsyncDisposable
     /// its XA COMMIT would reach the stream without them, while the copy, which cannot see rows not yet committed,
     /// would miss them too.
     /// </summary>
-    public async Task EnsureNoneFromBeforeTheStreamAsync(PreparedXaTransactions seen, string table, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <param name="waiting">Told every two seconds while it waits, which transactions it waits for.</param>
+    public async Task EnsureNoneFromBeforeTheStreamAsync(PreparedXaTransactions seen, string table, TimeSpan timeout, CancellationToken cancellationToken,
+        Action<string>? waiting = null)
     {
         ArgumentNullException.ThrowIfNull(seen);
         var clock = Stopwatch.StartNew();
+        TimeSpan nextReport = TimeSpan.FromSeconds(2);
         while (true)
         {
             List<XaId> earlier = [.. (await ListAsync(cancellationToken)).Where(x => !seen.SawPrepared(x))];
             if (earlier.Count == 0)
             {
                 return;
+            }
+
+            if (waiting is not null && clock.Elapsed >= nextReport)
+            {
+                nextReport += TimeSpan.FromSeconds(2);
+                waiting($"waiting up to {timeout.TotalSeconds:0} s for XA transactions prepared before the start to be committed or rolled back: {string.Join("; ", earlier)}");
             }
 
             if (clock.Elapsed > timeout)
