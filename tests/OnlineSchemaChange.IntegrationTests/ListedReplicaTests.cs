@@ -29,9 +29,9 @@ public sealed class ListedReplicaTests(ServersFixture servers)
     public async Task Postgres_refuses_a_listed_replica_that_is_not_a_standby_and_accepts_one_that_is()
     {
         string connectionString = await servers.NewPostgresDatabaseAsync("listed");
-        await PostgresSql(connectionString, "CREATE TABLE t (id bigint PRIMARY KEY, k int)");
+        await Postgres.PgSql.ExecuteAsync(connectionString, "CREATE TABLE t (id bigint PRIMARY KEY, k int)");
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        string uri = Postgres.PgSql.OscUri(connectionString);
         var standby = new NpgsqlConnectionStringBuilder(await servers.PostgresReplicaAsync());
 
         OscRunner.Result primary = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ADD COLUMN c int", "--replica", $"postgres://{builder.Host}:{builder.Port}");
@@ -40,14 +40,6 @@ public sealed class ListedReplicaTests(ServersFixture servers)
         Assert.Equal(1, primary.ExitCode);
         Assert.Contains("is not a standby", primary.Stderr, StringComparison.Ordinal);
         Assert.True(replica.ExitCode == 0, replica.Stderr);
-    }
-
-    private static async Task PostgresSql(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 
     private static int ClosedPort()

@@ -497,7 +497,7 @@ internal static class AlterCommand
         {
             try
             {
-                await using Npgsql.NpgsqlConnection connection = await Postgres.Connection.PostgresConnections.OpenAsync(ReplicaTarget(uri, primary), cancellationToken);
+                await using Npgsql.NpgsqlConnection connection = await OpenStandbyAsync(ReplicaTarget(uri, primary), cancellationToken);
                 await using var command = new Npgsql.NpgsqlCommand("SELECT pg_is_in_recovery()", connection);
                 if (await command.ExecuteScalarAsync(cancellationToken) is not true)
                 {
@@ -508,6 +508,19 @@ internal static class AlterCommand
             {
                 throw new OscException($"--replica {uri} cannot be used: {e.Message}", Fix, e);
             }
+        }
+    }
+
+    /// <summary>A standby that has not replayed the database's creation yet is lagging, not wrong: ask its maintenance database then.</summary>
+    private static async Task<Npgsql.NpgsqlConnection> OpenStandbyAsync(ConnectionTarget standby, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Postgres.Connection.PostgresConnections.OpenAsync(standby, cancellationToken);
+        }
+        catch (OscException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.InvalidCatalogName })
+        {
+            return await Postgres.Connection.PostgresConnections.OpenAsync(standby with { Database = "postgres" }, cancellationToken);
         }
     }
 

@@ -10,4 +10,7 @@ namespace OnlineSchemaChange.Core.Copy;
 public sealed record KeyRange(long Sequence, RowKey? LowerExclusive, RowKey? UpperInclusive)
 {
     public bool IsLast => UpperInclusive is null;
+
+    /// <summary>"after (10) up to (20)", "after the start up to the end": the range as messages name it.</summary>
+    public string Describe() => $"after {LowerExclusive?.ToString() ?? "the start"} up to {UpperInclusive?.ToString() ?? "the end"}";
 }

@@ -15,6 +15,10 @@ public sealed class DataDoesNotFitException : OscException
     {
     }
 
+    /// <summary>The server refused <paramref name="where"/> (which rows were being written) with <paramref name="serverMessage"/>.</summary>
+    public static DataDoesNotFitException Refused(string where, string serverMessage, Exception inner) =>
+        new($"The new definition does not fit the data: the server refused {where}: {serverMessage}", inner);
+
     public DataDoesNotFitException()
     {
     }

@@ -58,7 +58,7 @@ public static class ChunkVerification
             if (round == MaxRepairs)
             {
                 throw new VerificationFailedException(
-                    $"Verification failed: {mismatched.Count} chunk(s) of {table} still differ from the shadow after {MaxRepairs} repairs (first: keys {Describe(mismatched[0])}).",
+                    $"Verification failed: {mismatched.Count} chunk(s) of {table} still differ from the shadow after {MaxRepairs} repairs (first: keys {mismatched[0].Describe()}).",
                     "Nothing was swapped; the original is untouched. A UNIQUE key added over duplicate values, or a value the new type changes, does this: compare the rows in that key range.");
             }
 
@@ -133,5 +133,4 @@ public static class ChunkVerification
 
     private static bool IsInteger(object value) => value is sbyte or byte or short or ushort or int or uint or long or ulong;
 
-    private static string Describe(KeyRange range) => $"after {range.LowerExclusive?.ToString() ?? "the start"} up to {range.UpperInclusive?.ToString() ?? "the end"}";
 }

@@ -1,48 +1,26 @@
 using System.Net.Sockets;
 using MySqlConnector;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.MySql.Protocol;
 
 namespace OnlineSchemaChange.MySql.Connection;
 
-/// <summary>
-/// Tells a lost server connection (a restart, a failover, a network cut, osc's session killed) from the failures that
-/// are bugs, so that the operator reads that the server went away and what to do, not a stack trace.
-/// </summary>
+/// <summary>The MySQL/MariaDB exceptions that mean a lost server connection (<see cref="ConnectionLoss"/>).</summary>
 public static class MySqlConnectionLoss
 {
     private const int ErrorServerShutdown = 1053;
     private const int ErrorConnectionKilled = 1927;
 
-    public static bool Is(Exception e)
+    public static bool Is(Exception e) => ConnectionLoss.AnyCause(e, x => x switch
     {
-        for (Exception? x = e; x is not null; x = x.InnerException)
-        {
-            bool lost = x switch
-            {
-                MySqlEndOfStreamException or EndOfStreamException or SocketException => true,
-                MySqlException m => m.ErrorCode is MySqlErrorCode.UnableToConnectToHost or MySqlErrorCode.ServerShutdown
-                    || (int)m.ErrorCode == ErrorConnectionKilled,
-                MySqlServerException s => s.ErrorCode is ErrorServerShutdown or ErrorConnectionKilled,
-                _ => false,
-            };
-            if (lost)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+        MySqlEndOfStreamException or EndOfStreamException or SocketException => true,
+        MySqlException m => m.ErrorCode is MySqlErrorCode.UnableToConnectToHost or MySqlErrorCode.ServerShutdown || (int)m.ErrorCode == ErrorConnectionKilled,
+        MySqlServerException s => s.ErrorCode is ErrorServerShutdown or ErrorConnectionKilled,
+        _ => false,
+    });
 
     /// <summary>The failure as the operator should read it: a lost connection explained, anything else as it is.</summary>
-    public static Exception Explain(Exception e, string? server = null)
-    {
-        ArgumentNullException.ThrowIfNull(e);
-        return e is OscException || !Is(e)
-            ? e
-            : new OscException($"Lost the connection to the server{(server is null ? "" : " at " + server)}: {e.Message.TrimEnd('.')}.",
-                "The server restarted, failed over or ended osc's session (KILL, wait_timeout), or the network dropped. Once it answers again, run the " +
-                "command again; where osc says it kept its work, with --resume.", e);
-    }
+    public static Exception Explain(Exception e, string? server = null) =>
+        e is OscException || !Is(e) ? e : ConnectionLoss.Explain(e, server, "KILL, wait_timeout");
 }

@@ -105,8 +105,7 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
         }
         catch (MySqlException e) when (MySqlShadowWrites.DoesNotFit(e))
         {
-            throw MySqlShadowWrites.Explain(e, $"a row of {original} with a key after {range.LowerExclusive?.ToString() ?? "the start"} " +
-                                               $"up to {range.UpperInclusive?.ToString() ?? "the end"}");
+            throw MySqlShadowWrites.Explain(e, $"a row of {original} with a key {range.Describe()}");
         }
     }
 }

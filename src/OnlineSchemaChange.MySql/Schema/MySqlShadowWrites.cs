@@ -25,6 +25,9 @@ public static class MySqlShadowWrites
     }
 
     /// <summary>The refusal as the operator should read it; <paramref name="where"/> says which rows were being written.</summary>
-    public static DataDoesNotFitException Explain(MySqlException e, string where) =>
-        new($"The new definition does not fit the data: the server refused {where}: {e.Message}", e);
+    public static DataDoesNotFitException Explain(MySqlException e, string where)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return DataDoesNotFitException.Refused(where, e.Message, e);
+    }
 }

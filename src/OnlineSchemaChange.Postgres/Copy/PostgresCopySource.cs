@@ -141,8 +141,7 @@ public sealed class PostgresCopySource : ICopySource
         }
         catch (PostgresException e) when (PostgresShadowWrites.DoesNotFit(e))
         {
-            throw PostgresShadowWrites.Explain(e, $"a row of {original} with a key after {range.LowerExclusive?.ToString() ?? "the start"} " +
-                                                  $"up to {range.UpperInclusive?.ToString() ?? "the end"}");
+            throw PostgresShadowWrites.Explain(e, $"a row of {original} with a key {range.Describe()}");
         }
     }
 

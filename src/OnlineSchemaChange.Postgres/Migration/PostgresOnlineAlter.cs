@@ -364,7 +364,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
     {
         for (Exception? cause = e; cause is not null; cause = cause.InnerException)
         {
-            if (cause is VerificationFailedException or TableTruncatedException or TableChangedException or DataDoesNotFitException)
+            if (cause is VerificationFailedException or TableChangedException or DataDoesNotFitException)
             {
                 return true;
             }

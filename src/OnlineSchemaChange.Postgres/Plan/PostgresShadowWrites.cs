@@ -23,6 +23,6 @@ public static class PostgresShadowWrites
     {
         ArgumentNullException.ThrowIfNull(e);
         // Not the detail: it holds the row's values (Npgsql redacts it by default), which have no place in osc's output.
-        return new DataDoesNotFitException($"The new definition does not fit the data: the server refused {where}: {e.MessageText}", e);
+        return DataDoesNotFitException.Refused(where, e.MessageText, e);
     }
 }

@@ -175,7 +175,7 @@ public sealed class PostgresChangeFeed(
                         await SendAsync(writer, RowChange.Delete(Key(delete.Relation, gone)), cancellationToken);
                         break;
                     case TruncateMessage when !skipping:
-                        throw new TableTruncatedException($"{names.Table} was truncated during the migration: its rows cannot be replayed into the new table.",
+                        throw new TableChangedException($"{names.Table} was truncated during the migration: its rows cannot be replayed into the new table.",
                             "Nothing was changed on the original's side; run the migration again once nothing truncates the table.");
                     case CommitMessage commit when !skipping:
                         _lastCommit = commit.CommitLsn;

@@ -57,6 +57,11 @@ public sealed class LiveOscRun
         }
     }
 
+    /// <summary>Waits for a progress line that pauses for a reason containing <paramref name="reason"/> ("" for any reason).</summary>
+    public Task<JsonElement> WaitForThrottledAsync(string reason, TimeSpan timeout) =>
+        WaitForEventAsync(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String && r.GetString()!.Contains(reason, StringComparison.Ordinal),
+            timeout, $"a progress line throttled by '{reason}'");
+
     /// <summary>Each top-level JSON value of a text holding JSON lines and indented JSON alike.</summary>
     public static IReadOnlyList<JsonElement> ParseAll(string text)
     {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using OnlineSchemaChange.IntegrationTests.Infrastructure;
 using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
 
@@ -31,8 +30,8 @@ public sealed class MySqlConcurrentMigrationTests(ServersFixture servers)
         {
             LiveOscRun runA = LiveOscRun.Start("alter", db.Uri, "--table", "a", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flagA);
             LiveOscRun runB = LiveOscRun.Start("alter", db.Uri, "--table", "b", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flagB);
-            await runA.WaitForEventAsync(HeldByFlag, TimeSpan.FromSeconds(60), "run a to be held by its flag file");
-            await runB.WaitForEventAsync(HeldByFlag, TimeSpan.FromSeconds(60), "run b to be held by its flag file");
+            await runA.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
+            await runB.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
             await WaitForOscStreamsAsync(db.ConnectionString, 2);
 
             await ExecuteAsync(db.ConnectionString, "INSERT INTO a VALUES (5001, 1); UPDATE a SET k = -1 WHERE id = 1; DELETE FROM a WHERE id = 2");
@@ -58,10 +57,6 @@ public sealed class MySqlConcurrentMigrationTests(ServersFixture servers)
             File.Delete(flagB);
         }
     }
-
-    private static bool HeldByFlag(JsonElement e) =>
-        e.TryGetProperty("throttled", out JsonElement reason) && reason.ValueKind == JsonValueKind.String &&
-        reason.GetString()!.Contains("flag file", StringComparison.Ordinal);
 
     /// <summary>Waits until at least <paramref name="count"/> osc streams are registered on the server.</summary>
     private static async Task WaitForOscStreamsAsync(string connectionString, int count)

@@ -157,8 +157,7 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         try
         {
             LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForEventAsync(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(60),
-                "the flag file to hold the copy");
+            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
             var clock = System.Diagnostics.Stopwatch.StartNew();
             while (await CheckpointRowsAsync(connectionString) < 0)
             {

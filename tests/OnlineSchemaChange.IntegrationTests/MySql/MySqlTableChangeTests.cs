@@ -58,8 +58,7 @@ public sealed class MySqlTableChangeTests(ServersFixture servers, ITestOutputHel
         try
         {
             LiveOscRun run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForEventAsync(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(60),
-                "the flag file to hold the copy");
+            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
             await ExecuteAsync(db.ConnectionString, change);
             if (!change.StartsWith("RENAME", StringComparison.Ordinal))
             {

@@ -210,9 +210,7 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
             await xa.PrepareAsync("early", "INSERT INTO t VALUES (5001, 1, 'early')", "DELETE FROM t WHERE id = 3");
             var run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--skip-verify");
             // It says what it waits for.
-            JsonElement waiting = await run.WaitForEventAsync(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String
-                                                                    && r.GetString()!.Contains("XA transactions prepared before the start", StringComparison.Ordinal),
-                TimeSpan.FromSeconds(20), "a progress line naming the XA transaction");
+            JsonElement waiting = await run.WaitForThrottledAsync("XA transactions prepared before the start", TimeSpan.FromSeconds(20));
             Assert.Equal("waiting for prepared XA transactions", waiting.GetProperty("state").GetString());
             // The XID as XA RECOVER ... CONVERT XID shows it: 'early' in hex.
             Assert.Contains("X'6561726C79'", waiting.GetProperty("throttled").GetString(), StringComparison.OrdinalIgnoreCase);

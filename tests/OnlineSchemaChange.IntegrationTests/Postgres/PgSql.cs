@@ -33,4 +33,11 @@ internal static class PgSql
         SELECT concat_ws(',', (SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name LIKE 'osc\_%' AND database = current_database()),
                               (SELECT string_agg(pubname, ',') FROM pg_publication WHERE pubname LIKE 'osc\_%'))
         """);
+
+    /// <summary>The postgres:// URI osc takes for the database of <paramref name="connectionString"/>, password included.</summary>
+    public static string OscUri(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        return $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+    }
 }

@@ -67,8 +67,7 @@ public sealed class PostgresDataFitTests(ServersFixture servers, ITestOutputHelp
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync()
     {
         string connectionString = await servers.NewPostgresDatabaseAsync("fit");
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        string uri = PgSql.OscUri(connectionString);
         await ExecuteAsync(connectionString, """
             CREATE TABLE t (id bigint PRIMARY KEY, k int NOT NULL, c text);
             INSERT INTO t SELECT g, g % 97, 'row-' || g FROM generate_series(2, 2000) g;

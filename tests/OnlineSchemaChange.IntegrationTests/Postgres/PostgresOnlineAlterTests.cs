@@ -199,8 +199,7 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync()
     {
         string connectionString = await servers.NewPostgresDatabaseAsync("alter");
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        string uri = PgSql.OscUri(connectionString);
         await ExecuteAsync(connectionString, $"""
             CREATE TABLE t (id bigint PRIMARY KEY, k int NOT NULL, note text, doc jsonb);
             ALTER TABLE t ALTER COLUMN note SET STORAGE EXTERNAL;

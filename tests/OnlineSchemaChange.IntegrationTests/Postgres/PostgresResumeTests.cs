@@ -363,8 +363,7 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
         try
         {
             LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForEventAsync(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(60),
-                "the flag file to hold the copy");
+            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
             var clock = System.Diagnostics.Stopwatch.StartNew();
             while (await CheckpointRowsAsync(connectionString) < 0)
             {
@@ -505,8 +504,7 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync(int rows)
     {
         string connectionString = await servers.NewPostgresDatabaseAsync("resume");
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        string uri = PgSql.OscUri(connectionString);
         await ExecuteAsync(connectionString, $"""
             CREATE TABLE t (id bigint PRIMARY KEY, k int NOT NULL, c text);
             CREATE INDEX t_k ON t (k);

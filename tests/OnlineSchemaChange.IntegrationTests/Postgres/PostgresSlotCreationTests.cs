@@ -13,8 +13,7 @@ public sealed class PostgresSlotCreationTests(ServersFixture servers)
     public async Task A_transaction_left_open_holds_the_slot_back_and_the_run_names_it_then_completes_once_it_ends()
     {
         string connectionString = await servers.NewPostgresDatabaseAsync("slot_wait");
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        string uri = PgSql.OscUri(connectionString);
         await ExecuteAsync(connectionString, """
             CREATE TABLE t (id bigint PRIMARY KEY, k int NOT NULL);
             INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g;
@@ -26,9 +25,7 @@ public sealed class PostgresSlotCreationTests(ServersFixture servers)
         await new NpgsqlCommand("INSERT INTO other VALUES (1) /* left open by the application */", idle, open).ExecuteNonQueryAsync();
 
         LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--json");
-        JsonElement waiting = await run.WaitForEventAsync(
-            e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String && r.GetString()!.Contains($"pid {idle.ProcessID} ", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(60), "a progress line naming the open transaction");
+        JsonElement waiting = await run.WaitForThrottledAsync($"pid {idle.ProcessID} ", TimeSpan.FromSeconds(60));
         Assert.Equal("creating the replication slot", waiting.GetProperty("state").GetString());
         Assert.Contains("left open by the application", waiting.GetProperty("throttled").GetString(), StringComparison.Ordinal);
         Assert.False(run.Completion.IsCompleted);

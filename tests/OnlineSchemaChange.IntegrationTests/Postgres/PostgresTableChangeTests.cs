@@ -50,8 +50,7 @@ public sealed class PostgresTableChangeTests(ServersFixture servers, ITestOutput
         try
         {
             LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForEventAsync(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(60),
-                "the flag file to hold the copy");
+            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
             await ExecuteAsync(connectionString, change);
             await ExecuteAsync(connectionString, "INSERT INTO t (id, k, c) VALUES (5001, 1, 'after the change')");
             File.Delete(flag);
@@ -66,8 +65,7 @@ public sealed class PostgresTableChangeTests(ServersFixture servers, ITestOutput
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync()
     {
         string connectionString = await servers.NewPostgresDatabaseAsync("table_change");
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        string uri = $"postgres://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{builder.Host}:{builder.Port}/{builder.Database}";
+        string uri = PgSql.OscUri(connectionString);
         await ExecuteAsync(connectionString, """
             CREATE TABLE t (id bigint PRIMARY KEY, k int NOT NULL, c text);
             INSERT INTO t SELECT g, g % 97, 'row-' || g FROM generate_series(1, 2000) g;
