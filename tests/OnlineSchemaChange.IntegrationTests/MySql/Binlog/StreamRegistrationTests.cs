@@ -25,7 +25,16 @@ public sealed class StreamRegistrationTests(ServersFixture servers, Xunit.Abstra
 
         await client.DisposeAsync();
 
-        // Left alone, the thread would stay until its next heartbeat write fails, seconds later.
+        // Left alone, the thread would stay until its next heartbeat write fails (the heartbeat is every 5 s); a
+        // killed thread takes a moment to exit, which 2 s leaves ample room for on a busy machine.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while ((await CountAsync($"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {dump}") != 0
+                || (await RegisteredAsync(BinlogClientOptions.OscReportHost)).Contains(serverId))
+               && clock.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            await Task.Delay(20);
+        }
+
         Assert.Equal(0, await CountAsync($"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {dump}"));
         Assert.DoesNotContain(serverId, await RegisteredAsync(BinlogClientOptions.OscReportHost));
         await fixture.ExecuteAsync("DROP DATABASE " + db);
