@@ -454,74 +454,18 @@ internal static class AlterCommand
     }
 
     /// <summary>A replica given as a URI, with the primary's credentials when the URI has none.</summary>
-    /// <summary>Each --replica answers with the primary's credentials, and is not the primary itself.</summary>
-    private static async Task ValidateListedReplicasAsync(ConnectionTarget primary, string[] listed, CancellationToken cancellationToken)
+    /// <summary>Each --replica answers with the primary's credentials, and is a replica (the engines check how).</summary>
+    private static Task ValidateListedReplicasAsync(ConnectionTarget primary, string[] listed, CancellationToken cancellationToken)
     {
         if (listed.Length == 0)
         {
-            return;
+            return Task.CompletedTask;
         }
 
-        const string Fix = "Check the replica's address, and that the primary's user and password work there; a listed replica whose lag cannot be measured keeps the copy paused.";
-        if (primary.Engine == DatabaseEngine.MySql)
-        {
-            object? primaryId;
-            await using (MySqlConnector.MySqlConnection connection = await MySql.Connection.MySqlConnections.OpenAsync(primary with { Database = null }, cancellationToken))
-            await using (var command = new MySqlConnector.MySqlCommand("SELECT @@server_id", connection))
-            {
-                primaryId = await command.ExecuteScalarAsync(cancellationToken);
-            }
-
-            foreach (string uri in listed)
-            {
-                ConnectionTarget replica = ReplicaTarget(uri, primary) with { Database = null };
-                try
-                {
-                    await using MySqlConnector.MySqlConnection connection = await MySql.Connection.MySqlConnections.OpenAsync(replica, cancellationToken);
-                    await using var command = new MySqlConnector.MySqlCommand("SELECT @@server_id", connection);
-                    if (Equals(await command.ExecuteScalarAsync(cancellationToken), primaryId))
-                    {
-                        throw new OscException($"--replica {uri} is the primary itself (server_id {primaryId}).", "List the primary's replicas, not the primary.");
-                    }
-                }
-                catch (OscException e) when (e.InnerException is MySqlConnector.MySqlException)
-                {
-                    throw new OscException($"--replica {uri} cannot be used: {e.Message}", Fix, e);
-                }
-            }
-
-            return;
-        }
-
-        foreach (string uri in listed)
-        {
-            try
-            {
-                await using Npgsql.NpgsqlConnection connection = await OpenStandbyAsync(ReplicaTarget(uri, primary), cancellationToken);
-                await using var command = new Npgsql.NpgsqlCommand("SELECT pg_is_in_recovery()", connection);
-                if (await command.ExecuteScalarAsync(cancellationToken) is not true)
-                {
-                    throw new OscException($"--replica {uri} is not a standby (pg_is_in_recovery() is false).", "List the primary's standbys, not the primary or another server.");
-                }
-            }
-            catch (OscException e) when (e.InnerException is Npgsql.NpgsqlException)
-            {
-                throw new OscException($"--replica {uri} cannot be used: {e.Message}", Fix, e);
-            }
-        }
-    }
-
-    /// <summary>A standby that has not replayed the database's creation yet is lagging, not wrong: ask its maintenance database then.</summary>
-    private static async Task<Npgsql.NpgsqlConnection> OpenStandbyAsync(ConnectionTarget standby, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await Postgres.Connection.PostgresConnections.OpenAsync(standby, cancellationToken);
-        }
-        catch (OscException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.InvalidCatalogName })
-        {
-            return await Postgres.Connection.PostgresConnections.OpenAsync(standby with { Database = "postgres" }, cancellationToken);
-        }
+        var replicas = listed.Select(uri => (uri, ReplicaTarget(uri, primary))).ToList();
+        return primary.Engine == DatabaseEngine.MySql
+            ? MySqlReplicaDiscovery.CheckListedAsync(primary, replicas, cancellationToken)
+            : Postgres.Throttle.PostgresThrottleSignals.CheckListedStandbysAsync(replicas, cancellationToken);
     }
 
     private static ConnectionTarget ReplicaTarget(string uri, ConnectionTarget primary)

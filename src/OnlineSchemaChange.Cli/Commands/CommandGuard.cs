@@ -1,5 +1,6 @@
 using OnlineSchemaChange.Cli.Output;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.MySql.Connection;
 using OnlineSchemaChange.Postgres.Connection;
 
@@ -42,7 +43,7 @@ internal static class CommandGuard
         catch (Exception e) when (MySqlConnectionLoss.Is(e) || PostgresConnectionLoss.Is(e))
         {
             // Not a bug: the server went away (the engines say where, when it happens mid-migration).
-            console.WriteError((OscException)(MySqlConnectionLoss.Is(e) ? MySqlConnectionLoss.Explain(e) : PostgresConnectionLoss.Explain(e)), asJson);
+            console.WriteError(ConnectionLoss.Explain(e, null, MySqlConnectionLoss.Is(e) ? MySqlConnectionLoss.EndedBy : PostgresConnectionLoss.EndedBy), asJson);
             return Core.Plan.PlanExitCodes.Error;
         }
         catch (Exception e) when (e is not OutOfMemoryException)

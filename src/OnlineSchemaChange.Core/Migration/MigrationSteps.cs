@@ -2,6 +2,7 @@ using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Checkpoint;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Throttle;
+using OnlineSchemaChange.Core.Verify;
 
 namespace OnlineSchemaChange.Core.Migration;
 
@@ -136,5 +137,43 @@ public static class MigrationSteps
 
         string? hint = cancelled ? null : stopped is OscException known ? known.Hint : stopped.ToString();
         return new MigrationKeptException(message, hint, cancelled, kept, stopped);
+    }
+
+    /// <summary>
+    /// Failures after which a resume could only fail the same way (verification still differs, the table was changed
+    /// by someone else, a row does not fit the new definition): nothing is kept for one.
+    /// </summary>
+    public static bool EndsTheMigration(Exception e)
+    {
+        for (Exception? cause = e; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is VerificationFailedException or TableChangedException or DataDoesNotFitException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// The error for a run whose cleanup failed (the server still away): thrown from a finally block, it replaces the
+    /// failure that brought the run there, so it begins with that one's message (<paramref name="explained"/>) and
+    /// holds it inside, and names what is left and how to remove it.
+    /// </summary>
+    /// <param name="failure">What stopped the run, or null when it had succeeded.</param>
+    /// <param name="explained">The failure's message as the operator should read it (a lost connection explained).</param>
+    /// <param name="cleanupError">Why the cleanup failed.</param>
+    /// <param name="left">What osc created and could not remove, as the operator should read it.</param>
+    /// <param name="swapped">Whether the tables were swapped before.</param>
+    /// <param name="original">The table being altered.</param>
+    /// <param name="why">Added to the fix: what a leftover costs meanwhile, if anything.</param>
+    public static OscException CleanupFailed(Exception? failure, string? explained, Exception cleanupError, string left, bool swapped, string original, string? why = null)
+    {
+        ArgumentNullException.ThrowIfNull(cleanupError);
+        string before = failure is not null ? $"{explained ?? failure.Message} " : swapped ? "The swap completed; " : "";
+        return new OscException($"{before}osc could not remove what it created: {left} ({cleanupError.Message.TrimEnd('.')}).",
+            $"Once the server answers, remove it with `osc cleanup <connection> --table {original}`{(why is null ? "" : ": " + why)}" +
+            (swapped ? "." : $"; {original} itself is untouched."), failure ?? cleanupError);
     }
 }

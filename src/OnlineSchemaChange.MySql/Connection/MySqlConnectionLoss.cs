@@ -12,6 +12,9 @@ public static class MySqlConnectionLoss
     private const int ErrorServerShutdown = 1053;
     private const int ErrorConnectionKilled = 1927;
 
+    /// <summary>How an operator ends one of osc's sessions on this engine, as the explanation names it.</summary>
+    public const string EndedBy = "KILL, wait_timeout";
+
     public static bool Is(Exception e) => ConnectionLoss.AnyCause(e, x => x switch
     {
         MySqlEndOfStreamException or EndOfStreamException or SocketException => true,
@@ -22,5 +25,5 @@ public static class MySqlConnectionLoss
 
     /// <summary>The failure as the operator should read it: a lost connection explained, anything else as it is.</summary>
     public static Exception Explain(Exception e, string? server = null) =>
-        e is OscException || !Is(e) ? e : ConnectionLoss.Explain(e, server, "KILL, wait_timeout");
+        e is OscException || !Is(e) ? e : ConnectionLoss.Explain(e, server, EndedBy);
 }

@@ -245,7 +245,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             // Never entered: the filter only notes the failure for the cleanup below, which may fail in turn.
             throw;
         }
-        catch (Exception e) when (!swapped && !options.CleanupOnAbort && checkpointer?.LastSaved is not null && !EndsTheMigration(e))
+        catch (Exception e) when (!swapped && !options.CleanupOnAbort && checkpointer?.LastSaved is not null && !MigrationSteps.EndsTheMigration(e))
         {
             if (await changeGuard.FindChangeAsync(e, cancellationToken) is { } changed)
             {
@@ -264,7 +264,12 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         }
         catch (Exception e) when (!swapped && e is not OscException)
         {
-            throw await changeGuard.FindChangeAsync(e, cancellationToken) ?? e;
+            if (await changeGuard.FindChangeAsync(e, cancellationToken) is { } changed)
+            {
+                throw changed;
+            }
+
+            throw;
         }
         finally
         {
@@ -295,14 +300,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 }
                 catch (Exception e) when (e is MySqlException or OperationCanceledException || MySqlConnectionLoss.Is(e))
                 {
-                    // Thrown from here, this replaces the failure that brought the run here, so it carries that along.
-                    string left = swapped ? log.ToString() : $"{shadow.Table}, {log}";
-                    string before = failure is not null ? $"{MySqlConnectionLoss.Explain(failure, Server).Message} "
-                        : swapped ? "The swap completed; " : "";
-                    string untouched = swapped ? "" : $"; {original} itself is untouched";
 #pragma warning disable CA2219 // the exception in flight, if any, is this one's inner exception and its message begins this one's
-                    throw new OscException($"{before}osc could not remove {left}: {e.Message}",
-                        $"Once the server answers, remove what is left with `osc cleanup <connection> --table {original}`{untouched}.", failure ?? e);
+                    throw MigrationSteps.CleanupFailed(failure, failure is null ? null : MySqlConnectionLoss.Explain(failure, Server).Message, e,
+                        swapped ? log.ToString() : $"{shadow.Table}, {log}", swapped, original.ToString());
 #pragma warning restore CA2219
                 }
             }
@@ -310,20 +310,6 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
     }
 
     private string Server => $"{target.Host}:{target.Port}";
-
-    /// <summary>Failures after which a resume could only fail the same way: nothing is kept for one.</summary>
-    private static bool EndsTheMigration(Exception e)
-    {
-        for (Exception? cause = e; cause is not null; cause = cause.InnerException)
-        {
-            if (cause is VerificationFailedException or TableChangedException or DataDoesNotFitException)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
 
     /// <summary>How long a fresh run waits for XA transactions prepared before its replay's start to finish.</summary>
     private static readonly TimeSpan PreparedXaWait = TimeSpan.FromSeconds(30);

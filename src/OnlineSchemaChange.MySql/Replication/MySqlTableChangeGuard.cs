@@ -96,7 +96,8 @@ public sealed partial class MySqlTableChangeGuard(string connectionString, Table
     public async Task<TableChangedException?> FindChangeAsync(Exception failure, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(failure);
-        if (failure is OscException || cancellationToken.IsCancellationRequested)
+        // Not after a lost connection: asking would only wait out the connect timeout to learn the same.
+        if (failure is OscException || cancellationToken.IsCancellationRequested || Connection.MySqlConnectionLoss.Is(failure))
         {
             return null;
         }

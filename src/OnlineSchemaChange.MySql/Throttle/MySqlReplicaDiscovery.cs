@@ -131,6 +131,45 @@ public static class MySqlReplicaDiscovery
         return ours == readers;
     }
 
+    /// <summary>What to check when a listed replica cannot be used.</summary>
+    public const string ListedReplicaFix =
+        "Check the replica's address, and that the primary's user and password work there; a listed replica whose lag cannot be measured keeps the copy paused.";
+
+    /// <summary>
+    /// Refuses a listed replica (<paramref name="replicas"/>: as the operator named it, and where to connect) that
+    /// cannot be reached or is the primary itself: its lag could never be measured, and the copy would stay paused.
+    /// </summary>
+    public static async Task CheckListedAsync(ConnectionTarget primary, IReadOnlyList<(string Named, ConnectionTarget Target)> replicas, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(primary);
+        ArgumentNullException.ThrowIfNull(replicas);
+        uint primaryId;
+        await using (MySqlConnection connection = await MySqlConnections.OpenAsync(primary with { Database = null }, cancellationToken))
+        {
+            primaryId = Convert.ToUInt32(await ScalarAsync(connection, "SELECT @@server_id", cancellationToken), CultureInfo.InvariantCulture);
+        }
+
+        foreach ((string named, ConnectionTarget replica) in replicas)
+        {
+            uint id;
+            try
+            {
+                // No default database: a replica that has not replicated the database yet is lagging, not wrong.
+                await using MySqlConnection connection = await MySqlConnections.OpenAsync(replica with { Database = null }, cancellationToken);
+                id = Convert.ToUInt32(await ScalarAsync(connection, "SELECT @@server_id", cancellationToken), CultureInfo.InvariantCulture);
+            }
+            catch (Core.OscException e) when (e.InnerException is MySqlException)
+            {
+                throw new Core.OscException($"--replica {named} cannot be used: {e.Message}", ListedReplicaFix, e);
+            }
+
+            if (id == primaryId)
+            {
+                throw new Core.OscException($"--replica {named} is the primary itself (server_id {id}).", "List the primary's replicas, not the primary.");
+            }
+        }
+    }
+
     /// <summary>The registered binlog readers: SHOW SLAVE HOSTS (SHOW REPLICAS on MySQL 8.4).</summary>
     internal static async Task<List<(uint ServerId, string Host, int Port)>> ReportedReplicasAsync(MySqlConnection connection, CancellationToken cancellationToken)
     {

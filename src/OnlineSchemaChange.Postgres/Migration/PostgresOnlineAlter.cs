@@ -209,7 +209,7 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 $"--resume finishes them and removes {store.Table}; osc cleanup removes it and prints the statements that finish them.",
                 cancelled, [store.Table.ToString()], e) { Swapped = true };
         }
-        catch (Exception e) when (!swapped && cutoverRun?.Swapped != true && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null) && !EndsTheMigration(e))
+        catch (Exception e) when (!swapped && cutoverRun?.Swapped != true && !options.CleanupOnAbort && (checkpointer?.LastSaved is not null || resumed is not null) && !MigrationSteps.EndsTheMigration(e))
         {
             // A resumed run keeps its work even before its own first checkpoint: the one it resumed from still stands.
             keep = true;
@@ -260,16 +260,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                 }
                 catch (Exception e) when (e is OperationCanceledException || PostgresConnectionLoss.Is(e))
                 {
-                    // Thrown from here, this replaces the failure that brought the run here, so it carries that along.
-                    // The slot above all must not be forgotten: it keeps the server's WAL until it is dropped.
-                    string left = $"replication slot {names.Slot}, publication {names.Publication}, {store.Table}" + (swappedNow ? "" : $", {shadow.Table}");
-                    string before = failure is not null ? $"{PostgresConnectionLoss.Explain(failure, Server).Message} "
-                        : swappedNow ? "The swap completed; " : "";
-                    string untouched = swappedNow ? "" : $"; {original} itself is untouched";
 #pragma warning disable CA2219 // the exception in flight, if any, is this one's inner exception and its message begins this one's
-                    throw new OscException($"{before}osc could not remove what it created: {left} ({e.Message}).",
-                        $"Once the server answers, remove them with `osc cleanup <connection> --table {original}`: the slot keeps the server's WAL until then{untouched}.",
-                        failure ?? e);
+                    // The slot above all must not be forgotten: it keeps the server's WAL until it is dropped.
+                    throw MigrationSteps.CleanupFailed(failure, failure is null ? null : PostgresConnectionLoss.Explain(failure, Server).Message, e,
+                        $"replication slot {names.Slot}, publication {names.Publication}, {store.Table}" + (swappedNow ? "" : $", {shadow.Table}"),
+                        swappedNow, original.ToString(), "the slot keeps the server's WAL until then");
 #pragma warning restore CA2219
                 }
             }
@@ -354,23 +349,6 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             // operator's object, so the old table stays and the swap, which succeeded, is not undone.
             return $"{old} was kept despite --drop-old-table: {e.MessageText} ({e.Detail}). Move or drop those objects, then DROP TABLE {PostgresSql.Quote(old)}.";
         }
-    }
-
-    /// <summary>
-    /// A failure that a resume would meet again: verification still differing after repairs (the ALTER itself loses
-    /// rows), or a TRUNCATE of the original, which stays in the slot. Nothing is kept for those.
-    /// </summary>
-    private static bool EndsTheMigration(Exception e)
-    {
-        for (Exception? cause = e; cause is not null; cause = cause.InnerException)
-        {
-            if (cause is VerificationFailedException or TableChangedException or DataDoesNotFitException)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     /// <summary>What the digest records of the table: its columns and key, so a resume notices the table changed.</summary>

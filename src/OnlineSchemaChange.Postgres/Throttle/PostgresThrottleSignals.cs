@@ -1,7 +1,9 @@
 using System.Globalization;
 using Npgsql;
 using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Throttle;
+using OnlineSchemaChange.Postgres.Connection;
 
 namespace OnlineSchemaChange.Postgres.Throttle;
 
@@ -78,5 +80,47 @@ public static class PostgresThrottleSignals
         await using var command = new NpgsqlCommand(sql, connection);
         object? value = await command.ExecuteScalarAsync(cancellationToken);
         return value is null or DBNull ? null : Convert.ToDouble(value, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Refuses a listed standby (<paramref name="standbys"/>: as the operator named it, and where to connect) that cannot
+    /// be reached or is not in recovery: its lag could never be measured, and the copy would stay paused.
+    /// </summary>
+    public static async Task CheckListedStandbysAsync(IReadOnlyList<(string Named, ConnectionTarget Target)> standbys, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(standbys);
+        foreach ((string named, ConnectionTarget standby) in standbys)
+        {
+            bool inRecovery;
+            try
+            {
+                await using NpgsqlConnection connection = await OpenStandbyAsync(standby, cancellationToken);
+                await using var command = new NpgsqlCommand("SELECT pg_is_in_recovery()", connection);
+                inRecovery = await command.ExecuteScalarAsync(cancellationToken) is true;
+            }
+            catch (OscException e) when (e.InnerException is NpgsqlException)
+            {
+                throw new OscException($"--replica {named} cannot be used: {e.Message}",
+                    "Check the standby's address, and that the primary's user and password work there; a listed standby whose lag cannot be measured keeps the copy paused.", e);
+            }
+
+            if (!inRecovery)
+            {
+                throw new OscException($"--replica {named} is not a standby (pg_is_in_recovery() is false).", "List the primary's standbys, not the primary or another server.");
+            }
+        }
+    }
+
+    /// <summary>A standby that has not replayed the database's creation yet is lagging, not wrong: ask its maintenance database then.</summary>
+    private static async Task<NpgsqlConnection> OpenStandbyAsync(ConnectionTarget standby, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await PostgresConnections.OpenAsync(standby, cancellationToken);
+        }
+        catch (OscException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.InvalidCatalogName })
+        {
+            return await PostgresConnections.OpenAsync(standby with { Database = "postgres" }, cancellationToken);
+        }
     }
 }
