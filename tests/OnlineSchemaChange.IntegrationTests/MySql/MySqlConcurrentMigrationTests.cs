@@ -22,39 +22,29 @@ public sealed class MySqlConcurrentMigrationTests(ServersFixture servers)
             CREATE TABLE b (id INT PRIMARY KEY, k INT NOT NULL);
             INSERT INTO b SELECT seq, seq FROM seq_1_to_2000;
             """);
-        string flagA = Path.Combine(Path.GetTempPath(), $"osc-concurrent-{Guid.NewGuid():N}");
-        string flagB = flagA + "-b";
-        await File.WriteAllTextAsync(flagA, "");
-        await File.WriteAllTextAsync(flagB, "");
-        try
-        {
-            LiveOscRun runA = LiveOscRun.Start("alter", db.Uri, "--table", "a", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flagA);
-            LiveOscRun runB = LiveOscRun.Start("alter", db.Uri, "--table", "b", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flagB);
-            await runA.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
-            await runB.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
-            await WaitForOscStreamsAsync(db.ConnectionString, 2);
+        using var flagA = new FlagFile("concurrent-a");
+        using var flagB = new FlagFile("concurrent-b");
+        LiveOscRun runA = LiveOscRun.Start("alter", db.Uri, "--table", "a", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flagA.Path);
+        LiveOscRun runB = LiveOscRun.Start("alter", db.Uri, "--table", "b", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flagB.Path);
+        await runA.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
+        await runB.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
+        await WaitForOscStreamsAsync(db.ConnectionString, 2);
 
-            await ExecuteAsync(db.ConnectionString, "INSERT INTO a VALUES (5001, 1); UPDATE a SET k = -1 WHERE id = 1; DELETE FROM a WHERE id = 2");
-            await ExecuteAsync(db.ConnectionString, "INSERT INTO b VALUES (5001, 1); UPDATE b SET k = -1 WHERE id = 1; DELETE FROM b WHERE id = 2");
-            File.Delete(flagA);
-            File.Delete(flagB);
+        await ExecuteAsync(db.ConnectionString, "INSERT INTO a VALUES (5001, 1); UPDATE a SET k = -1 WHERE id = 1; DELETE FROM a WHERE id = 2");
+        await ExecuteAsync(db.ConnectionString, "INSERT INTO b VALUES (5001, 1); UPDATE b SET k = -1 WHERE id = 1; DELETE FROM b WHERE id = 2");
+        flagA.Lift();
+        flagB.Lift();
 
-            foreach ((string table, LiveOscRun run) in new[] { ("a", runA), ("b", runB) })
-            {
-                OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
-                Assert.True(result.ExitCode == 0, $"{table}: {result.Stderr}");
-                Assert.Equal("bigint(20)", await ScalarAsync(db.ConnectionString,
-                    $"SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' AND COLUMN_NAME = 'k'"));
-                Assert.Equal("2000", await ScalarAsync(db.ConnectionString, $"SELECT COUNT(*) FROM {table}"));
-                Assert.Equal("-1", await ScalarAsync(db.ConnectionString, $"SELECT k FROM {table} WHERE id = 1"));
-                Assert.Equal("0", await ScalarAsync(db.ConnectionString, $"SELECT COUNT(*) FROM {table} WHERE id = 2"));
-                Assert.Equal("1", await ScalarAsync(db.ConnectionString, $"SELECT COUNT(*) FROM {table} WHERE id = 5001"));
-            }
-        }
-        finally
+        foreach ((string table, LiveOscRun run) in new[] { ("a", runA), ("b", runB) })
         {
-            File.Delete(flagA);
-            File.Delete(flagB);
+            OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
+            Assert.True(result.ExitCode == 0, $"{table}: {result.Stderr}");
+            Assert.Equal("bigint(20)", await ScalarAsync(db.ConnectionString,
+                $"SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' AND COLUMN_NAME = 'k'"));
+            Assert.Equal("2000", await ScalarAsync(db.ConnectionString, $"SELECT COUNT(*) FROM {table}"));
+            Assert.Equal("-1", await ScalarAsync(db.ConnectionString, $"SELECT k FROM {table} WHERE id = 1"));
+            Assert.Equal("0", await ScalarAsync(db.ConnectionString, $"SELECT COUNT(*) FROM {table} WHERE id = 2"));
+            Assert.Equal("1", await ScalarAsync(db.ConnectionString, $"SELECT COUNT(*) FROM {table} WHERE id = 5001"));
         }
     }
 

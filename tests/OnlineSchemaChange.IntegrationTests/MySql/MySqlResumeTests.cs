@@ -152,67 +152,59 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
             CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_3000;
             """);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-kill-sessions-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
+        using var flag = new FlagFile("kill-sessions");
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--throttle-flag-file", flag.Path);
+        await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (await CheckpointRowsAsync(connectionString) < 0)
         {
-            LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (await CheckpointRowsAsync(connectionString) < 0)
-            {
-                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "no checkpoint was saved");
-                await Task.Delay(50);
-            }
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "no checkpoint was saved");
+            await Task.Delay(50);
+        }
 
-            await ExecuteAsync(connectionString, "INSERT INTO t VALUES (3001, 1, 'written before the kill')");
-            await using (var admin = new MySqlConnection(connectionString))
+        await ExecuteAsync(connectionString, "INSERT INTO t VALUES (3001, 1, 'written before the kill')");
+        await using (var admin = new MySqlConnection(connectionString))
+        {
+            await admin.OpenAsync();
+            var sessions = new List<string>();
+            await using (var list = new MySqlCommand("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND ID <> CONNECTION_ID()", admin))
+            await using (MySqlDataReader reader = await list.ExecuteReaderAsync())
             {
-                await admin.OpenAsync();
-                var sessions = new List<string>();
-                await using (var list = new MySqlCommand("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND ID <> CONNECTION_ID()", admin))
-                await using (MySqlDataReader reader = await list.ExecuteReaderAsync())
+                while (await reader.ReadAsync())
                 {
-                    while (await reader.ReadAsync())
-                    {
-                        sessions.Add(reader.GetValue(0).ToString()!);
-                    }
-                }
-
-                Assert.NotEmpty(sessions);
-                foreach (string id in sessions)
-                {
-                    await using var kill = new MySqlCommand($"KILL {id}", admin);
-                    try
-                    {
-                        await kill.ExecuteNonQueryAsync();
-                    }
-                    catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchThread)
-                    {
-                        // Ended meanwhile.
-                    }
+                    sessions.Add(reader.GetValue(0).ToString()!);
                 }
             }
 
-            File.Delete(flag);
-            OscRunner.Result stopped = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
-            output.WriteLine(stopped.Stderr);
-            Assert.Equal(1, stopped.ExitCode);
-            Assert.Contains("Lost the connection to the server", stopped.Stderr, StringComparison.Ordinal);
-            Assert.DoesNotContain("Unexpected failure", stopped.Stderr, StringComparison.Ordinal);
-            Assert.Contains("--resume", stopped.Stderr, StringComparison.Ordinal);
-            Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
-            Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+            Assert.NotEmpty(sessions);
+            foreach (string id in sessions)
+            {
+                await using var kill = new MySqlCommand($"KILL {id}", admin);
+                try
+                {
+                    await kill.ExecuteNonQueryAsync();
+                }
+                catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchThread)
+                {
+                    // Ended meanwhile.
+                }
+            }
+        }
 
-            OscRunner.Result resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
-            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
-            Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
-            Assert.Equal("3001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        flag.Lift();
+        OscRunner.Result stopped = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
+        output.WriteLine(stopped.Stderr);
+        Assert.Equal(1, stopped.ExitCode);
+        Assert.Contains("Lost the connection to the server", stopped.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unexpected failure", stopped.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--resume", stopped.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await LeftoversAsync(connectionString));
+        Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+
+        OscRunner.Result resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+        Assert.Equal("3001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
     }
 
     [Fact]

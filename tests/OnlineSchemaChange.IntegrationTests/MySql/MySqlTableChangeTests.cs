@@ -53,24 +53,16 @@ public sealed class MySqlTableChangeTests(ServersFixture servers, ITestOutputHel
     /// <summary>Holds the copy with the flag file, makes the change and one write after it, then lets the run go on.</summary>
     private static async Task<OscRunner.Result> RunWithChangeAsync(OscTestDatabase db, string change)
     {
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-table-change-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
+        using var flag = new FlagFile("table-change");
+        LiveOscRun run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flag.Path);
+        await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
+        await ExecuteAsync(db.ConnectionString, change);
+        if (!change.StartsWith("RENAME", StringComparison.Ordinal))
         {
-            LiveOscRun run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
-            await ExecuteAsync(db.ConnectionString, change);
-            if (!change.StartsWith("RENAME", StringComparison.Ordinal))
-            {
-                await ExecuteAsync(db.ConnectionString, "INSERT INTO t (id, k, c) VALUES (5001, 1, 'after the change')");
-            }
+            await ExecuteAsync(db.ConnectionString, "INSERT INTO t (id, k, c) VALUES (5001, 1, 'after the change')");
+        }
 
-            File.Delete(flag);
-            return await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        flag.Lift();
+        return await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
     }
 }

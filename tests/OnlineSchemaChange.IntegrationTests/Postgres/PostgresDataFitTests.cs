@@ -31,24 +31,16 @@ public sealed class PostgresDataFitTests(ServersFixture servers, ITestOutputHelp
     public async Task A_row_the_application_writes_that_does_not_fit_stops_the_run_before_the_swap()
     {
         (string connectionString, string uri) = await DatabaseAsync();
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-fit-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
+        using var flag = new FlagFile("fit");
         OscRunner.Result result;
-        try
-        {
-            // Held before the swap, the copy done: the row reaches the shadow through the replay alone.
-            LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN c TYPE varchar(10)", "--execute", "--json",
-                "--postpone-cut-over-flag-file", flag);
-            await run.WaitForEventAsync(e => e.TryGetProperty("phase", out JsonElement p) && p.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
-                TimeSpan.FromSeconds(60), "the flag file to postpone the swap");
-            await ExecuteAsync(connectionString, "UPDATE t SET c = 'a value longer than ten characters' WHERE id = 1000");
-            File.Delete(flag);
-            result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        // Held before the swap, the copy done: the row reaches the shadow through the replay alone.
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN c TYPE varchar(10)", "--execute", "--json",
+            "--postpone-cut-over-flag-file", flag.Path);
+        await run.WaitForEventAsync(e => e.TryGetProperty("phase", out JsonElement p) && p.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(60), "the flag file to postpone the swap");
+        await ExecuteAsync(connectionString, "UPDATE t SET c = 'a value longer than ten characters' WHERE id = 1000");
+        flag.Lift();
+        result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
 
         output.WriteLine(result.Stderr);
         Assert.Equal(1, result.ExitCode);

@@ -358,45 +358,37 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
     public async Task Terminating_osc_s_backends_stops_the_run_with_a_clear_error_and_resume_finishes()
     {
         var (connectionString, uri) = await DatabaseAsync(3_000);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-terminate-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
+        using var flag = new FlagFile("terminate");
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--throttle-flag-file", flag.Path);
+        await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (await CheckpointRowsAsync(connectionString) < 0)
         {
-            LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (await CheckpointRowsAsync(connectionString) < 0)
-            {
-                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "no checkpoint was saved");
-                await Task.Delay(50);
-            }
-
-            await ExecuteAsync(connectionString, "INSERT INTO t VALUES (3001, 1, 'written before the terminate')");
-            string terminated = await ScalarAsync(connectionString,
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'osc' AND pid <> pg_backend_pid()");
-            output.WriteLine($"terminated {terminated} backends");
-            Assert.NotEqual("0", terminated);
-
-            File.Delete(flag);
-            OscRunner.Result stopped = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
-            output.WriteLine(stopped.Stderr);
-            Assert.Equal(1, stopped.ExitCode);
-            Assert.Contains("Lost the connection to the server", stopped.Stderr, StringComparison.Ordinal);
-            Assert.DoesNotContain("Unexpected failure", stopped.Stderr, StringComparison.Ordinal);
-            Assert.Contains("--resume", stopped.Stderr, StringComparison.Ordinal);
-            Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
-            Assert.Equal("integer", await ColumnTypeAsync(connectionString));
-
-            OscRunner.Result resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
-            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
-            Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
-            Assert.Equal("3001", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
-            Assert.Equal("", await LeftoversAsync(connectionString));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "no checkpoint was saved");
+            await Task.Delay(50);
         }
-        finally
-        {
-            File.Delete(flag);
-        }
+
+        await ExecuteAsync(connectionString, "INSERT INTO t VALUES (3001, 1, 'written before the terminate')");
+        string terminated = await ScalarAsync(connectionString,
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'osc' AND pid <> pg_backend_pid()");
+        output.WriteLine($"terminated {terminated} backends");
+        Assert.NotEqual("0", terminated);
+
+        flag.Lift();
+        OscRunner.Result stopped = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
+        output.WriteLine(stopped.Stderr);
+        Assert.Equal(1, stopped.ExitCode);
+        Assert.Contains("Lost the connection to the server", stopped.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unexpected failure", stopped.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--resume", stopped.Stderr, StringComparison.Ordinal);
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("integer", await ColumnTypeAsync(connectionString));
+
+        OscRunner.Result resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint", await ColumnTypeAsync(connectionString));
+        Assert.Equal("3001", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
     }
 
     /// <summary>Interrupts a migration mid-copy once it has checkpointed; its shadow and bookkeeping table stay.</summary>

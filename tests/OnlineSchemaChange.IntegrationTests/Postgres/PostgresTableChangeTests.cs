@@ -45,21 +45,13 @@ public sealed class PostgresTableChangeTests(ServersFixture servers, ITestOutput
     /// <summary>Holds the copy with the flag file, makes the change and one write after it, then lets the run go on.</summary>
     private static async Task<OscRunner.Result> RunWithChangeAsync(string connectionString, string uri, string change)
     {
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-table-change-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
-        {
-            LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--json", "--throttle-flag-file", flag);
-            await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
-            await ExecuteAsync(connectionString, change);
-            await ExecuteAsync(connectionString, "INSERT INTO t (id, k, c) VALUES (5001, 1, 'after the change')");
-            File.Delete(flag);
-            return await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        using var flag = new FlagFile("table-change");
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--json", "--throttle-flag-file", flag.Path);
+        await run.WaitForThrottledAsync("flag file", TimeSpan.FromSeconds(60));
+        await ExecuteAsync(connectionString, change);
+        await ExecuteAsync(connectionString, "INSERT INTO t (id, k, c) VALUES (5001, 1, 'after the change')");
+        flag.Lift();
+        return await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
     }
 
     private async Task<(string ConnectionString, string Uri)> DatabaseAsync()
