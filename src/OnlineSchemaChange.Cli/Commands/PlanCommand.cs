@@ -22,7 +22,8 @@ internal static class PlanCommand
             whether it rewrites or scans the table, and the safest way to do it. The ALTER runs only on an empty copy
             of the table, which is always removed.
             Exit codes: 0 safe to run natively (or in the safe form shown), 2 needs an online rebuild (osc alter),
-            3 needs expand-contract (the application sees the change), 1 error.
+            3 needs expand-contract (the application sees the change), 4 no online way for this table (run it natively
+            when writes may wait), 1 error.
             """);
         connection.AddTo(command);
         command.Options.Add(table);

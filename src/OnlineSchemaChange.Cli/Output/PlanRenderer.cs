@@ -80,6 +80,7 @@ internal static class PlanRenderer
         PlanStrategy.RunNatively => "run natively, with a lock timeout",
         PlanStrategy.RunSafeVariant => "run the non-blocking form below",
         PlanStrategy.OnlineRebuild => "rebuild online with osc alter",
+        PlanStrategy.MaintenanceWindow => "[red]no online way for this table[/]: run it natively when writes may wait",
         _ => "expand-contract: the application sees this change",
     };
 

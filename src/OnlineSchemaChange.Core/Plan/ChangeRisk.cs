@@ -27,6 +27,12 @@ public enum PlanStrategy
 
     /// <summary>The application sees the change: split it into expand, dual-write, backfill, switch reads, contract. Exit code 3.</summary>
     ExpandContract,
+
+    /// <summary>
+    /// No online way: the server's ALTER blocks writes for its whole run, and `osc alter` cannot rebuild this table (the
+    /// notes say why: history, partitions, inheritance). Run it natively when writes may wait. Exit code 4.
+    /// </summary>
+    MaintenanceWindow,
 }
 
 public static class PlanExitCodes
@@ -35,12 +41,14 @@ public static class PlanExitCodes
     public const int Error = 1;
     public const int NeedsOnlineRebuild = 2;
     public const int NeedsExpandContract = 3;
+    public const int NeedsMaintenanceWindow = 4;
 
     public static int For(PlanStrategy strategy) => strategy switch
     {
         PlanStrategy.RunNatively or PlanStrategy.RunSafeVariant => Safe,
         PlanStrategy.OnlineRebuild => NeedsOnlineRebuild,
         PlanStrategy.ExpandContract => NeedsExpandContract,
+        PlanStrategy.MaintenanceWindow => NeedsMaintenanceWindow,
         _ => throw new ArgumentOutOfRangeException(nameof(strategy)),
     };
 }

@@ -7,7 +7,11 @@ namespace OnlineSchemaChange.Core.Plan;
 /// </summary>
 public static class StrategyAdvisor
 {
-    public static PlanStrategy Decide(ServerFindings findings, IReadOnlyCollection<ApplicationImpact> impacts, bool hasSafeVariant)
+    /// <param name="canRebuildOnline">
+    /// False for a table `osc alter` refuses (system-versioned, partitioned, in an inheritance tree): a rewrite that does
+    /// not block writes is then best left to the server, and one that blocks them has no online way at all.
+    /// </param>
+    public static PlanStrategy Decide(ServerFindings findings, IReadOnlyCollection<ApplicationImpact> impacts, bool hasSafeVariant, bool canRebuildOnline = true)
     {
         ArgumentNullException.ThrowIfNull(findings);
         ArgumentNullException.ThrowIfNull(impacts);
@@ -24,6 +28,8 @@ public static class StrategyAdvisor
             // those ourselves so the copy is chunked and throttled. An online index build does not rewrite.
             ChangeRisk.Online when !findings.RewritesTable => PlanStrategy.RunNatively,
             _ when hasSafeVariant => PlanStrategy.RunSafeVariant,
+            ChangeRisk.Online when !canRebuildOnline => PlanStrategy.RunNatively,
+            _ when !canRebuildOnline => PlanStrategy.MaintenanceWindow,
             _ => PlanStrategy.OnlineRebuild,
         };
     }

@@ -40,8 +40,15 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
         var catalog = new MySqlCatalog(connection);
         string version = await catalog.ServerVersionAsync(cancellationToken);
-        TableSize size = await catalog.TableSizeAsync(qualified, cancellationToken) ?? throw new OscException(
+        (TableSize size, bool systemVersioned) = await catalog.DescribeAsync(qualified, cancellationToken) ?? throw new OscException(
             $"Table {qualified} does not exist.", "Check the database and table names (they are case-sensitive on Linux).");
+        if (systemVersioned)
+        {
+            // The empty copy is system-versioned too, and the server refuses any ALTER of one unless told what to do
+            // with the history; KEEP is what an operator's native run would need as well (the steps say so).
+            await catalog.ExecuteAsync("SET SESSION system_versioning_alter_history = KEEP", cancellationToken);
+        }
+
         IReadOnlyList<MySqlColumn> columnsBefore = await catalog.ColumnsAsync(qualified, cancellationToken);
         IReadOnlyList<string> key = await catalog.PrimaryKeyAsync(qualified, cancellationToken);
 
@@ -49,9 +56,15 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
         (ServerFindings findings, IReadOnlyList<MySqlColumn> columnsAfter) = await TryOnCopyAsync(connection, catalog, statement, qualified, copy, cancellationToken);
 
         IReadOnlyList<ApplicationImpact> impacts = Impacts(statement, columnsBefore, columnsAfter);
-        PlanStrategy strategy = StrategyAdvisor.Decide(findings, impacts, hasSafeVariant: false);
+        PlanStrategy strategy = StrategyAdvisor.Decide(findings, impacts, hasSafeVariant: false, canRebuildOnline: !systemVersioned);
         MySqlForeignKeys foreignKeys = await MySqlForeignKeys.ReadAsync(connection, qualified, cancellationToken);
         List<string> notes = Notes(statement, findings, impacts);
+        if (systemVersioned)
+        {
+            notes.Add("This is a system-versioned table: osc alter does not rebuild it, because an online copy takes the current rows only and the history would be lost. "
+                      + "A native ALTER of it needs SET SESSION system_versioning_alter_history = KEEP (the steps include it); with KEEP the history is kept and converted to the new definition along with the current rows.");
+        }
+
         if (strategy == PlanStrategy.OnlineRebuild && foreignKeys.Any)
         {
             notes.Add(ForeignKeyNote(foreignKeys));
@@ -66,7 +79,7 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
             Findings = findings,
             Impacts = impacts,
             Strategy = strategy,
-            Steps = Steps(strategy, statement, qualified, key, findings, impacts, foreignKeys.Any),
+            Steps = Steps(strategy, statement, qualified, key, findings, impacts, foreignKeys.Any, systemVersioned),
             Notes = notes,
         };
     }
@@ -214,8 +227,9 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
     }
 
     private static List<PlanStep> Steps(PlanStrategy strategy, AlterStatement statement, TableName table, IReadOnlyList<string> key,
-        ServerFindings findings, IReadOnlyList<ApplicationImpact> impacts, bool hasForeignKeys)
+        ServerFindings findings, IReadOnlyList<ApplicationImpact> impacts, bool hasForeignKeys, bool systemVersioned)
     {
+        string keepHistory = systemVersioned ? "SET SESSION system_versioning_alter_history = KEEP;\n" : "";
         switch (strategy)
         {
             case PlanStrategy.ExpandContract:
@@ -235,12 +249,19 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
                 string sql = statement.Kind == AlterStatementKind.AlterTable && !statement.ChangeClauses.Any()
                     ? $"ALTER TABLE {MySqlSql.Quote(table)} {statement.Clauses[^1].Text};"
                     : Render(statement, table, algorithm).TrimEnd(',', ' ') + ";";
-                return
-                [
-                    new PlanStep("run natively",
-                        "Run it with a short metadata-lock timeout, naming the algorithm so the server refuses rather than silently doing something slower. If it times out (a long transaction holds the table), retry with backoff; do not raise the timeout: every query queues behind a waiting ALTER.",
-                        $"SET SESSION lock_wait_timeout = 5;\n{sql}"),
-                ];
+                return strategy == PlanStrategy.MaintenanceWindow
+                    ?
+                    [
+                        new PlanStep("run natively in a maintenance window",
+                            $"No online way exists for this table, and the server's way blocks {(findings.BlocksReads ? "reads and writes" : "writes")} for the whole operation: run it when the application can wait (or is stopped), with a metadata-lock timeout so that it never queues behind a long transaction unnoticed.",
+                            $"SET SESSION lock_wait_timeout = 5;\n{keepHistory}{sql}"),
+                    ]
+                    :
+                    [
+                        new PlanStep("run natively",
+                            "Run it with a short metadata-lock timeout, naming the algorithm so the server refuses rather than silently doing something slower. If it times out (a long transaction holds the table), retry with backoff; do not raise the timeout: every query queues behind a waiting ALTER.",
+                            $"SET SESSION lock_wait_timeout = 5;\n{keepHistory}{sql}"),
+                    ];
         }
     }
 

@@ -35,7 +35,26 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
         return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
+    /// <summary>The table's size, or null when there is no such table; refuses anything osc cannot rebuild online.</summary>
     public async Task<TableSize?> TableSizeAsync(TableName table, CancellationToken cancellationToken)
+    {
+        if (await DescribeAsync(table, cancellationToken) is not { } description)
+        {
+            return null;
+        }
+
+        if (description.SystemVersioned)
+        {
+            throw new Core.OscException(
+                $"{table} is a system-versioned table: an online rebuild copies its current rows only, and the new table would have lost the history.",
+                "Alter it natively (the server rebuilds current and history rows alike), or remove system versioning first if the history may go.");
+        }
+
+        return description.Size;
+    }
+
+    /// <summary>The table's size and whether it is system-versioned, or null when there is no such table.</summary>
+    public async Task<(TableSize Size, bool SystemVersioned)?> DescribeAsync(TableName table, CancellationToken cancellationToken)
     {
         await using MySqlCommand command = TableCommand(
             "SELECT TABLE_TYPE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", table);
@@ -46,21 +65,15 @@ internal sealed class MySqlCatalog(MySqlConnection connection)
         }
 
         string type = reader.GetString(0);
-        if (type == "SYSTEM VERSIONED")
-        {
-            throw new Core.OscException(
-                $"{table} is a system-versioned table: an online rebuild copies its current rows only, and the new table would have lost the history.",
-                "Alter it natively (the server rebuilds current and history rows alike), or remove system versioning first if the history may go.");
-        }
-
-        if (type != "BASE TABLE")
+        if (type is not ("BASE TABLE" or "SYSTEM VERSIONED"))
         {
             throw new Core.OscException($"{table} is a {type.ToLowerInvariant()}, not a table.",
                 type == "VIEW" ? "Plan the ALTER of the table it reads from." : "osc changes tables.");
         }
 
-        return new TableSize(Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture),
+        var size = new TableSize(Convert.ToInt64(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture),
             Convert.ToInt64(reader.GetValue(2), System.Globalization.CultureInfo.InvariantCulture));
+        return (size, type == "SYSTEM VERSIONED");
     }
 
     public async Task<IReadOnlyList<MySqlColumn>> ColumnsAsync(TableName table, CancellationToken cancellationToken)

@@ -70,18 +70,15 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         var qualified = new TableName(schema, table.Name);
         PostgresCatalog.RelationInfo relation = await catalog.RelationAsync(qualified, cancellationToken) ?? throw new OscException(
             $"Table {qualified} does not exist.", "Check the schema and table names; unquoted names are lower case in PostgreSQL.");
-        if (relation.Kind == 'p')
-        {
-            throw new OscException($"{qualified} is a partitioned table; osc does not rebuild partitioned tables online.",
-                "Change each partition (they are plain tables) with osc alter, or change the partitioned table natively.");
-        }
-
-        if (relation.Kind != 'r')
+        if (relation.Kind is not ('r' or 'p'))
         {
             throw new OscException($"{qualified} is not a table (relkind '{relation.Kind}').", "Alter the table it reads from.");
         }
 
-        await CheckInheritanceAsync(catalog, qualified, relation.Oid, cancellationToken);
+        if (await WhyNoOnlineRebuildAsync(catalog, qualified, relation, cancellationToken) is { } refusal)
+        {
+            throw refusal;
+        }
         if (!await catalog.ScalarAsync<bool>("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = $1", cancellationToken, relation.Oid))
         {
             throw new OscException($"The user {connection.UserName} does not own {qualified}: the swap renames it and recreates its grants, which only its owner can do.",
@@ -149,22 +146,37 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         }
     }
 
-    private static async Task CheckInheritanceAsync(PostgresCatalog catalog, TableName table, uint oid, CancellationToken cancellationToken)
+    /// <summary>
+    /// Why osc cannot rebuild this table online, or null when it can: a partitioned table, a partition, or a table in an
+    /// inheritance tree (a swapped-in copy would be outside the tree). `osc plan` reports the same reasons.
+    /// </summary>
+    internal static async Task<OscException?> WhyNoOnlineRebuildAsync(PostgresCatalog catalog, TableName table, PostgresCatalog.RelationInfo relation,
+        CancellationToken cancellationToken)
     {
-        if (await catalog.ScalarAsync<bool>("SELECT relispartition FROM pg_class WHERE oid = $1", cancellationToken, oid))
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(relation);
+        if (relation.Kind == 'p')
         {
-            throw new OscException($"{table} is a partition of a partitioned table; swapping it would detach it from its parent.",
+            return new OscException($"{table} is a partitioned table; osc does not rebuild partitioned tables online, nor their partitions (a swapped-in copy would not be attached).",
+                "Change the partitioned table natively (each partition is rewritten under its own lock), or create a new partition set and move the rows in batches.");
+        }
+
+        if (await catalog.ScalarAsync<bool>("SELECT relispartition FROM pg_class WHERE oid = $1", cancellationToken, relation.Oid))
+        {
+            return new OscException($"{table} is a partition of a partitioned table; swapping it would detach it from its parent.",
                 "Change the partitioned table natively, or detach the partition, change it, and attach it again.");
         }
 
-        long parents = await catalog.ScalarAsync<long>("SELECT count(*) FROM pg_inherits WHERE inhrelid = $1", cancellationToken, oid);
-        long children = await catalog.ScalarAsync<long>("SELECT count(*) FROM pg_inherits WHERE inhparent = $1", cancellationToken, oid);
+        long parents = await catalog.ScalarAsync<long>("SELECT count(*) FROM pg_inherits WHERE inhrelid = $1", cancellationToken, relation.Oid);
+        long children = await catalog.ScalarAsync<long>("SELECT count(*) FROM pg_inherits WHERE inhparent = $1", cancellationToken, relation.Oid);
         if (parents > 0 || children > 0)
         {
-            throw new OscException(
+            return new OscException(
                 $"{table} takes part in table inheritance ({(parents > 0 ? "it inherits from another table" : $"{children} table(s) inherit from it")}); a rebuilt copy would not.",
                 "Change it natively (ALTER TABLE recurses through inheritance), or remove the inheritance first.");
         }
+
+        return null;
     }
 
     /// <summary>A relation's live columns in attribute order (the shadow reads its own the same way).</summary>

@@ -4,6 +4,7 @@ using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Connection;
+using OnlineSchemaChange.Postgres.Migration;
 
 namespace OnlineSchemaChange.Postgres.Plan;
 
@@ -42,11 +43,17 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
         IReadOnlyList<PlanStep>? safeVariant = findings.Risk == ChangeRisk.Blocking && !findings.RewritesTable
             ? PostgresSafeVariant.TryBuild(statement, qualified)
             : null;
-        PlanStrategy strategy = StrategyAdvisor.Decide(findings, impacts, safeVariant is not null);
+        OscException? noOnlineRebuild = await PostgresInspector.WhyNoOnlineRebuildAsync(catalog, qualified, relation, cancellationToken);
+        PlanStrategy strategy = StrategyAdvisor.Decide(findings, impacts, safeVariant is not null, canRebuildOnline: noOnlineRebuild is null);
         var notes = new List<string>();
         if (relation.Kind == 'p')
         {
             notes.Add("This is a partitioned table: planned on a plain copy; the real ALTER recurses into every partition, each with its own lock.");
+        }
+
+        if (noOnlineRebuild is not null)
+        {
+            notes.Add($"osc alter does not rebuild this table: {noOnlineRebuild.Message} {noOnlineRebuild.Hint}");
         }
 
         if (findings.OtherTables.Any(o => o.BlocksWrites))
@@ -79,6 +86,12 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
                     {
                         Command = $"osc alter <connection> --table {qualified} --alter \"{string.Join(", ", statement.ChangeClauses.Select(c => c.Text)).Replace("\"", "\\\"", StringComparison.Ordinal)}\" --execute",
                     },
+                ],
+                PlanStrategy.MaintenanceWindow =>
+                [
+                    new PlanStep("run natively in a maintenance window",
+                        $"No online way exists for this table, and the server's way blocks {(findings.BlocksReads ? "reads and writes" : "writes")} for the whole operation: run it when the application can wait (or is stopped), with a lock_timeout so that it never queues every later query behind a long transaction.",
+                        $"SET lock_timeout = '2s';\n{NativeSql(statement, qualified)};"),
                 ],
                 _ =>
                 [

@@ -77,6 +77,31 @@ public sealed class MySqlPlanTests(ServersFixture servers) : IAsyncLifetime
         Assert.DoesNotContain(":" + new MySqlConnectionStringBuilder(_connectionString).Password + "@", result.Stdout, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("ADD COLUMN x INT", "instant", "run-natively", 0)]
+    [InlineData("ADD INDEX ix_v (v)", "online", "run-natively", 0)]
+    [InlineData("MODIFY v BIGINT", "blocking", "maintenance-window", 4)]
+    public async Task A_system_versioned_table_is_planned_never_sent_to_an_online_rebuild(string alter, string risk, string strategy, int exitCode)
+    {
+        await ExecuteAsync("CREATE TABLE sv (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING; INSERT INTO sv VALUES (1, 1); UPDATE sv SET v = 2 WHERE id = 1");
+        string before = await VersionedDefinitionAsync();
+
+        OscRunner.Result result = await OscRunner.RunAsync("plan", _uri, "--table", "sv", "--alter", alter, "--json");
+
+        Assert.Equal(exitCode, result.ExitCode);
+        Assert.Equal(risk, result.Json.GetProperty("risk").GetString());
+        Assert.Equal(strategy, result.Json.GetProperty("strategy").GetString());
+        Assert.Contains(result.Json.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("system-versioned", StringComparison.Ordinal));
+
+        // The step's SQL is what the server needs for this table: it runs as given, and the history stays.
+        string sql = Assert.Single(result.Json.GetProperty("steps").EnumerateArray()).GetProperty("sql").GetString()!;
+        Assert.Contains("system_versioning_alter_history = KEEP", sql, StringComparison.Ordinal);
+        Assert.Equal(before, await VersionedDefinitionAsync());
+        Assert.Equal(0L, await CountPlanCopiesAsync());
+        await ExecuteAsync(sql);
+        Assert.Equal(2L, await ScalarAsync<long>("SELECT COUNT(*) FROM sv FOR SYSTEM_TIME ALL"));
+    }
+
     [Fact]
     public async Task A_rename_spells_out_expand_contract_with_sql_that_runs()
     {
@@ -176,6 +201,19 @@ public sealed class MySqlPlanTests(ServersFixture servers) : IAsyncLifetime
 
     private async Task<long> CountPlanCopiesAsync() =>
         await ScalarAsync<long>($"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc\\_plan%'");
+
+    private async Task<string> VersionedDefinitionAsync()
+    {
+        await using var connection = new MySqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var command = new MySqlCommand("SHOW CREATE TABLE sv", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        string definition = reader.GetString(1);
+        await reader.CloseAsync();
+        await using var rows = new MySqlCommand("SELECT GROUP_CONCAT(CONCAT_WS('|', id, v) ORDER BY id, v) FROM sv FOR SYSTEM_TIME ALL", connection);
+        return definition + "\n" + await rows.ExecuteScalarAsync();
+    }
 
     private async Task<string> TableDefinitionAsync()
     {

@@ -61,6 +61,37 @@ public sealed class PostgresPlanTests(ServersFixture servers) : IAsyncLifetime
         await AssertUntouchedAsync(before);
     }
 
+    private const string Partitioned = "CREATE TABLE pt (id int, v int, PRIMARY KEY (id)) PARTITION BY RANGE (id); CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (0) TO (100)";
+    private const string Inheriting = "CREATE TABLE pt (id int PRIMARY KEY, v int); CREATE TABLE pt_1 (w int) INHERITS (pt)";
+
+    [Theory]
+    [InlineData(Partitioned, "pt", "ALTER COLUMN v TYPE bigint", "partitioned table", "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'pt_1'::regclass AND attname = 'v'", "bigint")]
+    [InlineData(Partitioned, "pt_1", "SET UNLOGGED", "partition of a partitioned table", "SELECT relpersistence::text FROM pg_class WHERE oid = 'pt_1'::regclass", "u")]
+    [InlineData(Inheriting, "pt", "ALTER COLUMN v TYPE bigint", "inheritance", "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'pt_1'::regclass AND attname = 'v'", "bigint")]
+    [InlineData(Inheriting, "pt_1", "ALTER COLUMN w TYPE bigint", "inheritance", "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'pt_1'::regclass AND attname = 'w'", "bigint")]
+    public async Task A_table_osc_cannot_rebuild_is_never_sent_to_an_online_rebuild(string setup, string table, string rewriting, string reason, string check, string changed)
+    {
+        await ExecuteAsync(setup + "; INSERT INTO pt (id, v) VALUES (1, 1), (2, 2)");
+
+        OscRunner.Result rewrite = await OscRunner.RunAsync("plan", _uri, "--table", table, "--alter", rewriting, "--json");
+        OscRunner.Result instant = await OscRunner.RunAsync("plan", _uri, "--table", table, "--alter", "ALTER COLUMN v SET STATISTICS 500", "--json");
+
+        Assert.Equal(4, rewrite.ExitCode);
+        Assert.Equal("maintenance-window", rewrite.Json.GetProperty("strategy").GetString());
+        Assert.Contains(rewrite.Json.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains(reason, StringComparison.Ordinal));
+        Assert.Equal(0, instant.ExitCode);
+        Assert.Equal("run-natively", instant.Json.GetProperty("strategy").GetString());
+
+        // osc alter refuses the same table for the same reason.
+        OscRunner.Result alter = await OscRunner.RunAsync("alter", _uri, "--table", table, "--alter", rewriting);
+        Assert.Equal(1, alter.ExitCode);
+        Assert.Contains(reason, alter.Stderr, StringComparison.Ordinal);
+
+        // The step's SQL runs as given and makes the change.
+        await ExecuteAsync(Assert.Single(rewrite.Json.GetProperty("steps").EnumerateArray()).GetProperty("sql").GetString()!);
+        Assert.Equal(changed, await ScalarAsync<string>(check));
+    }
+
     [Fact]
     public async Task A_foreign_key_reports_the_write_lock_on_the_referenced_table()
     {

@@ -37,11 +37,27 @@ public sealed class StrategyAdvisorTests
     public void Blocking_work_without_a_safe_form_needs_an_online_rebuild() =>
         Assert.Equal(PlanStrategy.OnlineRebuild, StrategyAdvisor.Decide(Findings(rewrites: true, blocksWrites: true), [], false));
 
+    [Fact]
+    public void A_table_osc_cannot_rebuild_has_no_online_way_for_blocking_work() =>
+        Assert.Equal(PlanStrategy.MaintenanceWindow, StrategyAdvisor.Decide(Findings(rewrites: true, blocksWrites: true), [], false, canRebuildOnline: false));
+
+    [Fact]
+    public void A_table_osc_cannot_rebuild_takes_an_online_rewrite_natively() =>
+        Assert.Equal(PlanStrategy.RunNatively, StrategyAdvisor.Decide(Findings(rewrites: true), [], false, canRebuildOnline: false));
+
+    [Fact]
+    public void A_table_osc_cannot_rebuild_still_uses_a_safe_form_or_expand_contract()
+    {
+        Assert.Equal(PlanStrategy.RunSafeVariant, StrategyAdvisor.Decide(Findings(scans: true, blocksWrites: true), [], true, canRebuildOnline: false));
+        Assert.Equal(PlanStrategy.ExpandContract, StrategyAdvisor.Decide(Findings(rewrites: true, blocksWrites: true), [Drop], false, canRebuildOnline: false));
+    }
+
     [Theory]
     [InlineData(PlanStrategy.RunNatively, 0)]
     [InlineData(PlanStrategy.RunSafeVariant, 0)]
     [InlineData(PlanStrategy.OnlineRebuild, 2)]
     [InlineData(PlanStrategy.ExpandContract, 3)]
+    [InlineData(PlanStrategy.MaintenanceWindow, 4)]
     public void Exit_codes_are_the_documented_ones(PlanStrategy strategy, int code) => Assert.Equal(code, PlanExitCodes.For(strategy));
 
     [Fact]
