@@ -12,28 +12,20 @@ internal static class InterruptedRun
     public static async Task StopWhileCopyingAsync(string uri, string alter, Func<Task<long>> checkpointRows)
     {
         ArgumentNullException.ThrowIfNull(checkpointRows);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-interrupted-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
+        using var flag = new FlagFile("interrupted");
+        using var cancel = new CancellationTokenSource();
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        Task<int> run = OscApp.RunAsync(["alter", uri, "--table", "t", "--alter", alter, "--execute", "--throttle-flag-file", flag.Path], stdout, stderr, false, cancel.Token);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await checkpointRows() < 0)
         {
-            using var cancel = new CancellationTokenSource();
-            using var stdout = new StringWriter();
-            using var stderr = new StringWriter();
-            Task<int> run = OscApp.RunAsync(["alter", uri, "--table", "t", "--alter", alter, "--execute", "--throttle-flag-file", flag], stdout, stderr, false, cancel.Token);
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (await checkpointRows() < 0)
-            {
-                Assert.True(DateTime.UtcNow < deadline && !run.IsCompleted, $"no checkpoint was written: {stderr}");
-                await Task.Delay(50);
-            }
+            Assert.True(DateTime.UtcNow < deadline && !run.IsCompleted, $"no checkpoint was written: {stderr}");
+            await Task.Delay(50);
+        }
 
-            await cancel.CancelAsync();
-            Assert.Equal(130, await run);
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        await cancel.CancelAsync();
+        Assert.Equal(130, await run);
     }
 
     /// <summary>
@@ -44,26 +36,18 @@ internal static class InterruptedRun
         params string[] extraArguments)
     {
         ArgumentNullException.ThrowIfNull(checkpointRows);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-interrupted-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
+        using var flag = new FlagFile("interrupted");
+        await using var osc = OscProcess.Start(uri, ["--table", "t", "--alter", alter, "--execute", "--throttle-flag-file", flag.Path, .. extraArguments]);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await checkpointRows() < 0)
         {
-            await using var osc = OscProcess.Start(uri, ["--table", "t", "--alter", alter, "--execute", "--throttle-flag-file", flag, .. extraArguments]);
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (await checkpointRows() < 0)
-            {
-                Assert.True(DateTime.UtcNow < deadline && !osc.HasExited, $"no checkpoint was written: {osc.Stderr}");
-                await Task.Delay(50);
-            }
+            Assert.True(DateTime.UtcNow < deadline && !osc.HasExited, $"no checkpoint was written: {osc.Stderr}");
+            await Task.Delay(50);
+        }
 
-            osc.Signal(signal);
-            int exitCode = await osc.WaitForExitAsync(TimeSpan.FromSeconds(60));
-            return (exitCode, osc.Stderr);
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        osc.Signal(signal);
+        int exitCode = await osc.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        return (exitCode, osc.Stderr);
     }
 
     /// <summary>
@@ -79,34 +63,26 @@ internal static class InterruptedRun
         Func<OscProcess, Task>? whileRunning = null)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-interrupted-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
+        using var flag = new FlagFile("interrupted");
+        await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
+            "--throttle-flag-file", flag.Path);
+        // The first checkpoint is saved once the shadow has its new definition, just before the copy.
+        await WaitForAsync(async () => await probe.CheckpointRowsAsync() >= 0, osc, "the first checkpoint");
+        if (whileRunning is not null)
         {
-            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
-                "--throttle-flag-file", flag);
-            // The first checkpoint is saved once the shadow has its new definition, just before the copy.
-            await WaitForAsync(async () => await probe.CheckpointRowsAsync() >= 0, osc, "the first checkpoint");
-            if (whileRunning is not null)
-            {
-                await whileRunning(osc);
-            }
+            await whileRunning(osc);
+        }
 
-            await probe.HoldKeyAsync();
-            File.Delete(flag);
-            // With several workers the others copy on past the held key to the end of the table, and a checkpoint
-            // records those chunks as copied beyond its watermark.
-            await WaitForAsync(async () => await probe.CheckpointWatermarkAsync() >= 20_000 && await probe.WaitingChunkAsync() != ""
-                    && (workers == "1" || await probe.CheckpointCopiedToTheEndAsync()),
-                osc, "a checkpoint with its watermark past 20,000 (and with several workers, the rest copied) and the chunk waiting on the held key");
-            string waiting = await probe.WaitingChunkAsync();
-            osc.Kill();
-            return waiting;
-        }
-        finally
-        {
-            File.Delete(flag);
-        }
+        await probe.HoldKeyAsync();
+        flag.Lift();
+        // With several workers the others copy on past the held key to the end of the table, and a checkpoint
+        // records those chunks as copied beyond its watermark.
+        await WaitForAsync(async () => await probe.CheckpointWatermarkAsync() >= 20_000 && await probe.WaitingChunkAsync() != ""
+                && (workers == "1" || await probe.CheckpointCopiedToTheEndAsync()),
+            osc, "a checkpoint with its watermark past 20,000 (and with several workers, the rest copied) and the chunk waiting on the held key");
+        string waiting = await probe.WaitingChunkAsync();
+        osc.Kill();
+        return waiting;
     }
 
     /// <summary>Waits until <paramref name="session"/> has left the server, or <paramref name="run"/> ended without it leaving.</summary>

@@ -77,8 +77,7 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
             .Select(p => p.Split(' ')[0]));
         string fill = c.Rows == 0 ? "" : $"INSERT INTO t (id, n, {names}) SELECT seq, seq % 10, {c.Fill} FROM seq_1_to_{c.Rows};";
         OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "matrix", $"CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, n INT NOT NULL DEFAULT 0, {c.Columns}); {fill}");
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-matrix-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
+        using var flag = new FlagFile("matrix");
         using var stop = new CancellationTokenSource();
         var counter = new WriteCounter();
         Task<int> load = LoadAsync(db.ConnectionString, Math.Max(c.Rows, 1), counter, stop.Token);
@@ -91,13 +90,13 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
 
             int atStart = counter.Writes;
             LiveOscRun run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", c.Alter, "--execute", "--json", "--no-replica-discovery",
-                "--chunk-time-millis", "20", "--postpone-cut-over-flag-file", flag);
+                "--chunk-time-millis", "20", "--postpone-cut-over-flag-file", flag.Path);
             await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(90), "the copy and replay to finish");
             int writes = counter.Writes - atStart;
             await stop.CancelAsync();
             await load;
-            File.Delete(flag);
+            flag.Lift();
             OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(90));
             output.WriteLine($"{c.Name}: {writes} writes during the migration");
             Assert.True(result.ExitCode == 0, result.Stderr);
@@ -116,7 +115,6 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
         {
             await stop.CancelAsync();
             await load;
-            File.Delete(flag);
         }
     }
 

@@ -91,18 +91,17 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
 
         // The swap waits until the load has written during the migration: a quiet machine finished the whole run in
         // 0.2 s, before the load had written enough to tell.
-        string postpone = Path.Combine(Path.GetTempPath(), $"osc-fk-postpone-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(postpone, "");
+        using var postpone = new FlagFile("fk-postpone");
         int before = writes.InsertedOrders.Count + writes.InsertedItems.Count;
         Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "MODIFY k BIGINT NOT NULL DEFAULT 0, ADD COLUMN extra INT",
-            "--foreign-keys", "rebuild", "--drop-old-table", "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone);
+            "--foreign-keys", "rebuild", "--drop-old-table", "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone.Path);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (writes.InsertedOrders.Count + writes.InsertedItems.Count - before <= 60 && !alter.IsCompleted && DateTime.UtcNow < deadline)
         {
             await Task.Delay(50);
         }
 
-        File.Delete(postpone);
+        postpone.Lift();
         var result = await alter;
         await Task.Delay(300);
         await stop.CancelAsync();
@@ -357,11 +356,10 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
     /// </summary>
     private static async Task KillSwapAfterItTookTheKeysAsync(OscTestDatabase db)
     {
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-fk-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
+        using var flag = new FlagFile("fk");
         var start = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "osc.dll"), "alter", db.Uri, "--table", "orders", "--alter", KilledAlter,
-                     "--foreign-keys", "rebuild", "--execute", "--json", "--postpone-cut-over-flag-file", flag })
+                     "--foreign-keys", "rebuild", "--execute", "--json", "--postpone-cut-over-flag-file", flag.Path })
         {
             start.ArgumentList.Add(arg);
         }
@@ -385,7 +383,6 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
         {
             osc.Kill(entireProcessTree: true);
             await osc.WaitForExitAsync();
-            File.Delete(flag);
         }
 
         Assert.Equal("orders_osc_new._fk_customer", await ScalarAsync(db.ConnectionString,

@@ -22,18 +22,17 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         Task load = Writes.RunAsync(connectionString, 30000, writes, stop.Token);
 
         // The swap waits until the load has written during the migration, however fast the machine runs it.
-        string postpone = Path.Combine(Path.GetTempPath(), $"osc-mysql-postpone-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(postpone, "");
+        using var postpone = new FlagFile("mysql-postpone");
         int before = writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count;
         Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT NOT NULL DEFAULT 7",
-            "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone);
+            "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone.Path);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count - before <= 60 && !alter.IsCompleted && DateTime.UtcNow < deadline)
         {
             await Task.Delay(50);
         }
 
-        File.Delete(postpone);
+        postpone.Lift();
         var result = await alter;
         await Task.Delay(200);
         await stop.CancelAsync();
@@ -98,31 +97,25 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         using var stop = new CancellationTokenSource();
         Task<Writes> load = Writes.RunAsync(connectionString, 100000, stop.Token);
         // The swap waits for the flag to go, so a fast machine cannot finish the whole run between two polls.
-        string postpone = Path.Combine(Path.GetTempPath(), $"osc-dump-kill-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(postpone, "");
+        using var postpone = new FlagFile("dump-kill");
         Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL",
-            "--execute", "--workers", "1", "--chunk-time-millis", "50", "--postpone-cut-over-flag-file", postpone);
+            "--execute", "--workers", "1", "--chunk-time-millis", "50", "--postpone-cut-over-flag-file", postpone.Path);
 
         // Once the replica connection is streaming and the copy is under way, the server kills it.
         int kills = 0;
-        try
+        while (!alter.IsCompleted && kills == 0)
         {
-            while (!alter.IsCompleted && kills == 0)
+            string dump = await ScalarAsync(connectionString, "SELECT COALESCE(MIN(ID), 0) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+            if (dump != "0" && await ShadowRowsAsync(connectionString) > 1000)
             {
-                string dump = await ScalarAsync(connectionString, "SELECT COALESCE(MIN(ID), 0) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
-                if (dump != "0" && await ShadowRowsAsync(connectionString) > 1000)
-                {
-                    await ExecuteAsync(connectionString, $"KILL {dump}");
-                    kills++;
-                }
-
-                await Task.Delay(20);
+                await ExecuteAsync(connectionString, $"KILL {dump}");
+                kills++;
             }
+
+            await Task.Delay(20);
         }
-        finally
-        {
-            File.Delete(postpone);
-        }
+
+        postpone.Lift();
 
         OscRunner.Result result = await alter;
         await stop.CancelAsync();
@@ -150,10 +143,9 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
 
         // The copy is held by the throttle flag from its first chunk on, so the kill lands in the copy however fast the
         // machine copies; the shadow and the bookkeeping table exist by then.
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-kill-copy-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
+        using var flag = new FlagFile("kill-copy");
         start.ArgumentList.Add("--throttle-flag-file");
-        start.ArgumentList.Add(flag);
+        start.ArgumentList.Add(flag.Path);
         using (var osc = System.Diagnostics.Process.Start(start)!)
         {
             var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -166,7 +158,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
 
             osc.Kill(entireProcessTree: true);
             await osc.WaitForExitAsync();
-            File.Delete(flag);
+            flag.Lift();
         }
 
         Assert.Equal("int(11)", await ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));

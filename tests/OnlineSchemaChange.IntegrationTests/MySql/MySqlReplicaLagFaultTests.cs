@@ -72,18 +72,17 @@ public sealed class MySqlReplicaLagFaultTests(ServersFixture servers, ITestOutpu
     /// </summary>
     internal async Task AssertThrottledByLagThenCompletesAsync(OscTestDatabase db, string replicaConnectionString, string expectedReason, params string[] replicaArgs)
     {
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-lag-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
+        using var flag = new FlagFile("lag");
         try
         {
             LiveOscRun run = LiveOscRun.Start(["alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json",
-                "--max-lag-millis", "500", "--throttle-flag-file", flag, .. replicaArgs]);
+                "--max-lag-millis", "500", "--throttle-flag-file", flag.Path, .. replicaArgs]);
             await run.WaitForEventAsync(e => Reason(e).Contains("flag file", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "the flag file to hold the copy");
             await WaitForHeartbeatAsync(replicaConnectionString, run, lag => lag < 300, "the replica to show a fresh heartbeat");
 
             await ExecuteAsync(replicaConnectionString, "STOP SLAVE SQL_THREAD");
             await WaitForHeartbeatAsync(replicaConnectionString, run, lag => lag > 1000, "the replica to lag more than 1 s");
-            File.Delete(flag);
+            flag.Lift();
             JsonElement first = await run.WaitForEventAsync(e => Reason(e).StartsWith(expectedReason, StringComparison.Ordinal), TimeSpan.FromSeconds(30),
                 $"a progress line throttled by '{expectedReason}'");
             await Task.Delay(TimeSpan.FromSeconds(2.5));
@@ -112,7 +111,6 @@ public sealed class MySqlReplicaLagFaultTests(ServersFixture servers, ITestOutpu
         finally
         {
             await ExecuteAsync(replicaConnectionString, "START SLAVE SQL_THREAD");
-            File.Delete(flag);
         }
     }
 

@@ -31,13 +31,14 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
             CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_100000;
             """);
-        string throttle = TempFlag("throttle"), postpone = TempFlag("postpone");
-        await File.WriteAllTextAsync(postpone, "");
+        // The throttle flag is raised part-way through the copy, so only its name is made here.
+        string throttle = Path.Combine(Path.GetTempPath(), $"osc-xa-throttle-{Guid.NewGuid():N}");
+        using var postpone = new FlagFile("xa-postpone");
         var xa = new XaSessions(db.ConnectionString);
         try
         {
             var run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", Alter, "--execute", "--json", "--workers", "1", "--chunk-time-millis", "50",
-                "--throttle-flag-file", throttle, "--postpone-cut-over-flag-file", postpone, "--skip-verify");
+                "--throttle-flag-file", throttle, "--postpone-cut-over-flag-file", postpone.Path, "--skip-verify");
 
             // The copy is held part-way, so the transactions below touch rows copied already and rows still to copy.
             await WaitUntilAsync(async () => await MySqlOnlineAlterTests.ShadowRowsAsync(db.ConnectionString) >= 10000, run, "10,000 rows copied");
@@ -62,7 +63,7 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
             await ExecuteAsync(db.ConnectionString, "UPDATE t SET c = 'after-x2' WHERE id = 21");
             await xa.CompleteAsync("x1", "COMMIT");
 
-            File.Delete(postpone);
+            postpone.Lift();
             OscRunner.Result result = await run.Completion;
             Assert.True(result.ExitCode == 0, result.Stderr);
             output.WriteLine($"the copy was held at {copiedWhenHeld:N0} rows");
@@ -79,7 +80,6 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
         {
             await xa.DisposeAsync();
             File.Delete(throttle);
-            File.Delete(postpone);
         }
     }
 
@@ -87,14 +87,13 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
     public async Task A_prepared_xa_transaction_pending_at_the_cut_over_holds_the_swap_until_it_commits()
     {
         var db = await OscTestDatabase.CreateAsync(servers, "xaswap", TwoThousandRows);
-        string postpone = TempFlag("postpone");
-        await File.WriteAllTextAsync(postpone, "");
+        using var postpone = new FlagFile("xa-postpone");
         var xa = new XaSessions(db.ConnectionString);
         try
         {
-            LiveOscRun run = await StartPostponedAsync(db, postpone, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "20", "--skip-verify");
+            LiveOscRun run = await StartPostponedAsync(db, postpone.Path, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "20", "--skip-verify");
             await xa.PrepareAsync("p", "INSERT INTO t VALUES (5001, 1, 'pending')", "DELETE FROM t WHERE id = 1");
-            File.Delete(postpone);
+            postpone.Lift();
 
             await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString() == "cutting over", TimeSpan.FromMinutes(1), "the cut-over");
             await Task.Delay(TimeSpan.FromSeconds(4)); // several attempts, each waiting up to 1 s on the table's lock
@@ -112,7 +111,6 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
         finally
         {
             await xa.DisposeAsync();
-            File.Delete(postpone);
         }
     }
 
@@ -120,15 +118,14 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
     public async Task A_prepared_xa_transaction_that_stays_pending_stops_the_cut_over_with_a_clear_error()
     {
         var db = await OscTestDatabase.CreateAsync(servers, "xastuck", TwoThousandRows);
-        string postpone = TempFlag("postpone");
-        await File.WriteAllTextAsync(postpone, "");
+        using var postpone = new FlagFile("xa-postpone");
         var xa = new XaSessions(db.ConnectionString);
         try
         {
-            LiveOscRun run = await StartPostponedAsync(db, postpone, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "2", "--cleanup-on-abort");
+            LiveOscRun run = await StartPostponedAsync(db, postpone.Path, "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "2", "--cleanup-on-abort");
             await xa.PrepareAsync("stuck", "UPDATE t SET k = -1 WHERE id = 7");
             await xa.DisconnectAsync("stuck"); // detached, it keeps its locks
-            File.Delete(postpone);
+            postpone.Lift();
 
             OscRunner.Result result = await run.Completion;
             output.WriteLine(result.Stderr);
@@ -143,7 +140,6 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
         finally
         {
             await xa.DisposeAsync();
-            File.Delete(postpone);
         }
     }
 
@@ -157,13 +153,12 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
             CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_20000;
             """);
-        string postpone = TempFlag("postpone");
-        await File.WriteAllTextAsync(postpone, "");
+        using var postpone = new FlagFile("xa-postpone");
         var xa = new XaSessions(db.ConnectionString);
         try
         {
             (string File, long Position) before, after;
-            await using (var osc = OscProcess.Start(db.Uri, "--table", "t", "--alter", Alter, "--execute", "--postpone-cut-over-flag-file", postpone))
+            await using (var osc = OscProcess.Start(db.Uri, "--table", "t", "--alter", Alter, "--execute", "--postpone-cut-over-flag-file", postpone.Path))
             {
                 await WaitUntilAsync(async () => await CheckpointAsync(db.ConnectionString) is { CopyFinished: true }, osc, "a checkpoint after the copy");
                 before = await MasterStatusAsync(db.ConnectionString);
@@ -181,7 +176,7 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
             }
 
             await xa.CompleteElsewhereAsync("k", "COMMIT");
-            File.Delete(postpone);
+            postpone.Lift();
             OscRunner.Result resumed = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", Alter, "--execute", "--resume", "--skip-verify");
             Assert.True(resumed.ExitCode == 0, resumed.Stderr);
 
@@ -194,7 +189,6 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
         finally
         {
             await xa.DisposeAsync();
-            File.Delete(postpone);
         }
     }
 
@@ -238,8 +232,6 @@ public sealed class MySqlXaTests(ServersFixture servers, ITestOutputHelper outpu
             TimeSpan.FromMinutes(2), "the postponed cut-over");
         return run;
     }
-
-    private static string TempFlag(string what) => Path.Combine(Path.GetTempPath(), $"osc-xa-{what}-{Guid.NewGuid():N}");
 
     private static Task<string> ColumnTypeAsync(string connectionString) =>
         ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'");

@@ -87,11 +87,9 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         var (connectionString, uri) = await DatabaseAsync();
         // The swap waits for the flag to go, so the TRUNCATE lands in the migration however fast the machine copies
         // (20,000 rows can be copied, verified and swapped between two polls).
-        string postpone = Path.Combine(Path.GetTempPath(), $"osc-pg-truncate-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(postpone, "");
-        using var removeFlag = new FlagFileRemoval(postpone);
+        using var postpone = new FlagFile("pg-truncate");
         Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint",
-            "--execute", "--workers", "1", "--chunk-time-millis", "20", "--max-load", "active_sessions=1000", "--postpone-cut-over-flag-file", postpone);
+            "--execute", "--workers", "1", "--chunk-time-millis", "20", "--max-load", "active_sessions=1000", "--postpone-cut-over-flag-file", postpone.Path);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (await ScalarAsync(connectionString, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_%' AND database = current_database()") == "0")
         {
@@ -120,12 +118,10 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         // The copy is held by the throttle flag from its first chunk, so the kill lands in the copy however fast the
         // machine is (20,000 rows were copied, verified and swapped between two polls on a quiet one); killed once the
         // first checkpoint, and with it the slot, exists.
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-pg-kill-hold-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
-        try
+        using var flag = new FlagFile("pg-kill-hold");
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--workers", "1",
+            "--chunk-time-millis", "20", "--throttle-flag-file", flag.Path))
         {
-            await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--workers", "1",
-                "--chunk-time-millis", "20", "--throttle-flag-file", flag);
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (await ScalarAsync(connectionString,
                        "SELECT count(*) FROM pg_class c WHERE c.relname = 't_osc_log' AND EXISTS (SELECT FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_t\\_%')") != "1"
@@ -141,10 +137,6 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
             }
 
             osc.Kill();
-        }
-        finally
-        {
-            File.Delete(flag);
         }
 
         Assert.Equal(0, await ShadowRowsAsync(connectionString));
@@ -366,11 +358,5 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         }
 
         private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
-    }
-
-    /// <summary>Deletes a flag file when the test ends, however it ends.</summary>
-    private sealed class FlagFileRemoval(string path) : IDisposable
-    {
-        public void Dispose() => File.Delete(path);
     }
 }

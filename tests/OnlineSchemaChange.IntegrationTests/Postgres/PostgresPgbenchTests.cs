@@ -31,21 +31,20 @@ public sealed partial class PostgresPgbenchTests(ServersFixture servers, ITestOu
         Assert.True(init.ExitCode == 0, init.Output);
         var writer = await AccountWriter.LoadAsync(connectionString);
 
-        string flag = Path.Combine(Path.GetTempPath(), $"osc-pgbench-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(flag, "");
+        using var flag = new FlagFile("pgbench");
         using var stop = new CancellationTokenSource();
         Task<List<Pgbench.Result>> pgbench = Pgbench.RoundsAsync(db, stop.Token);
         Task<AccountWriter> ours = Task.Run(() => writer.RunAsync(connectionString, stop.Token));
         try
         {
             LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "pgbench_accounts", "--alter", "ALTER COLUMN bid TYPE bigint",
-                "--execute", "--json", "--chunk-time-millis", "50", "--postpone-cut-over-flag-file", flag);
+                "--execute", "--json", "--chunk-time-millis", "50", "--postpone-cut-over-flag-file", flag.Path);
             await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(180), "the copy and replay to finish");
             await stop.CancelAsync();
             List<Pgbench.Result> rounds = await pgbench;
             AccountWriter written = await ours;
-            File.Delete(flag);
+            flag.Lift();
             OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
 
             long processed = rounds.Sum(r => r.Processed);
@@ -75,7 +74,6 @@ public sealed partial class PostgresPgbenchTests(ServersFixture servers, ITestOu
         {
             await stop.CancelAsync();
             await Task.WhenAll(pgbench, ours).ContinueWith(_ => { }, TaskScheduler.Default);
-            File.Delete(flag);
         }
     }
 
