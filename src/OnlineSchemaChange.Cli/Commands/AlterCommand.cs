@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.CommandLine;
+using OnlineSchemaChange.Cli.Control;
 using OnlineSchemaChange.Cli.Output;
 using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Migration;
@@ -65,6 +66,12 @@ internal static class AlterCommand
             DefaultValueFactory = _ => "auto",
         };
         copySkipReplication.AcceptOnlyFromAmong("auto", "on", "off");
+        var controlSocket = new Option<string?>("--control-socket")
+        {
+            Description = "With --execute: take commands while the migration runs on this Unix socket (status, throttle, no-throttle, chunk-time-millis=N, max-lag-millis=N, "
+                          + "max-load=..., critical-load=..., postpone-cut-over, unpostpone, abort; `echo help | nc -U <path>`); default: osc.<host>-<port>.<schema>.<table>.sock "
+                          + "in the temporary directory; none: no socket",
+        };
         var command = new Command("alter", """
             Change a table online: a shadow table with the new schema, a chunked throttled copy, replay of concurrent
             changes from the binlog (MySQL) or a logical replication slot (PostgreSQL), verification and an atomic swap. Without --execute: a dry run that checks
@@ -75,14 +82,18 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication, controlSocket })
         {
             command.Options.Add(option);
         }
-        command.SetAction((result, cancellationToken) =>
+        command.SetAction(async (result, interrupted) =>
         {
             bool asJson = result.GetValue(json);
-            return CommandGuard.RunAsync(console, asJson, async () =>
+
+            // Ctrl-C, SIGTERM, or the operator's abort through the control socket: each stops the run the same way.
+            using var stopping = CancellationTokenSource.CreateLinkedTokenSource(interrupted);
+            CancellationToken cancellationToken = stopping.Token;
+            return await CommandGuard.RunAsync(console, asJson, async () =>
             {
                 TableName tableName = TableName.Parse(result.GetValue(table)!);
                 ConnectionTarget target = connection.Resolve(result, tableName, console.PromptSecret);
@@ -148,15 +159,14 @@ internal static class AlterCommand
                         CopySkipReplication = markCopy,
                         BeforeCutoverAsync = hooks is null ? null : token => hooks.RunAsync(HookEvents.BeforeCutover, null, token),
                     };
-                    if (hooks is not null)
-                    {
-                        await hooks.RunAsync(HookEvents.Startup, null, cancellationToken);
-                    }
-
+                    var controls = new MigrationControls(options);
+                    options = options with { Controls = controls };
                     string? phase = null;
+                    OnlineAlterProgress? latest = null;
                     var bar = new ProgressBar();
                     void Report(OnlineAlterProgress progress)
                     {
+                        Volatile.Write(ref latest, progress);
                         if (asJson && progress.State != phase)
                         {
                             phase = progress.State;
@@ -164,6 +174,13 @@ internal static class AlterCommand
                         }
 
                         ReportProgress(console, bar, progress, asJson);
+                    }
+
+                    await using ControlSocket? socket = await StartControlSocketAsync(console, asJson, result.GetValue(controlSocket), target, tableName,
+                        new ControlCommands(controls, () => Status(Volatile.Read(ref latest)), () => _ = stopping.CancelAsync(), options.PostponeCutoverFlagFile), cancellationToken);
+                    if (hooks is not null)
+                    {
+                        await hooks.RunAsync(HookEvents.Startup, null, cancellationToken);
                     }
 
                     OnlineAlterResult done;
@@ -344,6 +361,51 @@ internal static class AlterCommand
         });
         return command;
     }
+
+    /// <summary>Listens for the operator's commands unless told not to; says where, for people and scripts.</summary>
+    private static async Task<ControlSocket?> StartControlSocketAsync(OscConsole console, bool asJson, string? requested, ConnectionTarget target, TableName table,
+        ControlCommands commands, CancellationToken cancellationToken)
+    {
+        if (requested == "none")
+        {
+            return null;
+        }
+
+        string path = requested ?? ControlSocket.DefaultPath(target, table);
+        ControlSocket socket = await ControlSocket.StartAsync(path, async (line, token) =>
+        {
+            string answer = await commands.ExecuteAsync(line, token);
+            string first = answer.Split('\n')[0];
+            if (asJson)
+            {
+                console.WriteJsonLine(new { @event = "control", command = line.Trim(), answer = first });
+            }
+            else
+            {
+                console.Progress($"control: {line.Trim()}: {first}");
+            }
+
+            return answer;
+        }, cancellationToken);
+        if (asJson)
+        {
+            console.WriteJsonLine(new { @event = "control-socket", path = socket.Path });
+        }
+        else
+        {
+            console.Progress($"Commands: echo help | nc -U {socket.Path}");
+        }
+
+        return socket;
+    }
+
+    /// <summary>The status command's first line: the last progress report, as the progress bar shows it without the bar.</summary>
+    private static string Status(OnlineAlterProgress? p) => p is null
+        ? "state starting"
+        : string.Create(CultureInfo.InvariantCulture,
+            $"state {p.State}; rows copied {p.RowsCopied:N0} of ~{p.EstimatedRows:N0}; changes replayed {p.ChangesApplied:N0}; backlog {p.Backlog:N0}; "
+            + $"replica lag {(p.ReplicaLagMillis is { } lag ? double.IsFinite(lag) ? $"{lag:0} ms" : "unknown" : "not watched")}; "
+            + $"paused {p.Throttled ?? "no"}; elapsed {p.Elapsed.TotalSeconds:0.0} s");
 
     /// <summary>What every hook is told about the migration.</summary>
     private static Dictionary<string, string> HookContext(ConnectionTarget target, TableName table, string alter) => new()

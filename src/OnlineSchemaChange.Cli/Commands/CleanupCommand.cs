@@ -19,7 +19,7 @@ internal static class CleanupCommand
         var table = SharedOptions.Table("The table whose leftovers to remove");
         var dropOld = SharedOptions.DropOldTable("Also drop the original kept after a finished swap (<table>_osc_old)");
         var json = SharedOptions.Json("Print what was removed as JSON");
-        var command = new Command("cleanup", "Remove what an interrupted run left for a table: shadow, bookkeeping, sentry and plan tables; on PostgreSQL also its replication slot, publication and a materialized view's unfinished rebuild, with what is left to do after a swap.");
+        var command = new Command("cleanup", "Remove what an interrupted run left for a table: shadow, bookkeeping, sentry and plan tables, its control socket at the default path; on PostgreSQL also its replication slot, publication and a materialized view's unfinished rebuild, with what is left to do after a swap.");
         connection.AddTo(command);
         command.Options.Add(table);
         command.Options.Add(dropOld);
@@ -34,6 +34,12 @@ internal static class CleanupCommand
                 CleanupReport report = target.Engine == DatabaseEngine.MySql
                     ? await new MySqlCleanup(target).RunAsync(tableName, result.GetValue(dropOld), cancellationToken)
                     : await PostgresCleanup.RunAsync(target, tableName, result.GetValue(dropOld), cancellationToken);
+                string socket = Control.ControlSocket.DefaultPath(target, tableName);
+                if (await Control.ControlSocket.RemoveIfDeadAsync(socket, cancellationToken))
+                {
+                    report = report with { Dropped = [.. report.Dropped, socket] };
+                }
+
                 if (asJson)
                 {
                     console.WriteJson(report);

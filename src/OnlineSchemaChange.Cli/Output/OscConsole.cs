@@ -46,9 +46,16 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
     /// <summary>One JSON object on one line: the form of progress events, which scripts read line by line.</summary>
     public void WriteJsonLine<T>(T value)
     {
-        stdout.WriteLine(JsonSerializer.Serialize(value, JsonLineOptions));
-        stdout.Flush();
+        string line = JsonSerializer.Serialize(value, JsonLineOptions);
+        lock (_writing)
+        {
+            stdout.WriteLine(line);
+            stdout.Flush();
+        }
     }
+
+    // The control socket reports from its own thread while the migration reports progress from others.
+    private readonly Lock _writing = new();
 
     /// <summary>A progress line for people, on stderr so stdout stays clean for the result.</summary>
     private bool _progressLineOpen;
@@ -58,9 +65,12 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
 
     public void Progress(string line)
     {
-        EndProgressLine();
-        stderr.WriteLine(line);
-        stderr.Flush();
+        lock (_writing)
+        {
+            EndProgressLine();
+            stderr.WriteLine(line);
+            stderr.Flush();
+        }
     }
 
     /// <summary>On a terminal, redraws one progress line in place; otherwise writes a line per report, for logs.</summary>
@@ -72,18 +82,24 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
             return;
         }
 
-        stderr.Write("\r\u001b[2K" + line);
-        stderr.Flush();
-        _progressLineOpen = true;
+        lock (_writing)
+        {
+            stderr.Write("\r\u001b[2K" + line);
+            stderr.Flush();
+            _progressLineOpen = true;
+        }
     }
 
     /// <summary>Ends a line drawn in place, so what follows starts on a line of its own.</summary>
     public void EndProgressLine()
     {
-        if (_progressLineOpen)
+        lock (_writing)
         {
-            stderr.WriteLine();
-            _progressLineOpen = false;
+            if (_progressLineOpen)
+            {
+                stderr.WriteLine();
+                _progressLineOpen = false;
+            }
         }
     }
 

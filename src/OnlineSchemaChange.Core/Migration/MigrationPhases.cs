@@ -62,7 +62,7 @@ public static class MigrationPhases
         await engine.CatchUpAsync(cancellationToken);
         await checkpointer.TrySaveAsync(cancellationToken);
 
-        await MigrationSteps.PostponeCutoverAsync(options.PostponeCutoverFlagFile, report, engine.WhilePostponedAsync, cancellationToken);
+        await MigrationSteps.PostponeCutoverAsync(options.PostponeCutoverFlagFile, report, engine.WhilePostponedAsync, cancellationToken, options.Controls);
 
         VerificationResult? verification = null;
         if (options.Verify)

@@ -43,13 +43,21 @@ public static class MigrationSteps
 
         ThresholdSignal[] lag = [.. replicaLag];
         signals.AddRange(lag);
-        if (options.MaxLoad is not null)
+        IReadOnlyList<IThrottleSignal> maxLoad = options.MaxLoad is null ? [] : load(options.MaxLoad, "--max-load");
+        IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : load(options.CriticalLoad, "--critical-load");
+        if (options.Controls is not { } controls)
         {
-            signals.AddRange(load(options.MaxLoad, "--max-load"));
+            signals.AddRange(maxLoad);
+            return new Throttler(signals, ThrottleInterval, TimeProvider.System, abort) { ReplicaLagSignals = lag };
         }
 
-        IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : load(options.CriticalLoad, "--critical-load");
-        return new Throttler(signals, ThrottleInterval, TimeProvider.System, abort) { ReplicaLagSignals = lag };
+        // The operator's brake and replaceable load groups, which the control socket acts on.
+        var loadSet = new ThrottleSignalSet("max-load", maxLoad);
+        var criticalSet = new ThrottleSignalSet("critical-load", abort);
+        signals.Add(controls.Throttle);
+        signals.Add(loadSet);
+        controls.Bind(lag, loadSet, criticalSet, load);
+        return new Throttler(signals, ThrottleInterval, TimeProvider.System, [criticalSet]) { ReplicaLagSignals = lag };
     }
 
     /// <summary>
@@ -84,15 +92,16 @@ public static class MigrationSteps
     }
 
     /// <summary>
-    /// Holds the cut-over while the --postpone-cut-over-flag-file exists, reporting once a second;
+    /// Holds the cut-over while the --postpone-cut-over-flag-file exists or the operator postponed it, reporting once a second;
     /// <paramref name="meanwhile"/>, when given, runs each second (PostgreSQL drains its replay, so the slot moves on).
     /// </summary>
-    public static async Task PostponeCutoverAsync(string? flagFile, Action<string> report, Func<CancellationToken, Task>? meanwhile, CancellationToken cancellationToken)
+    public static async Task PostponeCutoverAsync(string? flagFile, Action<string> report, Func<CancellationToken, Task>? meanwhile, CancellationToken cancellationToken,
+        MigrationControls? controls = null)
     {
         ArgumentNullException.ThrowIfNull(report);
-        while (flagFile is not null && File.Exists(flagFile))
+        while ((flagFile is not null && File.Exists(flagFile)) || controls?.CutoverPostponed == true)
         {
-            report($"postponed while {flagFile} exists");
+            report(flagFile is not null && File.Exists(flagFile) ? $"postponed while {flagFile} exists" : "postponed by the operator (control socket)");
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
             if (meanwhile is not null)
             {

@@ -58,6 +58,15 @@ public sealed record OnlineAlterOptions
     /// migration there, its work kept for --resume. Null: nothing.
     /// </summary>
     public Func<CancellationToken, Task>? BeforeCutoverAsync { get; init; }
+
+    /// <summary>
+    /// What an operator may change while the run goes on (the control socket); null: the values above hold for the
+    /// whole run. Build it from these options: <c>options with { Controls = new MigrationControls(options) }</c>.
+    /// </summary>
+    public MigrationControls? Controls { get; init; }
+
+    /// <summary>The copy's chunk sizer: aims at the operator's chunk time as it is now, or --chunk-time-millis.</summary>
+    public Copy.ChunkSizer NewChunkSizer() => Controls is { } controls ? new Copy.ChunkSizer(() => controls.ChunkTime) : new Copy.ChunkSizer(ChunkTime);
 }
 
 /// <summary>How a MySQL/MariaDB migration treats foreign keys to or from the table (docs/operations.md).</summary>
