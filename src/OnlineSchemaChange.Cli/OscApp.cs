@@ -13,6 +13,7 @@ internal static class OscApp
         root.Subcommands.Add(PlanCommand.Create(console));
         root.Subcommands.Add(AlterCommand.Create(console));
         root.Subcommands.Add(CleanupCommand.Create(console));
+        root.Subcommands.Add(ControlCommand.Create(console));
         root.Subcommands.Add(BinlogCommand.Create());
         return root;
     }

@@ -86,6 +86,12 @@ public sealed class ControlSocketTests(ServersFixture servers)
             Assert.StartsWith(Path.GetTempPath(), socket, StringComparison.Ordinal);
             Assert.EndsWith(".t.sock", socket, StringComparison.Ordinal);
 
+            // `osc control` finds the socket from the connection and table alone.
+            OscRunner.Result status = await OscRunner.RunAsync("control", "status", uri, "--table", "t");
+            Assert.True(status.ExitCode == 0, status.Stderr);
+            Assert.Contains("state ", status.Stdout, StringComparison.Ordinal);
+            Assert.Equal(1, (await OscRunner.RunAsync("control", "chunk-time-millis=fast", uri, "--table", "t")).ExitCode);
+
             // Live: a second run on the same socket is refused before it creates anything of its own.
             OscRunner.Result refused = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute");
             Assert.Equal(1, refused.ExitCode);
@@ -95,6 +101,9 @@ public sealed class ControlSocketTests(ServersFixture servers)
         }
 
         Assert.True(File.Exists(socket), "kill -9 leaves the socket file");
+        OscRunner.Result nobody = await OscRunner.RunAsync("control", "status", "--socket", socket);
+        Assert.Equal(1, nobody.ExitCode);
+        Assert.Contains("No run answers on", nobody.Stderr, StringComparison.Ordinal);
         OscRunner.Result cleanup = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
         Assert.True(cleanup.ExitCode == 0, cleanup.Stderr);
         Assert.Contains(socket, cleanup.Stdout, StringComparison.Ordinal);

@@ -41,6 +41,16 @@ internal sealed class OscConsole(TextWriter stdout, TextWriter stderr, bool inte
         return console;
     }
 
+    /// <summary>Text passed through as it is, unwrapped, on stdout: an answer a script reads.</summary>
+    public void WriteText(string text)
+    {
+        lock (_writing)
+        {
+            stdout.WriteLine(text);
+            stdout.Flush();
+        }
+    }
+
     public void WriteJson<T>(T value) => stdout.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
 
     /// <summary>One JSON object on one line: the form of progress events, which scripts read line by line.</summary>

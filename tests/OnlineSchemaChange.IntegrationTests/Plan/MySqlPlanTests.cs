@@ -202,30 +202,22 @@ public sealed class MySqlPlanTests(ServersFixture servers) : IAsyncLifetime
     private async Task<long> CountPlanCopiesAsync() =>
         await ScalarAsync<long>($"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{_database}' AND TABLE_NAME LIKE '%osc\\_plan%'");
 
-    private async Task<string> VersionedDefinitionAsync()
-    {
-        await using var connection = new MySqlConnection(_connectionString);
-        await connection.OpenAsync();
-        await using var command = new MySqlCommand("SHOW CREATE TABLE sv", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        await reader.ReadAsync();
-        string definition = reader.GetString(1);
-        await reader.CloseAsync();
-        await using var rows = new MySqlCommand("SELECT GROUP_CONCAT(CONCAT_WS('|', id, v) ORDER BY id, v) FROM sv FOR SYSTEM_TIME ALL", connection);
-        return definition + "\n" + await rows.ExecuteScalarAsync();
-    }
+    private Task<string> VersionedDefinitionAsync() =>
+        TableDefinitionAsync("sv", "SELECT GROUP_CONCAT(CONCAT_WS('|', id, v) ORDER BY id, v) FROM sv FOR SYSTEM_TIME ALL");
 
-    private async Task<string> TableDefinitionAsync()
+    /// <summary>The table's definition and a digest of its rows (<paramref name="rowsSql"/>): what "untouched" compares.</summary>
+    private async Task<string> TableDefinitionAsync(string table = "orders",
+        string rowsSql = "SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, a, b, c, p, note))), 0)) FROM orders")
     {
         await using var connection = new MySqlConnection(_connectionString);
         await connection.OpenAsync();
-        await using var command = new MySqlCommand("SHOW CREATE TABLE orders", connection);
+        await using var command = new MySqlCommand($"SHOW CREATE TABLE {table}", connection);
         await using var reader = await command.ExecuteReaderAsync();
         await reader.ReadAsync();
         string definition = reader.GetString(1);
         await reader.CloseAsync();
-        await using var count = new MySqlCommand("SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, a, b, c, p, note))), 0)) FROM orders", connection);
-        return definition + "\n" + await count.ExecuteScalarAsync();
+        await using var rows = new MySqlCommand(rowsSql, connection);
+        return definition + "\n" + await rows.ExecuteScalarAsync();
     }
 
     private async Task ExecuteAsync(string sql)
