@@ -34,7 +34,13 @@ public sealed class SharedOptionsTests
             .Where(g => g.Count() > 1)
             .ToDictionary(g => g.Key, g => g.ToList());
 
-        Assert.Equal(["alter", "cleanup", "plan"], repeated["--table"].Select(x => x.Command).Order());
+        Assert.Equal(["alter", "cleanup", "control", "plan"], repeated["--table"].Select(x => x.Command).Order());
+
+        // osc control names the run by its socket or by its table: there, and only there, --table is optional.
+        Option controlTable = repeated["--table"].Single(x => x.Command == "control").Option;
+        Assert.False(controlTable.Required);
+        Assert.Equal(repeated["--table"][0].Option.Aliases.Order(), controlTable.Aliases.Order());
+        repeated["--table"].RemoveAll(x => x.Command == "control");
         Assert.Equal(["alter", "plan"], repeated["--alter"].Select(x => x.Command).Order());
         Assert.Equal(["alter", "binlog", "cleanup", "plan"], repeated["--json"].Select(x => x.Command).Order());
         Assert.Equal(["alter", "cleanup"], repeated["--drop-old-table"].Select(x => x.Command).Order());
