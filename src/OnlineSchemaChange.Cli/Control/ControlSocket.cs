@@ -180,7 +180,17 @@ internal sealed class ControlSocket : IAsyncDisposable
                     return;
                 }
 
-                string answer = await execute(line, timeout.Token);
+                string answer;
+                try
+                {
+                    answer = await execute(line, timeout.Token);
+                }
+                catch (Exception e) when (e is not (OperationCanceledException or OutOfMemoryException))
+                {
+                    // A command must never take the socket down with it: the operator may still need abort.
+                    answer = $"error: {e.Message}";
+                }
+
                 await stream.WriteAsync(Encoding.UTF8.GetBytes(answer.TrimEnd('\n') + "\n"), timeout.Token);
             }
             catch (Exception e) when (e is OperationCanceledException or IOException or SocketException)
