@@ -23,6 +23,12 @@ public sealed class ControlSocketTests(ServersFixture servers)
             "--chunk-time-millis", "100", "--throttle-flag-file", flag.Path, "--control-socket", socket);
         await run.WaitForEventAsync(e => Event(e) == "control-socket" && e.GetProperty("path").GetString() == socket, Patience, "the socket");
 
+        // A dry run meanwhile names the live run, instead of calling its shadow an unfinished run's leftover.
+        await run.WaitForThrottledAsync("flag file", Patience);
+        OscRunner.Result dryRun = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL");
+        Assert.Equal(1, dryRun.ExitCode);
+        Assert.Contains("is in progress", dryRun.Stderr, StringComparison.Ordinal);
+
         Assert.StartsWith("ok the copy is paused", await SendAsync(socket, "throttle"), StringComparison.Ordinal);
         flag.Lift();
         await run.WaitForThrottledAsync("by the operator", Patience);
@@ -70,6 +76,13 @@ public sealed class ControlSocketTests(ServersFixture servers)
     {
         (string connectionString, string uri) = await MariaDbTableAsync();
         using var flag = new FlagFile("control-kill");
+
+        // The dry run names the path a real run will use, and opens no socket of its own.
+        OscRunner.Result dryRun = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--json");
+        string planned = dryRun.Json.GetProperty("controlSocket").GetString()!;
+        Assert.False(File.Exists(planned));
+        OscRunner.Result withoutSocket = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--json", "--control-socket", "none");
+        Assert.False(withoutSocket.Json.TryGetProperty("controlSocket", out _));
         string socket;
         await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--throttle-flag-file", flag.Path))
         {
@@ -85,6 +98,7 @@ public sealed class ControlSocketTests(ServersFixture servers)
             socket = osc.Stderr.Split('\n').First(l => l.Contains(announced, StringComparison.Ordinal)).Split(announced)[1].Trim();
             Assert.StartsWith(Path.GetTempPath(), socket, StringComparison.Ordinal);
             Assert.EndsWith(".t.sock", socket, StringComparison.Ordinal);
+            Assert.Equal(planned, socket);
 
             // `osc control` finds the socket from the connection and table alone.
             OscRunner.Result status = await OscRunner.RunAsync("control", "status", uri, "--table", "t");
@@ -167,6 +181,10 @@ public sealed class ControlSocketTests(ServersFixture servers)
         LiveOscRun run = LiveOscRun.Start("alter", PgSql.OscUri(connectionString), "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--json",
             "--throttle-flag-file", flag.Path, "--control-socket", socket);
         await run.WaitForThrottledAsync("flag file", Patience);
+
+        OscRunner.Result dryRun = await OscRunner.RunAsync("alter", PgSql.OscUri(connectionString), "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint");
+        Assert.Equal(1, dryRun.ExitCode);
+        Assert.Contains("is in progress", dryRun.Stderr, StringComparison.Ordinal);
 
         Assert.StartsWith("ok", await SendAsync(socket, "postpone-cut-over"), StringComparison.Ordinal);
         Assert.Equal("ok max-lag-millis=900", await SendAsync(socket, "max-lag-millis=900"));

@@ -268,6 +268,8 @@ internal static class AlterCommand
                     return 0;
                 }
 
+                // Where --execute would take the operator's commands.
+                string? socketPath = result.GetValue(controlSocket) is "none" ? null : result.GetValue(controlSocket) ?? ControlSocket.DefaultPath(target, tableName);
                 if (target.Engine == DatabaseEngine.Postgres)
                 {
                     PostgresAlterRehearsal pg = await PostgresAlterRehearsal.RunAsync(target, tableName, result.GetValue(alter)!, cancellationToken);
@@ -276,6 +278,7 @@ internal static class AlterCommand
                         console.WriteJson(new
                         {
                             dryRun = true,
+                            controlSocket = socketPath,
                             table = pg.Facts.Table.ToString(),
                             serverVersion = pg.Facts.ServerVersion,
                             alter = pg.Alter,
@@ -294,7 +297,7 @@ internal static class AlterCommand
                     else
                     {
                         Render(console.Ansi, pg);
-                        console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate.");
+                        console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate" + (socketPath is null ? "." : $"; it takes commands on {Markup.Escape(socketPath)} while it runs."));
                     }
 
                     return 0;
@@ -307,6 +310,7 @@ internal static class AlterCommand
                     console.WriteJson(new
                     {
                         dryRun = true,
+                        controlSocket = socketPath,
                         table = rehearsal.Facts.Table.ToString(),
                         serverVersion = rehearsal.Facts.ServerVersion,
                         alter = rehearsal.Alter,
@@ -353,7 +357,7 @@ internal static class AlterCommand
                         console.Ansi.MarkupLine($"Note: {Markup.Escape(note)}");
                     }
 
-                    console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate.");
+                    console.Ansi.MarkupLine("Add [bold]--execute[/] to migrate" + (socketPath is null ? "." : $"; it takes commands on {Markup.Escape(socketPath)} while it runs."));
                 }
 
                 return 0;

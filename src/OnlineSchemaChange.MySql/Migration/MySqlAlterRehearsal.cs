@@ -45,6 +45,10 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
         var qualified = new TableName(schema, table.Name);
 
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
+
+        // The run lock, held until the connection closes: a live run is named as such instead of its shadow being
+        // called an unfinished run's leftover, and a run starting meanwhile waits for this one's shadow to go.
+        await MySqlLeftoverSessions.HoldRunLockAsync(connection, qualified, "A dry run now would find its shadow in the way.", cancellationToken);
         MySqlTableFacts facts = await new MySqlInspector(connection).InspectAsync(qualified, statement, cancellationToken, foreignKeys: foreignKeys);
         CopyEventFilterDecision copyEvents = await CopyEventFilter.DecideAsync(connection, target, copySkipReplication, cancellationToken);
         ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);

@@ -3,6 +3,7 @@ using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Connection;
+using OnlineSchemaChange.Postgres.Plan;
 using OnlineSchemaChange.Postgres.Replication;
 
 namespace OnlineSchemaChange.Postgres.Migration;
@@ -26,6 +27,12 @@ public sealed record PostgresAlterRehearsal(
         ArgumentNullException.ThrowIfNull(table);
         AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.Postgres);
         await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
+
+        // The run lock, held until the connection closes: a live run is named as such instead of its shadow, slot
+        // and publication being called an unfinished run's leftovers.
+        string schema = table.Schema ?? await new PostgresCatalog(connection).ScalarAsync<string>("SELECT current_schema()", cancellationToken);
+        await PostgresLeftoverSessions.HoldRunLockAsync(connection, new PostgresReplicationNames(connection.Database, new TableName(schema, table.Name)),
+            "A dry run now would find its shadow in the way.", cancellationToken);
         PostgresTableFacts facts = await new PostgresInspector(connection).InspectAsync(table, statement, cancellationToken);
         var names = new PostgresReplicationNames(connection.Database, facts.Table);
         if (await PostgresReplicationSlot.FindLeftoverAsync(connection, names, cancellationToken) is { } leftover)
