@@ -66,6 +66,13 @@ internal static class AlterCommand
             DefaultValueFactory = _ => "auto",
         };
         copySkipReplication.AcceptOnlyFromAmong("auto", "on", "off");
+        var deferIndexes = new Option<string>("--defer-indexes")
+        {
+            Description = "MySQL/MariaDB: build the shadow's plain secondary indexes after the copy (on: cheaper for the server) or fill them during it (off); "
+                          + "auto (default) defers them unless a watched replica would replay the build as one long statement and fall behind (docs/operations.md)",
+            DefaultValueFactory = _ => "auto",
+        };
+        deferIndexes.AcceptOnlyFromAmong("auto", "on", "off");
         var controlSocket = new Option<string?>("--control-socket")
         {
             Description = "With --execute: take commands while the migration runs on this Unix socket (status, throttle, no-throttle, chunk-time-millis=N, max-lag-millis=N, "
@@ -82,7 +89,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication, controlSocket })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication, deferIndexes, controlSocket })
         {
             command.Options.Add(option);
         }
@@ -108,6 +115,12 @@ internal static class AlterCommand
                 {
                     throw new OscException("--copy-skip-replication is for MariaDB: PostgreSQL's slot decodes the copy's writes whatever osc asks.",
                         "Leave --copy-skip-replication out.");
+                }
+
+                if (result.GetValue(deferIndexes) != "auto" && target.Engine != DatabaseEngine.MySql)
+                {
+                    throw new OscException("--defer-indexes is for MySQL/MariaDB: on PostgreSQL the plain indexes are always built after the copy, which a streaming standby replays as it goes.",
+                        "Leave --defer-indexes out.");
                 }
 
                 if (foreignKeyMethod != ForeignKeyMethod.Refuse && target.Engine != DatabaseEngine.MySql)
@@ -157,6 +170,7 @@ internal static class AlterCommand
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
                         ForeignKeys = foreignKeyMethod,
                         CopySkipReplication = markCopy,
+                        DeferIndexes = result.GetValue(deferIndexes) switch { "on" => true, "off" => false, _ => null },
                         BeforeCutoverAsync = hooks is null ? null : token => hooks.RunAsync(HookEvents.BeforeCutover, null, token),
                     };
                     var controls = new MigrationControls(options);

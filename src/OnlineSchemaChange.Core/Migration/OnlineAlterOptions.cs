@@ -54,6 +54,12 @@ public sealed record OnlineAlterOptions
     public bool? CopySkipReplication { get; init; }
 
     /// <summary>
+    /// MySQL/MariaDB: build the shadow's plain secondary indexes after the copy (true) or keep them during it (false);
+    /// null (the default) defers them unless a watched replica would then run the build as one long statement.
+    /// </summary>
+    public bool? DeferIndexes { get; init; }
+
+    /// <summary>
     /// Runs after verification, right before the swap (the operator's before-cut-over hooks); throwing stops the
     /// migration there, its work kept for --resume. Null: nothing.
     /// </summary>

@@ -26,6 +26,44 @@ public static partial class MySqlDeferredIndexes
     /// <summary>The bookkeeping table's row that holds the deferred definitions (heartbeat 1, checkpoint 2, commit marker 3).</summary>
     public const int RowId = 5;
 
+    /// <summary>
+    /// Whether to defer them: <paramref name="requested"/> when given; otherwise only when no replica is watched, or
+    /// when MariaDB replicates an ALTER in two phases (binlog_alter_two_phase), so its replicas start the build when the
+    /// primary does. Else a replica runs the build as one statement after the primary has finished it, and applies
+    /// nothing else meanwhile: on a large table that is a replica lag as long as the build, which the throttler, having
+    /// nothing left to pause, cannot prevent. Kept in the shadow, the indexes are filled chunk by chunk instead.
+    /// </summary>
+    /// <returns>The decision, and when indexes stay for the copy, a note saying why and how to change it.</returns>
+    public static async Task<(bool Defer, string? Note)> DecideAsync(MySqlConnection connection, TableName shadow, bool? requested, int watchedReplicas,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        if (requested is { } given)
+        {
+            return (given, null);
+        }
+
+        if (watchedReplicas == 0)
+        {
+            return (true, null);
+        }
+
+        await using (var twoPhase = new MySqlCommand("SHOW GLOBAL VARIABLES LIKE 'binlog_alter_two_phase'", connection))
+        await using (MySqlDataReader reader = await twoPhase.ExecuteReaderAsync(cancellationToken))
+        {
+            if (await reader.ReadAsync(cancellationToken) && reader.GetString(1) == "ON")
+            {
+                return (true, null);
+            }
+        }
+
+        List<(string Name, string Definition)> plain = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken));
+        return (false, plain.Count == 0 ? null :
+            $"The secondary indexes ({string.Join(", ", plain.Select(p => p.Name))}) were filled during the copy rather than built after it: built after it, as one ALTER, "
+            + $"{(watchedReplicas == 1 ? "the replica" : $"the {watchedReplicas} replicas")} would run it as one statement once the primary had finished, and fall behind by as long as it takes. "
+            + "Building after the copy costs the server less; --defer-indexes on does it anyway, or set binlog_alter_two_phase = ON (MariaDB 10.8+) so replicas build alongside.");
+    }
+
     /// <summary>Saves, then drops, the shadow's plain secondary indexes; returns the names dropped.</summary>
     public static async Task<IReadOnlyList<string>> DeferAsync(MySqlConnection connection, TableName shadow, TableName log, CancellationToken cancellationToken)
     {

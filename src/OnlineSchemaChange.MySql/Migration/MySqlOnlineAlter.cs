@@ -114,8 +114,18 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await facts.ForeignKeys.RecordRestoreAsync(connection, log, cancellationToken);
             if (resumed is null)
             {
-                // Built after the copy, which then costs the server far less (a resumed run finds them saved).
-                await MySqlDeferredIndexes.DeferAsync(connection, shadow.Table, log, cancellationToken);
+                // Built after the copy, which then costs the server far less (a resumed run finds them saved), unless
+                // that would hold the replicas back for the whole build.
+                (bool defer, string? indexNote) = await MySqlDeferredIndexes.DecideAsync(connection, shadow.Table, options.DeferIndexes,
+                    options.ReplicaConnectionStrings.Count, cancellationToken);
+                if (defer)
+                {
+                    await MySqlDeferredIndexes.DeferAsync(connection, shadow.Table, log, cancellationToken);
+                }
+                else if (indexNote is not null)
+                {
+                    notes = [.. notes, indexNote];
+                }
             }
 
             await using var heartbeat = MySqlHeartbeat.Create(connectionString, log, TimeSpan.FromMilliseconds(100));
