@@ -60,12 +60,12 @@ internal static class InterruptedRun
     /// outlives the process.
     /// </summary>
     public static async Task<string> KillWithAChunkWaitingAsync(string uri, string alter, string workers, KilledRunProbe probe,
-        Func<OscProcess, Task>? whileRunning = null)
+        Func<OscProcess, Task>? whileRunning = null, params string[] extraArguments)
     {
         ArgumentNullException.ThrowIfNull(probe);
         using var flag = new FlagFile("interrupted");
-        await using var osc = OscProcess.Start(uri, "--table", "t", "--alter", alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
-            "--throttle-flag-file", flag.Path);
+        await using var osc = OscProcess.Start(uri, ["--table", "t", "--alter", alter, "--execute", "--workers", workers, "--chunk-time-millis", "50",
+            "--throttle-flag-file", flag.Path, .. extraArguments]);
         // The first checkpoint is saved once the shadow has its new definition, just before the copy.
         await WaitForAsync(async () => await probe.CheckpointRowsAsync() >= 0, osc, "the first checkpoint");
         if (whileRunning is not null)

@@ -33,7 +33,8 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         Task<Writes> load = Writes.RunAsync(connectionString, 200000, stop.Token, explicitIds: autoIncrement.Length == 0);
 
         await using var holder = new MySqlConnection(connectionString);
-        string waiting = await InterruptedRun.KillWithAChunkWaitingAsync(uri, Alter, workers, Probe(connectionString, holder));
+        // Deferred whatever replicas the server has by now: the resume must build what the killed run had not.
+        string waiting = await InterruptedRun.KillWithAChunkWaitingAsync(uri, Alter, workers, Probe(connectionString, holder), null, "--defer-indexes", "on");
 
         Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
         // The plain index is built once the copy is done: not yet, so the resume builds it.
