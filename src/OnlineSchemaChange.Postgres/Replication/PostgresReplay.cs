@@ -17,6 +17,7 @@ public sealed class PostgresReplay : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly string _connectionString;
+    private readonly string _slot;
     private readonly Task _feeding;
     private readonly Task _applying;
     private readonly Task _failed;
@@ -39,7 +40,9 @@ public sealed class PostgresReplay : IAsyncDisposable
         IChangeWriter writer, ApplierOptions? applierOptions = null, PostgresChangeFeedOptions? feedOptions = null, CopyFence? fence = null,
         Func<ReplicationPosition?>? confirmLimit = null, CopyFrontier? frontier = null)
     {
+        ArgumentNullException.ThrowIfNull(names);
         _connectionString = connectionString;
+        _slot = names.Slot;
         applierOptions ??= new ApplierOptions();
         Channel<ReplicationMessage> changes = ReplayChannel.Create(applierOptions);
         Applier = new ChangeApplier(writer, applierOptions, TimeProvider.System, fence, frontier);
@@ -132,8 +135,40 @@ public sealed class PostgresReplay : IAsyncDisposable
         }
 
         await _stop.CancelAsync();
-        await Task.WhenAll(_feeding, _applying).ContinueWith(_ => { }, TaskScheduler.Default);
-        _stop.Dispose();
+        Task stopped = Task.WhenAll(_feeding, _applying).ContinueWith(_ => { }, TaskScheduler.Default);
+        if (await Task.WhenAny(stopped, Task.Delay(StopTimeout)) != stopped)
+        {
+            // The replication stream answers a cancellation only once the walsender reads our CopyDone, which it
+            // may not do for a long time (seen once: a run hung for ten minutes). End the walsender instead.
+            await TerminateWalSenderAsync();
+            await Task.WhenAny(stopped, Task.Delay(StopTimeout));
+        }
+
+        if (stopped.IsCompleted)
+        {
+            _stop.Dispose();
+        }
+    }
+
+    /// <summary>How long disposing waits for the stream to stop before ending its walsender.</summary>
+    public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+
+    private async Task TerminateWalSenderAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(StopTimeout);
+            await using var connection = new NpgsqlConnection(_connectionString);
+            await connection.OpenAsync(timeout.Token);
+            await using var command = new NpgsqlCommand(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = _slot });
+            await command.ExecuteNonQueryAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+        {
+            // The server is away: the stream ends with the connection, and the cleanup reports the slot.
+        }
     }
 
     /// <summary>What the slot may be told is flushed: what the shadow holds, and no more than the limit allows.</summary>
