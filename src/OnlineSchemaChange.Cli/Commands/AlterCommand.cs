@@ -75,7 +75,7 @@ internal static class AlterCommand
         deferIndexes.AcceptOnlyFromAmong("auto", "on", "off");
         var controlSocket = new Option<string?>("--control-socket")
         {
-            Description = "With --execute: take commands while the migration runs on this Unix socket (status, throttle, no-throttle, chunk-time-millis=N, max-lag-millis=N, "
+            Description = "With --execute: take commands while the migration runs on this Unix socket (status, throttle, no-throttle, workers=N, chunk-time-millis=N, max-lag-millis=N, "
                           + "max-load=..., critical-load=..., postpone-cut-over, unpostpone, abort; `echo help | nc -U <path>`); default: osc.<host>-<port>.<schema>.<table>.sock "
                           + "in the temporary directory; none: no socket",
         };

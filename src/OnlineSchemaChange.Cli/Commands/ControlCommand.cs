@@ -16,7 +16,7 @@ internal static class ControlCommand
 {
     public static Command Create(OscConsole console)
     {
-        var line = new Argument<string>("command") { Description = "status, throttle, no-throttle, chunk-time-millis=N, max-lag-millis=N, max-load=..., critical-load=..., postpone-cut-over, unpostpone, abort, help" };
+        var line = new Argument<string>("command") { Description = "status, throttle, no-throttle, workers=N, chunk-time-millis=N, max-lag-millis=N, max-load=..., critical-load=..., postpone-cut-over, unpostpone, abort, help" };
         var connection = new ConnectionOptions();
         var table = new Option<string?>("--table", "-t") { Description = "The table being altered: finds the run's socket at its default path" };
         var socket = new Option<string?>("--socket") { Description = "The run's --control-socket path (instead of a connection and --table)" };

@@ -15,12 +15,19 @@ namespace OnlineSchemaChange.Core.Copy;
 /// </summary>
 public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler? throttler, int workers, CopyFrontier? frontier = null)
 {
+    private static readonly TimeSpan ParkedWorkerPoll = TimeSpan.FromMilliseconds(100);
     private readonly object _lock = new();
     private readonly SortedDictionary<long, KeyRange> _finishedOutOfOrder = [];
     private readonly List<CopiedRange> _toSkip = [];
     private long _nextToCommit;
     private long _rowsCopied;
     private bool _started;
+
+    /// <summary>
+    /// How many of the workers may copy now (an operator's `workers=N`); the others wait before taking a range. Null:
+    /// all of them.
+    /// </summary>
+    public Func<int>? ActiveWorkers { get; init; }
 
     /// <summary>Every key up to and including this one is copied (null: nothing yet).</summary>
     public RowKey? Watermark { get; private set; }
@@ -74,7 +81,7 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
             }
         }
 
-        Task[] tasks = Enumerable.Range(0, workers).Select(_ => Guard(token => CopyAsync(ranges.Reader, token)))
+        Task[] tasks = Enumerable.Range(0, workers).Select(index => Guard(token => CopyAsync(index, ranges.Reader, token)))
             .Append(Guard(token => ProduceAsync(ranges.Writer, resumeAfter, token))).ToArray();
         try
         {
@@ -141,10 +148,31 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
         }
     }
 
-    private async Task CopyAsync(ChannelReader<KeyRange> reader, CancellationToken cancellationToken)
+    private async Task CopyAsync(int index, ChannelReader<KeyRange> reader, CancellationToken cancellationToken)
     {
-        await foreach (KeyRange range in reader.ReadAllAsync(cancellationToken))
+        while (true)
         {
+            // A worker beyond the operator's count waits here, holding no range, so the others take them all.
+            while (ActiveWorkers is not null && index >= Math.Max(1, ActiveWorkers()))
+            {
+                if (reader.Completion.IsCompleted)
+                {
+                    return; // Every range is handed out: nothing left to wait for.
+                }
+
+                await Task.Delay(ParkedWorkerPoll, cancellationToken);
+            }
+
+            if (!await reader.WaitToReadAsync(cancellationToken))
+            {
+                return;
+            }
+
+            if (!reader.TryRead(out KeyRange? range))
+            {
+                continue;
+            }
+
             if (throttler is not null)
             {
                 await throttler.WaitUntilOpenAsync(cancellationToken);

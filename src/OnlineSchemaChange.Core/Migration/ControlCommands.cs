@@ -13,6 +13,7 @@ public sealed class ControlCommands(MigrationControls controls, Func<string> sta
         """
         status                        where the migration is, and the settings in force
         throttle | no-throttle        pause the copy, or stop pausing it for the operator (other limits still apply)
+        workers=N                     copy with N of the workers the copy started with (1 or more)
         chunk-time-millis=N           target time per copy chunk
         max-lag-millis=N              pause while a replica lags more
         max-load=VAR=N[,VAR=N]        pause while a status variable exceeds its limit (empty: none)
@@ -39,6 +40,8 @@ public sealed class ControlCommands(MigrationControls controls, Func<string> sta
                 ("help", null) => "ok\n" + Help,
                 ("throttle", null) => Set(() => controls.Throttle.On = true, "the copy is paused until no-throttle"),
                 ("no-throttle", null) => Set(() => controls.Throttle.On = false, "the operator no longer pauses the copy"),
+                ("workers", null) => "ok " + controls.Workers.ToString(CultureInfo.InvariantCulture),
+                ("workers", _) => Set(() => controls.SetWorkers(Count(name, value)), $"workers={value}"),
                 ("chunk-time-millis", null) => Show(controls.ChunkTime.TotalMilliseconds),
                 ("chunk-time-millis", _) => Set(() => controls.ChunkTime = Millis(name, value), $"chunk-time-millis={value}"),
                 ("max-lag-millis", null) => Show(controls.MaxLag.TotalMilliseconds),
@@ -74,6 +77,11 @@ public sealed class ControlCommands(MigrationControls controls, Func<string> sta
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int millis) && millis > 0
             ? TimeSpan.FromMilliseconds(millis)
             : throw new OscException($"{name} needs a whole number of milliseconds above 0, not '{value}'.", $"For example {name}=500.");
+
+    private static int Count(string name, string? value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int count)
+            ? count
+            : throw new OscException($"{name} needs a whole number, not '{value}'.", $"For example {name}=1.");
 
     private async Task<string> SetLoadAsync(string? spec, bool critical, CancellationToken cancellationToken)
     {

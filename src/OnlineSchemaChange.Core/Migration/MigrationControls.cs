@@ -67,6 +67,45 @@ public sealed class MigrationControls
         set => _postponed = value;
     }
 
+    private int _workers;
+    private int _startedWorkers;
+
+    /// <summary>How many copy workers may copy now: all that the copy started with, unless the operator lowered it.</summary>
+    public int Workers => Volatile.Read(ref _workers);
+
+    /// <summary>Called as the copy starts with its workers; returns what they read to know whether they may copy.</summary>
+    public Func<int> BindCopy(int started)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(started, 1);
+        lock (_gate)
+        {
+            _startedWorkers = started;
+            _workers = started;
+        }
+
+        return () => Workers;
+    }
+
+    /// <summary>Lets <paramref name="count"/> of the copy's workers copy, between one and as many as it started with.</summary>
+    public void SetWorkers(int count)
+    {
+        lock (_gate)
+        {
+            if (_startedWorkers == 0)
+            {
+                throw new OscException("The copy is not running: there are no workers to change.", "Change workers while the run is copying (status shows the state).");
+            }
+
+            if (count < 1 || count > _startedWorkers)
+            {
+                throw new OscException($"workers takes 1 to {_startedWorkers}, the workers this copy started with, not {count}.",
+                    $"For more, stop the run and resume it with --workers (Ctrl-C keeps its work for --resume).");
+            }
+
+            Volatile.Write(ref _workers, count);
+        }
+    }
+
     /// <summary>The --max-load now in force (null: none).</summary>
     public string? MaxLoad { get; private set; }
 
@@ -132,6 +171,6 @@ public sealed class MigrationControls
 
     /// <summary>The settings in force, as `name=value` pairs the control socket's commands accept back.</summary>
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"chunk-time-millis={ChunkTime.TotalMilliseconds:0} max-lag-millis={MaxLag.TotalMilliseconds:0} max-load={MaxLoad ?? ""} critical-load={CriticalLoad ?? ""} "
+        $"workers={(_startedWorkers == 0 ? "-" : Workers.ToString(CultureInfo.InvariantCulture))} chunk-time-millis={ChunkTime.TotalMilliseconds:0} max-lag-millis={MaxLag.TotalMilliseconds:0} max-load={MaxLoad ?? ""} critical-load={CriticalLoad ?? ""} "
         + $"throttled-by-operator={(Throttle.On ? "yes" : "no")} cut-over-postponed={(CutoverPostponed ? "yes" : "no")}");
 }

@@ -187,7 +187,10 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             }
 
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log, copyEvents.MarkCopy), fence),
-                options.NewChunkSizer(), throttler, workers, frontier);
+                options.NewChunkSizer(), throttler, workers, frontier)
+            {
+                ActiveWorkers = options.Controls?.BindCopy(workers),
+            };
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived,
                 copier.Finished ? null : throttler.Reason, clock.Elapsed)

@@ -138,7 +138,10 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             heartbeat?.Start();
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
-            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), options.NewChunkSizer(), throttler, options.Workers, frontier);
+            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), options.NewChunkSizer(), throttler, options.Workers, frontier)
+            {
+                ActiveWorkers = options.Controls?.BindCopy(options.Workers),
+            };
             PostgresReplay running = replay;
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, running.Applier.ChangesReceived,

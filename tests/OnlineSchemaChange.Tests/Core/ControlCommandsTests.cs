@@ -104,6 +104,21 @@ public sealed class ControlCommandsTests
         Assert.True(sizer.NextRows < before, $"{sizer.NextRows} rows after {before}");
     }
 
+    [Fact]
+    public async Task Workers_go_from_one_to_as_many_as_the_copy_started_with()
+    {
+        Assert.StartsWith("error: The copy is not running", await Commands().ExecuteAsync("workers=1", CancellationToken.None), StringComparison.Ordinal);
+        Func<int> active = _controls.BindCopy(3);
+
+        Assert.Equal("ok workers=1", await Commands().ExecuteAsync("workers=1", CancellationToken.None));
+        Assert.Equal(1, active());
+        Assert.StartsWith("error: workers takes 1 to 3", await Commands().ExecuteAsync("workers=4", CancellationToken.None), StringComparison.Ordinal);
+        Assert.StartsWith("error: workers takes 1 to 3", await Commands().ExecuteAsync("workers=0", CancellationToken.None), StringComparison.Ordinal);
+        Assert.StartsWith("error: workers needs a whole number", await Commands().ExecuteAsync("workers=two", CancellationToken.None), StringComparison.Ordinal);
+        Assert.Equal("ok 1", await Commands().ExecuteAsync("workers", CancellationToken.None));
+        Assert.Contains("workers=1 ", _controls.Describe(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("chunk-time-millis=0", "error: chunk-time-millis needs a whole number")]
     [InlineData("chunk-time-millis=-5", "error: chunk-time-millis needs a whole number")]
@@ -127,7 +142,7 @@ public sealed class ControlCommandsTests
 
         string status = await Commands().ExecuteAsync("STATUS", CancellationToken.None);
 
-        Assert.Equal(["ok", "state copying", "chunk-time-millis=500 max-lag-millis=1500 max-load= critical-load= throttled-by-operator=no cut-over-postponed=yes"],
+        Assert.Equal(["ok", "state copying", "workers=- chunk-time-millis=500 max-lag-millis=1500 max-load= critical-load= throttled-by-operator=no cut-over-postponed=yes"],
             status.Split('\n'));
     }
 

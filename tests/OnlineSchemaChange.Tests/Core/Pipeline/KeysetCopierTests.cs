@@ -71,6 +71,43 @@ public sealed class KeysetCopierTests
     }
 
     [Fact]
+    public async Task Workers_beyond_the_operators_count_take_no_range_until_it_rises()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 5_000));
+        int inFlight = 0, mostInFlight = 0, chunks = 0, active = 1;
+        table.HoldBack = async _ =>
+        {
+            int now = Interlocked.Increment(ref inFlight);
+            InterlockedMax(ref mostInFlight, now);
+            await Task.Delay(2);
+            Interlocked.Decrement(ref inFlight);
+            if (Interlocked.Increment(ref chunks) == 20)
+            {
+                // Half way: no chunk ever ran beside another; then the operator allows three.
+                Assert.Equal(1, Volatile.Read(ref mostInFlight));
+                Volatile.Write(ref active, 3);
+            }
+        };
+        var copier = new KeysetCopier(table, new ChunkSizer(TimeSpan.FromMilliseconds(5), initialRows: 100, minRows: 100, maxRows: 100), null, workers: 4)
+        {
+            ActiveWorkers = () => Volatile.Read(ref active),
+        };
+
+        await copier.RunAsync(null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(Enumerable.Range(1, 5_000), table.Copied.Order());
+        Assert.InRange(mostInFlight, 1, 3);
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while (value > (seen = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
+    }
+
+    [Fact]
     public async Task Copies_every_row_exactly_once_with_parallel_workers()
     {
         var table = new KeyTable(Enumerable.Range(1, 10_000).Where(k => k % 7 != 0));
