@@ -332,7 +332,15 @@ public sealed class PostgresChangeFeed(
 
     // The slot still held by the walsender that is going away counts too: it is free again a moment later.
     private static bool IsConnectionLoss(Exception e) =>
-        e is TimeoutException || e is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse } || PostgresConnectionLoss.Is(e);
+        e is TimeoutException || e is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse } || PostgresConnectionLoss.Is(e) || IsBrokenMessage(e);
+
+    // A walsender ended in the middle of a row: Npgsql's tuple reader, skipping the rest of the row as the loop over
+    // it ends, fails on the truncated message with an argument or state error of its own instead of the connection's
+    // (seen with pg_terminate_backend under writes). Reconnecting from the slot is safe whatever broke the stream,
+    // and the count of failures in a row still bounds it.
+    private static bool IsBrokenMessage(Exception e) =>
+        e is ArgumentOutOfRangeException or InvalidOperationException or EndOfStreamException
+        && e.StackTrace is { } trace && trace.TrimStart().StartsWith("at Npgsql.", StringComparison.Ordinal);
 
     private sealed record RelationLayout(int[] SourceIndex, int[] KeyIndex, bool[] IntegerKey);
 
