@@ -19,8 +19,7 @@ public sealed class ControlSocketTests(ServersFixture servers)
         (string connectionString, string uri) = await MariaDbTableAsync();
         using var flag = new FlagFile("control-throttle");
         string socket = SocketPath();
-        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json",
-            "--chunk-time-millis", "100", "--throttle-flag-file", flag.Path, "--control-socket", socket);
+        LiveOscRun run = StartHeld(uri, flag, socket, "--chunk-time-millis", "100");
         await run.WaitForEventAsync(e => Event(e) == "control-socket" && e.GetProperty("path").GetString() == socket, Patience, "the socket");
 
         // A dry run meanwhile names the live run, instead of calling its shadow an unfinished run's leftover.
@@ -59,8 +58,7 @@ public sealed class ControlSocketTests(ServersFixture servers)
         (string connectionString, string uri) = await MariaDbTableAsync();
         using var flag = new FlagFile("control-abort");
         string socket = SocketPath();
-        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json",
-            "--throttle-flag-file", flag.Path, "--control-socket", socket, "--cleanup-on-abort");
+        LiveOscRun run = StartHeld(uri, flag, socket, "--cleanup-on-abort");
         await run.WaitForThrottledAsync("flag file", Patience);
 
         Assert.StartsWith("ok stopping", await SendAsync(socket, "abort"), StringComparison.Ordinal);
@@ -202,6 +200,11 @@ public sealed class ControlSocketTests(ServersFixture servers)
         Assert.False(File.Exists(socket));
         Assert.Equal("", await PgSql.LeftoversAsync(connectionString));
     }
+
+    /// <summary>A MariaDB run of the usual ALTER, held by <paramref name="flag"/> before its first chunk, listening on <paramref name="socket"/>.</summary>
+    private static LiveOscRun StartHeld(string uri, FlagFile flag, string socket, params string[] extra) =>
+        LiveOscRun.Start(["alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json",
+            "--throttle-flag-file", flag.Path, "--control-socket", socket, .. extra]);
 
     private static string SocketPath() => Path.Combine(Path.GetTempPath(), $"osc-test-{Guid.NewGuid():N}.sock");
 

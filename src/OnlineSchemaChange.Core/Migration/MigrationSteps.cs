@@ -43,17 +43,11 @@ public static class MigrationSteps
 
         ThresholdSignal[] lag = [.. replicaLag];
         signals.AddRange(lag);
-        IReadOnlyList<IThrottleSignal> maxLoad = options.MaxLoad is null ? [] : load(options.MaxLoad, "--max-load");
-        IReadOnlyList<IThrottleSignal> abort = options.CriticalLoad is null ? [] : load(options.CriticalLoad, "--critical-load");
-        if (options.Controls is not { } controls)
-        {
-            signals.AddRange(maxLoad);
-            return new Throttler(signals, ThrottleInterval, TimeProvider.System, abort) { ReplicaLagSignals = lag };
-        }
-
-        // The operator's brake and replaceable load groups, which the control socket acts on.
-        var loadSet = new ThrottleSignalSet("max-load", maxLoad);
-        var criticalSet = new ThrottleSignalSet("critical-load", abort);
+        // The load limits are replaceable groups and the operator has a brake of their own: the control socket acts
+        // on them through the run's controls (a run without a socket gets controls nobody changes).
+        MigrationControls controls = options.Controls ?? new MigrationControls(options);
+        var loadSet = new ThrottleSignalSet("max-load", options.MaxLoad is null ? [] : load(options.MaxLoad, "--max-load"));
+        var criticalSet = new ThrottleSignalSet("critical-load", options.CriticalLoad is null ? [] : load(options.CriticalLoad, "--critical-load"));
         signals.Add(controls.Throttle);
         signals.Add(loadSet);
         controls.Bind(lag, loadSet, criticalSet, load);
@@ -99,9 +93,11 @@ public static class MigrationSteps
         MigrationControls? controls = null)
     {
         ArgumentNullException.ThrowIfNull(report);
-        while ((flagFile is not null && File.Exists(flagFile)) || controls?.CutoverPostponed == true)
+        while ((flagFile is not null && File.Exists(flagFile) ? $"postponed while {flagFile} exists"
+                   : controls?.CutoverPostponed == true ? "postponed by the operator (control socket)"
+                   : null) is { } postponed)
         {
-            report(flagFile is not null && File.Exists(flagFile) ? $"postponed while {flagFile} exists" : "postponed by the operator (control socket)");
+            report(postponed);
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
             if (meanwhile is not null)
             {

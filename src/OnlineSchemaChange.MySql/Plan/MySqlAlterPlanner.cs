@@ -249,18 +249,14 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
                 string sql = statement.Kind == AlterStatementKind.AlterTable && !statement.ChangeClauses.Any()
                     ? $"ALTER TABLE {MySqlSql.Quote(table)} {statement.Clauses[^1].Text};"
                     : Render(statement, table, algorithm).TrimEnd(',', ' ') + ";";
+                string native = $"SET SESSION lock_wait_timeout = 5;\n{keepHistory}{sql}";
                 return strategy == PlanStrategy.MaintenanceWindow
-                    ?
-                    [
-                        new PlanStep("run natively in a maintenance window",
-                            $"No online way exists for this table, and the server's way blocks {(findings.BlocksReads ? "reads and writes" : "writes")} for the whole operation: run it when the application can wait (or is stopped), with a metadata-lock timeout so that it never queues behind a long transaction unnoticed.",
-                            $"SET SESSION lock_wait_timeout = 5;\n{keepHistory}{sql}"),
-                    ]
+                    ? [PlanStep.MaintenanceWindow(findings, native)]
                     :
                     [
                         new PlanStep("run natively",
                             "Run it with a short metadata-lock timeout, naming the algorithm so the server refuses rather than silently doing something slower. If it times out (a long transaction holds the table), retry with backoff; do not raise the timeout: every query queues behind a waiting ALTER.",
-                            $"SET SESSION lock_wait_timeout = 5;\n{keepHistory}{sql}"),
+                            native),
                     ];
         }
     }

@@ -87,12 +87,7 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
                         Command = $"osc alter <connection> --table {qualified} --alter \"{string.Join(", ", statement.ChangeClauses.Select(c => c.Text)).Replace("\"", "\\\"", StringComparison.Ordinal)}\" --execute",
                     },
                 ],
-                PlanStrategy.MaintenanceWindow =>
-                [
-                    new PlanStep("run natively in a maintenance window",
-                        $"No online way exists for this table, and the server's way blocks {(findings.BlocksReads ? "reads and writes" : "writes")} for the whole operation: run it when the application can wait (or is stopped), with a lock_timeout so that it never queues every later query behind a long transaction.",
-                        $"SET lock_timeout = '2s';\n{NativeSql(statement, qualified)};"),
-                ],
+                PlanStrategy.MaintenanceWindow => [PlanStep.MaintenanceWindow(findings, $"SET lock_timeout = '2s';\n{NativeSql(statement, qualified)};")],
                 _ =>
                 [
                     new PlanStep("run natively",
