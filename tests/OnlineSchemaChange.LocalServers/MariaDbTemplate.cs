@@ -23,6 +23,7 @@ internal static class MariaDbTemplate
 
     private static async Task<string> CreateAsync()
     {
+        await LeftoverServers.SweepOnceAsync();
         var installDb = Binaries.Find("mariadb-install-db", "/usr/bin", "/usr/local/mysql/scripts");
         var directory = Directory.CreateTempSubdirectory("osc-mariadb-template-").FullName;
         guard = Watchdog.Start(Environment.ProcessId, directory, "/dev/null", "TERM", asDatabaseUser: false, server: []);

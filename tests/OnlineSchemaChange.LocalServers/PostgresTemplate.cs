@@ -29,6 +29,7 @@ internal static class PostgresTemplate
 
     private static async Task<string> CreateAsync(string binDirectory, string user, string password)
     {
+        await LeftoverServers.SweepOnceAsync();
         var initdb = Binaries.FindIn("initdb", binDirectory);
         var directory = Directory.CreateTempSubdirectory("osc-postgres-template-").FullName;
         Guards.Add(Watchdog.Start(Environment.ProcessId, directory, "/dev/null", "TERM", asDatabaseUser: false, server: []));

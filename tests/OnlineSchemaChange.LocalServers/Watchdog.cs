@@ -8,7 +8,9 @@ namespace OnlineSchemaChange.LocalServers;
 /// a zombie, and not another process that reused its pid. It stops the server (the given signal, then SIGKILL after a minute) and deletes the directory when
 /// the owner is gone, when its stdin reaches end of file (the owner's end of the pipe closes when the owner dies,
 /// however it dies), or when it reads "stop" (our own disposal). Without a server command it only guards the directory.
-/// It runs in its own session so a Ctrl-C aimed at the test runner does not kill it before it has cleaned up.
+/// It runs in its own session so a Ctrl-C aimed at the test runner does not kill it before it has cleaned up. It writes
+/// its pid and start time to watchdog.pid in the directory: a test host killed with its whole process tree (a hang
+/// timeout) takes the watchdog with it, and <see cref="LeftoverServers"/> then recognises the directory as abandoned.
 /// </summary>
 internal sealed class Watchdog : IAsyncDisposable
 {
@@ -40,6 +42,8 @@ internal sealed class Watchdog : IAsyncDisposable
         }
         trap 'finish "on a signal"' TERM INT HUP
         owner_alive || finish "since its owner process $owner is gone"
+        # Names the guard, so a later run can tell a directory whose watchdog was killed (see LeftoverServers).
+        echo "$$ $(started $$)" >"$dir/watchdog.pid"
         if (($#)); then
           "$@" </dev/null >>"$log" 2>&1 &
           server=$!

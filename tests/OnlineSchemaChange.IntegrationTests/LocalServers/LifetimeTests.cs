@@ -60,6 +60,38 @@ public sealed class LifetimeTests
         await AssertGoneAfterOwnerDiesAsync(owner, server.ProcessId, server.Directory);
     }
 
+    [Fact]
+    public async Task A_later_sweep_stops_servers_whose_watchdog_was_killed_and_spares_live_ones()
+    {
+        // A hang timeout kills the test host with its process tree, watchdogs included; the servers they started are
+        // orphaned, or at least their directories are.
+        await using var live = await LocalMariaDb.StartAsync();
+        await using var orphanedMariaDb = await LocalMariaDb.StartAsync();
+        await using var orphanedPostgres = await LocalPostgres.StartAsync();
+        foreach (var directory in new[] { orphanedMariaDb.Directory, orphanedPostgres.Directory })
+        {
+            var watchdog = Process.GetProcessById(int.Parse(File.ReadAllText(Path.Combine(directory, "watchdog.pid")).Split(' ')[0]));
+            watchdog.Kill();
+            await watchdog.WaitForExitAsync();
+        }
+
+        Assert.True(ProcessIsRunning(orphanedMariaDb.ProcessId), "mariadbd went with its watchdog: nothing left to sweep");
+        Assert.True(ProcessIsRunning(orphanedPostgres.ProcessId), "postgres went with its watchdog: nothing left to sweep");
+
+        var removed = await LeftoverServers.SweepAsync();
+
+        Assert.Contains(orphanedMariaDb.Directory, removed);
+        Assert.Contains(orphanedPostgres.Directory, removed);
+        Assert.DoesNotContain(live.Directory, removed);
+        Assert.False(ProcessIsRunning(orphanedMariaDb.ProcessId), $"mariadbd {orphanedMariaDb.ProcessId} still runs");
+        Assert.False(ProcessIsRunning(orphanedPostgres.ProcessId), $"postgres {orphanedPostgres.ProcessId} still runs");
+        Assert.False(Directory.Exists(orphanedMariaDb.Directory));
+        Assert.False(Directory.Exists(orphanedPostgres.Directory));
+        await using var connection = new MySqlConnection(live.ConnectionString);
+        await connection.OpenAsync();
+        Assert.True(ProcessIsRunning(live.ProcessId));
+    }
+
     private static async Task AssertGoneAfterOwnerDiesAsync(Process owner, int serverPid, string directory)
     {
         Assert.True(ProcessIsRunning(serverPid));
