@@ -30,7 +30,9 @@ public sealed class ControlSocketTests(ServersFixture servers)
 
         Assert.StartsWith("ok the copy is paused", await SendAsync(socket, "throttle"), StringComparison.Ordinal);
         Assert.Equal("ok workers=1", await SendAsync(socket, "workers=1"));
-        Assert.StartsWith("error: workers takes 1 to 2", await SendAsync(socket, "workers=3"), StringComparison.Ordinal);
+        Assert.Equal("ok workers=3", await SendAsync(socket, "workers=3"));
+        Assert.Equal("ok workers=1", await SendAsync(socket, "workers=1"));
+        Assert.StartsWith("error: workers takes 1 to 16", await SendAsync(socket, "workers=17"), StringComparison.Ordinal);
         flag.Lift();
         await run.WaitForThrottledAsync("by the operator", Patience);
         Assert.StartsWith("ok", await SendAsync(socket, "postpone-cut-over"), StringComparison.Ordinal);

@@ -24,8 +24,8 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
     private bool _started;
 
     /// <summary>
-    /// How many of the workers may copy now (an operator's `workers=N`); the others wait before taking a range. Null:
-    /// all of them.
+    /// How many of the workers may copy now (an operator's `workers=N`, which can rise above the count it started with
+    /// up to the tasks this copier runs); the others wait before taking a range. Null: all of them.
     /// </summary>
     public Func<int>? ActiveWorkers { get; init; }
 
@@ -63,7 +63,10 @@ public sealed class KeysetCopier(ICopySource source, ChunkSizer sizer, Throttler
             _started = true;
         }
 
-        var ranges = Channel.CreateBounded<KeyRange>(new BoundedChannelOptions(workers) { SingleWriter = true });
+        // Ranges are cut one per worker copying at the start, not per task: parked tasks would otherwise have the
+        // producer cut ranges far ahead, sized before the chunk sizer had learnt anything.
+        int capacity = Math.Clamp(ActiveWorkers?.Invoke() ?? workers, 1, workers);
+        var ranges = Channel.CreateBounded<KeyRange>(new BoundedChannelOptions(capacity) { SingleWriter = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
         // The first failure cancels everyone else at once: a producer blocked on a full channel, or workers waiting

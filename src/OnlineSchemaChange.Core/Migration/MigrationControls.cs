@@ -67,26 +67,41 @@ public sealed class MigrationControls
         set => _postponed = value;
     }
 
+    /// <summary>
+    /// The most copy workers an operator can raise a run to with `workers=N` when it started with fewer: the copy
+    /// runs this many worker tasks and parks those beyond the count, which costs a poll each and holds no connection.
+    /// </summary>
+    public const int MostWorkers = 16;
+
     private int _workers;
     private int _startedWorkers;
+    private int _mostWorkers;
 
-    /// <summary>How many copy workers may copy now: all that the copy started with, unless the operator lowered it.</summary>
+    /// <summary>How many copy workers may copy now: all that the copy started with, unless the operator changed it.</summary>
     public int Workers => Volatile.Read(ref _workers);
 
-    /// <summary>Called as the copy starts with its workers; returns what they read to know whether they may copy.</summary>
-    public Func<int> BindCopy(int started)
+    /// <summary>The worker tasks a copy starting with <paramref name="started"/> runs: room to rise to <see cref="MostWorkers"/> unless it cannot run in parallel.</summary>
+    public static int CopyTasks(int started, bool canGrow) => canGrow ? Math.Max(started, MostWorkers) : started;
+
+    /// <summary>
+    /// Called as the copy starts with <paramref name="started"/> workers copying of <paramref name="tasks"/> it runs;
+    /// returns what they read to know whether they may copy.
+    /// </summary>
+    public Func<int> BindCopy(int started, int tasks)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(started, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(tasks, started);
         lock (_gate)
         {
             _startedWorkers = started;
+            _mostWorkers = tasks;
             _workers = started;
         }
 
         return () => Workers;
     }
 
-    /// <summary>Lets <paramref name="count"/> of the copy's workers copy, between one and as many as it started with.</summary>
+    /// <summary>Lets <paramref name="count"/> of the copy's workers copy, between one and the tasks it runs.</summary>
     public void SetWorkers(int count)
     {
         lock (_gate)
@@ -96,10 +111,12 @@ public sealed class MigrationControls
                 throw new OscException("The copy is not running: there are no workers to change.", "Change workers while the run is copying (status shows the state).");
             }
 
-            if (count < 1 || count > _startedWorkers)
+            if (count < 1 || count > _mostWorkers)
             {
-                throw new OscException($"workers takes 1 to {_startedWorkers}, the workers this copy started with, not {count}.",
-                    $"For more, stop the run and resume it with --workers (Ctrl-C keeps its work for --resume).");
+                throw new OscException($"workers takes 1 to {_mostWorkers} on this copy, not {count}.",
+                    _mostWorkers == 1
+                        ? "This copy runs one worker only: the run's notes say why."
+                        : $"For more than {_mostWorkers}, stop the run and resume it with --workers (Ctrl-C keeps its work for --resume).");
             }
 
             Volatile.Write(ref _workers, count);

@@ -186,10 +186,12 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 notes = [.. notes, workersNote];
             }
 
+            // With a control socket, room for an operator to raise the workers, unless the AUTO-INC lock holds them to one.
+            int copyTasks = options.Controls is null ? workers : MigrationControls.CopyTasks(workers, canGrow: workersNote is null);
             var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log, copyEvents.MarkCopy), fence),
-                options.NewChunkSizer(), throttler, workers, frontier)
+                options.NewChunkSizer(), throttler, copyTasks, frontier)
             {
-                ActiveWorkers = options.Controls?.BindCopy(workers),
+                ActiveWorkers = options.Controls?.BindCopy(workers, copyTasks),
             };
             long copiedBefore = checkpointer.RowsCopiedBefore;
             void Report(string state) => report(new OnlineAlterProgress(state, copiedBefore + copier.RowsCopied, facts.EstimatedRows, applier.ChangesReceived,

@@ -138,9 +138,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             heartbeat?.Start();
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
-            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), options.NewChunkSizer(), throttler, options.Workers, frontier)
+            // With a control socket, room for an operator to raise the workers while the copy runs.
+            int copyTasks = options.Controls is null ? options.Workers : MigrationControls.CopyTasks(options.Workers, canGrow: true);
+            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), options.NewChunkSizer(), throttler, copyTasks, frontier)
             {
-                ActiveWorkers = options.Controls?.BindCopy(options.Workers),
+                ActiveWorkers = options.Controls?.BindCopy(options.Workers, copyTasks),
             };
             PostgresReplay running = replay;
             long copiedBefore = checkpointer.RowsCopiedBefore;

@@ -105,18 +105,37 @@ public sealed class ControlCommandsTests
     }
 
     [Fact]
-    public async Task Workers_go_from_one_to_as_many_as_the_copy_started_with()
+    public async Task Workers_go_from_one_to_as_many_as_the_copy_runs_tasks_for()
     {
         Assert.StartsWith("error: The copy is not running", await Commands().ExecuteAsync("workers=1", CancellationToken.None), StringComparison.Ordinal);
-        Func<int> active = _controls.BindCopy(3);
+        int tasks = MigrationControls.CopyTasks(3, canGrow: true);
+        Func<int> active = _controls.BindCopy(3, tasks);
+        Assert.Equal(3, active());
 
         Assert.Equal("ok workers=1", await Commands().ExecuteAsync("workers=1", CancellationToken.None));
         Assert.Equal(1, active());
-        Assert.StartsWith("error: workers takes 1 to 3", await Commands().ExecuteAsync("workers=4", CancellationToken.None), StringComparison.Ordinal);
-        Assert.StartsWith("error: workers takes 1 to 3", await Commands().ExecuteAsync("workers=0", CancellationToken.None), StringComparison.Ordinal);
+        Assert.Equal($"ok workers={tasks}", await Commands().ExecuteAsync($"workers={tasks}", CancellationToken.None));
+        Assert.Equal(tasks, active());
+        Assert.StartsWith($"error: workers takes 1 to {tasks} on this copy", await Commands().ExecuteAsync($"workers={tasks + 1}", CancellationToken.None), StringComparison.Ordinal);
+        Assert.StartsWith($"error: workers takes 1 to {tasks}", await Commands().ExecuteAsync("workers=0", CancellationToken.None), StringComparison.Ordinal);
         Assert.StartsWith("error: workers needs a whole number", await Commands().ExecuteAsync("workers=two", CancellationToken.None), StringComparison.Ordinal);
-        Assert.Equal("ok 1", await Commands().ExecuteAsync("workers", CancellationToken.None));
-        Assert.Contains("workers=1 ", _controls.Describe(), StringComparison.Ordinal);
+        Assert.Equal($"ok {tasks}", await Commands().ExecuteAsync("workers", CancellationToken.None));
+        Assert.Contains($"workers={tasks} ", _controls.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_copy_that_cannot_run_in_parallel_keeps_one_worker_and_says_where_the_reason_is()
+    {
+        Assert.Equal(1, MigrationControls.CopyTasks(1, canGrow: false));
+        Assert.Equal(MigrationControls.MostWorkers, MigrationControls.CopyTasks(1, canGrow: true));
+        Assert.Equal(40, MigrationControls.CopyTasks(40, canGrow: true));
+        _controls.BindCopy(1, MigrationControls.CopyTasks(1, canGrow: false));
+
+        string answer = await Commands().ExecuteAsync("workers=2", CancellationToken.None);
+
+        Assert.StartsWith("error: workers takes 1 to 1 on this copy", answer, StringComparison.Ordinal);
+        Assert.Contains("one worker only: the run's notes say why", answer, StringComparison.Ordinal);
+        Assert.Equal(1, _controls.Workers);
     }
 
     [Theory]

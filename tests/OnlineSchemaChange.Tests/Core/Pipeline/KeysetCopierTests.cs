@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Throttle;
 
 namespace OnlineSchemaChange.Tests.Core.Pipeline;
@@ -97,6 +98,47 @@ public sealed class KeysetCopierTests
 
         Assert.Equal(Enumerable.Range(1, 5_000), table.Copied.Order());
         Assert.InRange(mostInFlight, 1, 3);
+    }
+
+    [Fact]
+    public async Task An_operator_raises_the_workers_above_the_count_the_copy_started_with()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 3_000));
+        int inFlight = 0, mostInFlight = 0, chunks = 0, active = 1;
+        var twoAtOnce = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        table.HoldBack = async _ =>
+        {
+            int now = Interlocked.Increment(ref inFlight);
+            InterlockedMax(ref mostInFlight, now);
+            if (now >= 2)
+            {
+                twoAtOnce.TrySetResult();
+            }
+
+            if (Interlocked.Increment(ref chunks) == 5)
+            {
+                Assert.Equal(1, Volatile.Read(ref mostInFlight));
+                Volatile.Write(ref active, 4);
+            }
+
+            if (Volatile.Read(ref active) > 1)
+            {
+                // A parked worker must wake and take a range while this one still copies; if none does, the copy fails.
+                await twoAtOnce.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            }
+
+            Interlocked.Decrement(ref inFlight);
+        };
+        int tasks = MigrationControls.CopyTasks(1, canGrow: true);
+        var copier = new KeysetCopier(table, new ChunkSizer(TimeSpan.FromMilliseconds(5), initialRows: 100, minRows: 100, maxRows: 100), null, tasks)
+        {
+            ActiveWorkers = () => Volatile.Read(ref active),
+        };
+
+        await copier.RunAsync(null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(Enumerable.Range(1, 3_000), table.Copied.Order());
+        Assert.InRange(mostInFlight, 2, 4);
     }
 
     private static void InterlockedMax(ref int target, int value)
