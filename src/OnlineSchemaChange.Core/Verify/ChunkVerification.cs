@@ -92,45 +92,32 @@ public static class ChunkVerification
     }
 
     /// <summary>
-    /// Ranges of <paramref name="rows"/> key values each over a single integer key from <paramref name="min"/> to
-    /// <paramref name="max"/>, cut by arithmetic: no walk along the key to find where each ends, which on 1,000,000 rows
-    /// cost more than the hashing of one table's chunk. Only for a key at least half dense (about as many rows as
-    /// estimated, or more, in the span), so a range holds between half and all of <paramref name="rows"/>; null
-    /// otherwise, and the caller walks the key. The first and last ranges are open, so keys outside the span count too.
+    /// Ranges of <paramref name="rows"/> key values each over a dense single integer key (<see cref="KeySpan.IsDenseInteger"/>),
+    /// cut by arithmetic: no walk along the key to find where each ends, which on 1,000,000 rows cost more than the
+    /// hashing of one table's chunk. A range then holds between half and all of <paramref name="rows"/>. Null for any
+    /// other key, and the caller walks it. The first and last ranges are open, so keys outside the span count too.
     /// </summary>
-    public static List<KeyRange>? RangesByWidth(object min, object max, long estimatedRows, int rows)
+    public static List<KeyRange>? RangesByWidth(KeySpan span, int rows)
     {
-        ArgumentNullException.ThrowIfNull(min);
-        ArgumentNullException.ThrowIfNull(max);
+        ArgumentNullException.ThrowIfNull(span);
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
-        if (!IsInteger(min) || !IsInteger(max))
+        if (!span.IsDenseInteger)
         {
             return null;
         }
 
-        decimal low = Convert.ToDecimal(min, System.Globalization.CultureInfo.InvariantCulture);
-        decimal span = Convert.ToDecimal(max, System.Globalization.CultureInfo.InvariantCulture) - low + 1;
-        if (span < 1 || estimatedRows < 1 || span > 2m * estimatedRows)
-        {
-            return null;
-        }
-
-        long count = (long)Math.Ceiling(span / rows);
+        decimal low = KeySpan.ToDecimal(span.Min);
+        long count = (long)Math.Ceiling(span.Width / rows);
         var ranges = new List<KeyRange>((int)Math.Min(count, int.MaxValue));
         RowKey? after = null;
         for (long sequence = 0; sequence < count; sequence++)
         {
             // The bound keeps the key's own type, as the copy's and the repair's comparisons expect.
-            RowKey? end = sequence == count - 1
-                ? null
-                : new RowKey(Convert.ChangeType(low + ((sequence + 1) * (decimal)rows) - 1, min.GetType(), System.Globalization.CultureInfo.InvariantCulture));
+            RowKey? end = sequence == count - 1 ? null : new RowKey(span.InKeyType(low + ((sequence + 1) * (decimal)rows) - 1));
             ranges.Add(new KeyRange(sequence, after, end));
             after = end;
         }
 
         return ranges;
     }
-
-    private static bool IsInteger(object value) => value is sbyte or byte or short or ushort or int or uint or long or ulong;
-
 }

@@ -26,13 +26,34 @@ namespace OnlineSchemaChange.MySql.Copy;
 /// </remarks>
 public sealed class MySqlCopySource(string connectionString, TableName original, TableName shadow, MySqlKeyPredicate key, ColumnMapping mapping,
     TableName? commitMarker = null, bool markSkipReplication = false)
-    : ICopySource
+    : ICopySource, IKeySpanSource
 {
     /// <summary>The bookkeeping table's row the copy writes before each read (heartbeats are row 1, checkpoints row 2).</summary>
     public const int CommitMarkerId = 3;
 
     public Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken) =>
         FindChunkEndAsync(afterKey, rows, null, cancellationToken);
+
+    public async Task<KeySpan?> ReadKeySpanAsync(CancellationToken cancellationToken)
+    {
+        if (key.Columns.Count != 1)
+        {
+            return null;
+        }
+
+        await using var connection = new MySqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new MySqlCommand(
+            $"SELECT MIN({key.ColumnList}), MAX({key.ColumnList}), " +
+            "(SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(@s, DATABASE()) AND TABLE_NAME = @t) " +
+            $"FROM {MySqlSql.Quote(original)}", connection);
+        command.Parameters.AddWithValue("@s", original.Schema);
+        command.Parameters.AddWithValue("@t", original.Name);
+        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) && !reader.IsDBNull(0) && !reader.IsDBNull(2)
+            ? new KeySpan(reader.GetValue(0), reader.GetValue(1), Convert.ToInt64(reader.GetValue(2), System.Globalization.CultureInfo.InvariantCulture))
+            : null;
+    }
 
     /// <summary>The key <paramref name="rows"/> rows after <paramref name="afterKey"/>, or null when fewer rows lie before <paramref name="before"/> (or the end).</summary>
     public async Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, RowKey? before, CancellationToken cancellationToken)

@@ -188,7 +188,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
             // With a control socket, room for an operator to raise the workers, unless the AUTO-INC lock holds them to one.
             int copyTasks = options.Controls is null ? workers : MigrationControls.CopyTasks(workers, canGrow: workersNote is null);
-            var copier = new KeysetCopier(new FencedCopySource(new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log, copyEvents.MarkCopy), fence),
+            var copySource = new MySqlCopySource(connectionString, original, shadow.Table, originalKey, shadow.Mapping, log, copyEvents.MarkCopy);
+            var copier = new KeysetCopier(new FencedCopySource(new WidthChunkedCopySource(copySource, copySource), fence),
                 options.NewChunkSizer(), throttler, copyTasks, frontier)
             {
                 ActiveWorkers = options.Controls?.BindCopy(workers, copyTasks),

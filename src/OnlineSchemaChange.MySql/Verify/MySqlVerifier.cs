@@ -54,25 +54,10 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
     /// <summary>The chunks: cut by arithmetic over a dense integer key, else by walking the key (ChunkVerification).</summary>
     private async Task<List<KeyRange>> RangesAsync(CancellationToken cancellationToken)
     {
-        if (originalKey.Columns.Count == 1)
-        {
-            await using var connection = new MySqlConnection(connectionString);
-            await connection.OpenAsync(cancellationToken);
-            await using var command = new MySqlCommand(
-                $"SELECT MIN({originalKey.ColumnList}), MAX({originalKey.ColumnList}), " +
-                "(SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(@s, DATABASE()) AND TABLE_NAME = @t) " +
-                $"FROM {MySqlSql.Quote(original)}", connection);
-            command.Parameters.AddWithValue("@s", original.Schema);
-            command.Parameters.AddWithValue("@t", original.Name);
-            await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (await reader.ReadAsync(cancellationToken) && !reader.IsDBNull(0) && !reader.IsDBNull(2)
-                && ChunkVerification.RangesByWidth(reader.GetValue(0), reader.GetValue(1), Convert.ToInt64(reader.GetValue(2), CultureInfo.InvariantCulture), chunkRows) is { } byWidth)
-            {
-                return byWidth;
-            }
-        }
-
-        return await ChunkVerification.RangesAsync(new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping), chunkRows, cancellationToken);
+        var copy = new Copy.MySqlCopySource(connectionString, original, shadow, originalKey, mapping);
+        return await copy.ReadKeySpanAsync(cancellationToken) is { } span && ChunkVerification.RangesByWidth(span, chunkRows) is { } byWidth
+            ? byWidth
+            : await ChunkVerification.RangesAsync(copy, chunkRows, cancellationToken);
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ namespace OnlineSchemaChange.Postgres.Copy;
 /// Rows already in the shadow (the replay got there first) are left alone. When the replay leaves keys ahead of the
 /// copy alone, a chunk tries a plain INSERT first and falls back to ON CONFLICT DO NOTHING only if a key is there.
 /// </summary>
-public sealed class PostgresCopySource : ICopySource
+public sealed class PostgresCopySource : ICopySource, IKeySpanSource
 {
     private readonly string connectionString;
     private readonly TableName original;
@@ -53,6 +53,26 @@ public sealed class PostgresCopySource : ICopySource
     {
         ArgumentNullException.ThrowIfNull(facts);
         return new PostgresKey(facts.Key, facts.Key.Select(k => facts.Column(k).Type).ToList());
+    }
+
+    public async Task<KeySpan?> ReadKeySpanAsync(CancellationToken cancellationToken)
+    {
+        if (key.Columns.Count != 1)
+        {
+            return null;
+        }
+
+        // reltuples is -1 until the table was first analyzed or vacuumed: no estimate, and the key is walked.
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(
+            $"SELECT min({key.ColumnList}), max({key.ColumnList}), (SELECT reltuples::bigint FROM pg_class WHERE oid = @t::regclass) FROM {PostgresSql.Quote(original)}",
+            connection);
+        command.Parameters.AddWithValue("t", PostgresSql.Quote(original));
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) && !reader.IsDBNull(0) && !reader.IsDBNull(2)
+            ? new KeySpan(reader.GetValue(0), reader.GetValue(1), reader.GetInt64(2))
+            : null;
     }
 
     public async Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken)

@@ -140,7 +140,8 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             throttler.Start();
             // With a control socket, room for an operator to raise the workers while the copy runs.
             int copyTasks = options.Controls is null ? options.Workers : MigrationControls.CopyTasks(options.Workers, canGrow: true);
-            var copier = new KeysetCopier(new RetryingCopySource(new PostgresCopySource(connectionString, facts, shadow, ordering)), options.NewChunkSizer(), throttler, copyTasks, frontier)
+            var copySource = new PostgresCopySource(connectionString, facts, shadow, ordering);
+            var copier = new KeysetCopier(new RetryingCopySource(new WidthChunkedCopySource(copySource, copySource)), options.NewChunkSizer(), throttler, copyTasks, frontier)
             {
                 ActiveWorkers = options.Controls?.BindCopy(options.Workers, copyTasks),
             };

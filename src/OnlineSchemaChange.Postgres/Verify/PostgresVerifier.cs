@@ -55,7 +55,7 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
         {
             await connection.OpenAsync(cancellationToken);
             major = connection.PostgreSqlVersion.Major;
-            ranges = await RangesAsync(connection, key, copy, cancellationToken);
+            ranges = await RangesAsync(copy, cancellationToken);
         }
 
         string originalRow = PostgresChecksumExpression.RowHash(
@@ -89,25 +89,10 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
     private const int MaxRepairAttempts = 8;
 
     /// <summary>The chunks: cut by arithmetic over a dense integer key, else by walking the key (ChunkVerification).</summary>
-    private async Task<List<KeyRange>> RangesAsync(NpgsqlConnection connection, PostgresKey key, PostgresCopySource copy, CancellationToken cancellationToken)
-    {
-        if (key.Columns.Count == 1)
-        {
-            // reltuples is -1 until the table was first analyzed or vacuumed: then the key is walked.
-            await using var command = new NpgsqlCommand(
-                $"SELECT min({key.ColumnList}), max({key.ColumnList}), (SELECT reltuples::bigint FROM pg_class WHERE oid = @t::regclass) FROM {PostgresSql.Quote(facts.Table)}",
-                connection);
-            command.Parameters.AddWithValue("t", PostgresSql.Quote(facts.Table));
-            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (await reader.ReadAsync(cancellationToken) && !reader.IsDBNull(0) && !reader.IsDBNull(2)
-                && ChunkVerification.RangesByWidth(reader.GetValue(0), reader.GetValue(1), reader.GetInt64(2), chunkRows) is { } byWidth)
-            {
-                return byWidth;
-            }
-        }
-
-        return await ChunkVerification.RangesAsync(copy, chunkRows, cancellationToken);
-    }
+    private async Task<List<KeyRange>> RangesAsync(PostgresCopySource copy, CancellationToken cancellationToken) =>
+        await copy.ReadKeySpanAsync(cancellationToken) is { } span && ChunkVerification.RangesByWidth(span, chunkRows) is { } byWidth
+            ? byWidth
+            : await ChunkVerification.RangesAsync(copy, chunkRows, cancellationToken);
 
     private async Task RepairAsync(PostgresCopySource copy, PostgresKey shadowKey, KeyRange range, CancellationToken cancellationToken)
     {

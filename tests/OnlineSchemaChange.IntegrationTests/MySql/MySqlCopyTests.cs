@@ -47,6 +47,42 @@ public sealed class MySqlCopyTests(ServersFixture servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_dense_integer_key_is_cut_by_arithmetic_and_every_row_arrives()
+    {
+        await ExecuteAsync("""
+            CREATE TABLE w (id INT UNSIGNED PRIMARY KEY, v VARCHAR(20) NOT NULL);
+            INSERT INTO w SELECT seq, CONCAT('v', seq) FROM seq_1_to_20000 WHERE seq % 5 <> 0;
+            ANALYZE TABLE w;
+            CREATE TABLE w_osc_new LIKE w;
+            ALTER TABLE w_osc_new MODIFY v VARCHAR(40) NOT NULL;
+            """);
+        var (_, source) = await CopierAsync("w", "w_osc_new", ["id"], new Dictionary<string, string>(), workers: 1);
+        KeySpan? span = await source.ReadKeySpanAsync(CancellationToken.None);
+        var width = new WidthChunkedCopySource(source, source);
+        var copier = new KeysetCopier(width, new ChunkSizer(TimeSpan.FromMilliseconds(50), initialRows: 1000, minRows: 1000, maxRows: 1000), null, workers: 4);
+
+        await copier.RunAsync(null, CancellationToken.None);
+
+        Assert.NotNull(span);
+        Assert.IsType<uint>(span.Min);
+        Assert.Equal(19999u, span.Max);
+        Assert.True(width.CutsByWidth, $"estimate {span.EstimatedRows} rows for a span of {span.Width}");
+        Assert.Equal(16000, copier.RowsCopied);
+        Assert.Equal(20, copier.ChunksCopied);
+        Assert.Equal(await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, v)))) FROM w"),
+            await ScalarAsync("SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, v)))) FROM w_osc_new"));
+    }
+
+    [Fact]
+    public async Task A_composite_key_has_no_span_and_is_walked()
+    {
+        await ExecuteAsync("CREATE TABLE ck (a INT NOT NULL, b INT NOT NULL, PRIMARY KEY (a, b)); INSERT INTO ck SELECT seq % 10, seq FROM seq_1_to_100; CREATE TABLE ck_osc_new LIKE ck;");
+        var (_, source) = await CopierAsync("ck", "ck_osc_new", ["a", "b"], new Dictionary<string, string>(), workers: 1);
+
+        Assert.Null(await source.ReadKeySpanAsync(CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Copies_a_table_with_a_composite_key()
     {
         await ExecuteAsync("""

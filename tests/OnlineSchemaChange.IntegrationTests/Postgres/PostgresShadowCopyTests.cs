@@ -170,6 +170,30 @@ public sealed class PostgresShadowCopyTests(ServersFixture servers) : IAsyncLife
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_dense_integer_key_is_cut_by_arithmetic_once_the_table_has_a_row_estimate(bool analyzed)
+    {
+        await ExecuteAsync(_connectionString, $"""
+            CREATE TABLE w (id bigint PRIMARY KEY, v int NOT NULL);
+            INSERT INTO w SELECT g, g FROM generate_series(1, 20000) g WHERE g % 5 <> 0;
+            {(analyzed ? "ANALYZE w;" : "")}
+            """);
+        var (facts, shadow, _) = await ShadowAsync(_connectionString, "w", "ALTER COLUMN v TYPE bigint");
+        var source = new PostgresCopySource(_connectionString, facts, shadow);
+        var width = new WidthChunkedCopySource(source, source);
+        var copier = new KeysetCopier(width, new ChunkSizer(TimeSpan.FromMilliseconds(50), initialRows: 1000, minRows: 1000, maxRows: 1000), null, workers: 2);
+
+        await copier.RunAsync(null, CancellationToken.None);
+
+        // Never analyzed, reltuples is -1: no estimate to trust, so the key is walked.
+        Assert.Equal(analyzed, width.CutsByWidth);
+        Assert.Equal(16000, copier.RowsCopied);
+        Assert.Equal(analyzed ? 20 : 17, copier.ChunksCopied);
+        Assert.Equal("0", await DifferencesAsync(_connectionString, facts, shadow));
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(1)]
     public async Task Copies_an_empty_and_a_one_row_table(int rows)

@@ -92,7 +92,7 @@ public sealed class ChunkVerificationTests
     [Fact]
     public void A_dense_integer_key_is_cut_by_arithmetic_into_contiguous_ranges_open_at_both_ends()
     {
-        List<KeyRange> ranges = ChunkVerification.RangesByWidth(1, 5000, 4900, 1000)!;
+        List<KeyRange> ranges = ChunkVerification.RangesByWidth(new KeySpan(1, 5000, 4900), 1000)!;
 
         Assert.Equal(5, ranges.Count);
         Assert.Null(ranges[0].LowerExclusive);
@@ -115,21 +115,21 @@ public sealed class ChunkVerificationTests
     [InlineData(10L, 9L, 100L)] // no keys at all
     public void A_sparse_key_or_a_missing_estimate_is_left_to_the_walk(long min, long max, long estimatedRows)
     {
-        Assert.Null(ChunkVerification.RangesByWidth(min, max, estimatedRows, 1000));
+        Assert.Null(ChunkVerification.RangesByWidth(new KeySpan(min, max, estimatedRows), 1000));
     }
 
     [Fact]
     public void Keys_that_are_not_integers_are_left_to_the_walk()
     {
-        Assert.Null(ChunkVerification.RangesByWidth("a", "z", 100, 10));
-        Assert.Null(ChunkVerification.RangesByWidth(1.5m, 100m, 100, 10));
+        Assert.Null(ChunkVerification.RangesByWidth(new KeySpan("a", "z", 100), 10));
+        Assert.Null(ChunkVerification.RangesByWidth(new KeySpan(1.5m, 100m, 100), 10));
     }
 
     [Fact]
     public void Unsigned_keys_beyond_long_are_cut_in_their_own_type()
     {
         const ulong Min = ulong.MaxValue - 2_999;
-        List<KeyRange> ranges = ChunkVerification.RangesByWidth(Min, ulong.MaxValue, 3000, 1000)!;
+        List<KeyRange> ranges = ChunkVerification.RangesByWidth(new KeySpan(Min, ulong.MaxValue, 3000), 1000)!;
 
         Assert.Equal(3, ranges.Count);
         Assert.Equal(new RowKey(Min + 999), ranges[0].UpperInclusive);

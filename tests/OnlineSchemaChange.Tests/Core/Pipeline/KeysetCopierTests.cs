@@ -12,13 +12,20 @@ public sealed class KeysetCopierTests
     /// A table of integer keys held in memory, to test the copier's orchestration (boundaries, parallelism,
     /// watermark); copying real rows is tested against real servers with each engine.
     /// </summary>
-    private sealed class KeyTable(IEnumerable<int> keys, int seed = 1) : ICopySource
+    private sealed class KeyTable(IEnumerable<int> keys, int seed = 1) : ICopySource, IKeySpanSource
     {
+        private int _walks;
         private readonly object _lock = new();
         private readonly SortedSet<int> _keys = [.. keys];
         private readonly Random _random = new(seed);
 
         public ConcurrentBag<int> Copied { get; } = [];
+
+        /// <summary>The rows each chunk covered.</summary>
+        public ConcurrentBag<int> ChunkRows { get; } = [];
+
+        /// <summary>How often a chunk's end was found by walking the keys.</summary>
+        public int Walks => Volatile.Read(ref _walks);
 
         public Action<KeyRange>? BeforeCopy { get; set; }
 
@@ -32,8 +39,17 @@ public sealed class KeysetCopierTests
             }
         }
 
+        public Task<KeySpan?> ReadKeySpanAsync(CancellationToken cancellationToken)
+        {
+            lock (_lock)
+            {
+                return Task.FromResult(_keys.Count == 0 ? null : new KeySpan(_keys.Min, _keys.Max, _keys.Count));
+            }
+        }
+
         public Task<RowKey?> FindChunkEndAsync(RowKey? afterKey, int rows, CancellationToken cancellationToken)
         {
+            Interlocked.Increment(ref _walks);
             lock (_lock)
             {
                 int after = afterKey is null ? int.MinValue : (int)afterKey.Values[0]!;
@@ -67,6 +83,7 @@ public sealed class KeysetCopierTests
                 Copied.Add(key);
             }
 
+            ChunkRows.Add(keys.Length);
             return keys.Length;
         }
     }
@@ -139,6 +156,62 @@ public sealed class KeysetCopierTests
 
         Assert.Equal(Enumerable.Range(1, 3_000), table.Copied.Order());
         Assert.InRange(mostInFlight, 2, 4);
+    }
+
+    [Fact]
+    public async Task A_dense_key_is_cut_by_arithmetic_and_rows_appended_meanwhile_are_cut_too()
+    {
+        int[] initial = Enumerable.Range(1, 10_000).Where(k => k % 7 != 0).ToArray();
+        var table = new KeyTable(initial);
+        table.BeforeCopy = range =>
+        {
+            if (range.Sequence == 3)
+            {
+                // Appended beyond the maximum read at the start, as an auto-increment key grows under the copy.
+                foreach (int key in Enumerable.Range(10_001, 2_000))
+                {
+                    table.Insert(key);
+                }
+            }
+        };
+        var copier = new KeysetCopier(new WidthChunkedCopySource(table, table),
+            new ChunkSizer(TimeSpan.FromSeconds(10), initialRows: 500, minRows: 500, maxRows: 500), null, workers: 4);
+
+        await copier.RunAsync(null, CancellationToken.None);
+
+        Assert.Equal(initial.Concat(Enumerable.Range(10_001, 2_000)), table.Copied.Order());
+        Assert.Equal(0, table.Walks);
+        Assert.True(table.ChunkRows.Max() <= 500, $"a chunk covered {table.ChunkRows.Max()} rows");
+        Assert.True(copier.Finished);
+    }
+
+    [Fact]
+    public async Task A_sparse_key_is_walked()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 1_000).Select(k => k * 5));
+        var source = new WidthChunkedCopySource(table, table);
+        var copier = new KeysetCopier(source, new ChunkSizer(TimeSpan.FromSeconds(10), initialRows: 100, minRows: 100, maxRows: 100), null, workers: 2);
+
+        await copier.RunAsync(null, CancellationToken.None);
+
+        Assert.Equal(Enumerable.Range(1, 1_000).Select(k => k * 5), table.Copied.Order());
+        Assert.False(source.CutsByWidth);
+        Assert.True(table.Walks >= 10, $"{table.Walks} walks");
+    }
+
+    [Fact]
+    public async Task A_resumed_watermark_of_another_integer_type_gives_ends_in_the_keys_own_type()
+    {
+        var table = new KeyTable(Enumerable.Range(1, 10_000));
+        var source = new WidthChunkedCopySource(table, table);
+
+        RowKey? end = await source.FindChunkEndAsync(new RowKey(4_500L), 1_000, CancellationToken.None);
+        RowKey? last = await source.FindChunkEndAsync(new RowKey(9_500), 1_000, CancellationToken.None);
+
+        Assert.Equal(new RowKey(5_500), end);
+        Assert.IsType<int>(end!.Values[0]);
+        Assert.Null(last);
+        Assert.Equal(0, table.Walks);
     }
 
     private static void InterlockedMax(ref int target, int value)
