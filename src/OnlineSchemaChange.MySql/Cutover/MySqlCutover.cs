@@ -49,7 +49,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 (TimeSpan blocked, TimeSpan lockWait, IReadOnlyList<CutoverStep> steps) = await AttemptAsync(cancellationToken);
                 return new CutoverResult(blocked, attempt) { LockWait = lockWait, Steps = steps };
             }
-            catch (CutoverAttemptException e)
+            catch (LockAttemptException e)
             {
                 if (_keysNotRestored is not null)
                 {
@@ -57,7 +57,10 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 }
 
                 lastFailure = e.Message;
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(attempt, 6))) + Random.Shared.Next(100)), cancellationToken);
+                if (attempt < options.Attempts)
+                {
+                    await Task.Delay(LockRetry.Backoff(attempt), cancellationToken);
+                }
             }
         }
 
@@ -112,7 +115,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
             catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
             {
-                throw new CutoverAttemptException($"could not lock {original} within {lockSeconds} s: {e.Message}");
+                throw new LockAttemptException($"could not lock {original} within {lockSeconds} s: {e.Message}");
             }
 
             var held = new CutoverTimeline();
@@ -128,7 +131,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
-                    throw new CutoverAttemptException($"the replay did not reach {position} within {options.DrainTimeout.TotalSeconds:0.#} s");
+                    throw new LockAttemptException($"the replay did not reach {position} within {options.DrainTimeout.TotalSeconds:0.#} s");
                 }
             }
 
@@ -141,7 +144,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             // prepared without it).
             if (pendingPreparedXa?.Invoke() is { } pending)
             {
-                throw new CutoverAttemptException($"prepared XA transactions on {original} are pending (their XA COMMIT would land in the old table): {pending}");
+                throw new LockAttemptException($"prepared XA transactions on {original} are pending (their XA COMMIT would land in the old table): {pending}");
             }
 
             if (foreignKeys is not null)
@@ -158,7 +161,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 }
                 catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
                 {
-                    throw new CutoverAttemptException($"could not move the foreign keys to {Shadow} within {lockSeconds} s: {e.Message}");
+                    throw new LockAttemptException($"could not move the foreign keys to {Shadow} within {lockSeconds} s: {e.Message}");
                 }
 
                 await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1, lock_wait_timeout = 60", cancellationToken);
@@ -182,7 +185,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             }
             catch (MySqlException e)
             {
-                throw new CutoverAttemptException($"the RENAME failed after the unlock: {e.Message}");
+                throw new LockAttemptException($"the RENAME failed after the unlock: {e.Message}");
             }
 
             swapped = true;
@@ -248,7 +251,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             if (rename.IsCompleted)
             {
                 string why = rename.Exception?.InnerException?.Message ?? "it finished while the table was locked";
-                throw new CutoverAttemptException($"the RENAME did not wait for the lock: {why}");
+                throw new LockAttemptException($"the RENAME did not wait for the lock: {why}");
             }
 
             object? state = await ScalarAsync(locker, "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = @id AND INFO LIKE 'RENAME%'",
@@ -261,7 +264,7 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             await Task.Delay(5, cancellationToken);
         }
 
-        throw new CutoverAttemptException("the RENAME was not seen waiting on the table lock within 2 s");
+        throw new LockAttemptException("the RENAME was not seen waiting on the table lock within 2 s");
     }
 
     /// <summary>Drops a table under the old name only when it is our sentry, never the real old table.</summary>
@@ -303,6 +306,4 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         object? value2 = await command.ExecuteScalarAsync(cancellationToken);
         return value2 is DBNull ? null : value2;
     }
-
-    private sealed class CutoverAttemptException(string message) : Exception(message);
 }

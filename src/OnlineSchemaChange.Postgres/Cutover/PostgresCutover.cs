@@ -44,6 +44,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
     private static readonly TimeSpan QuickCatchUp = TimeSpan.FromMilliseconds(50);
 
     private readonly List<string> notes = [];
+    private readonly PostgresLockWatch lockWatch = new(connectionString, facts.Oid);
     private IReadOnlyList<PostgresMaterializedViews.View> materializedViews = [];
 
     private TableName Original => facts.Table;
@@ -94,13 +95,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                     .RebuildAsync(materializedViews, Old.ToString(), cancellationToken));
                 return new CutoverResult(done.Held, attempt) { Notes = notes, LockWait = done.LockWait, Steps = done.Steps };
             }
-            catch (CutoverAttemptException e)
+            catch (LockAttemptException e)
             {
                 lastFailure = e.Message;
                 if (attempt < options.Attempts)
                 {
-                    int backoff = (int)Math.Min(5000, 100 * Math.Pow(2, Math.Min(attempt, 6)));
-                    await Task.Delay(TimeSpan.FromMilliseconds(backoff / 2 + Random.Shared.Next(backoff / 2 + 1)), cancellationToken);
+                    await Task.Delay(LockRetry.Backoff(attempt), cancellationToken);
                 }
             }
         }
@@ -150,7 +150,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                throw new CutoverAttemptException($"the replay did not reach {lsn} within {options.DrainTimeout.TotalSeconds:0.#} s");
+                throw new LockAttemptException($"the replay did not reach {lsn} within {options.DrainTimeout.TotalSeconds:0.#} s");
             }
         }
 
@@ -164,7 +164,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.DeadlockDetected)
         {
-            throw new CutoverAttemptException($"a table the swap touches stayed locked for more than {lockMs} ms: {e.MessageText}");
+            throw new LockAttemptException($"a table the swap touches stayed locked for more than {lockMs} ms: {e.MessageText}");
         }
         catch (PostgresException e)
         {
@@ -178,7 +178,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         async Task<NpgsqlTypes.NpgsqlLogSequenceNumber> LockAsync(string sql)
         {
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            Task<string?> blockers = WatchBlockersAsync(pid, lockMs, watching.Token);
+            Task<string?> blockers = lockWatch.WatchBlockersAsync(pid, lockMs, watching.Token);
             try
             {
                 return await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, sql, cancellationToken);
@@ -187,8 +187,8 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
             {
                 await watching.CancelAsync();
                 // The watch may not have looked in time on a busy server: then ask who holds the table now.
-                string? who = await blockers ?? await HoldersAsync(pid, cancellationToken);
-                throw new CutoverAttemptException((e.SqlState == PostgresErrorCodes.DeadlockDetected ? $"deadlocked while locking {Original}" : $"could not lock {Original} within {lockMs} ms")
+                string? who = await blockers ?? await lockWatch.HoldersAsync(pid, cancellationToken);
+                throw new LockAttemptException((e.SqlState == PostgresErrorCodes.DeadlockDetected ? $"deadlocked while locking {Original}" : $"could not lock {Original} within {lockMs} ms")
                                                   + (who is null ? "" : $"; blocked by {who}"));
             }
             finally
@@ -226,7 +226,7 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new CutoverAttemptException($"the replay did not reach {target} within {options.DrainTimeout.TotalSeconds:0.#} s before the lock; the table was not locked");
+            throw new LockAttemptException($"the replay did not reach {target} within {options.DrainTimeout.TotalSeconds:0.#} s before the lock; the table was not locked");
         }
     }
 
@@ -670,57 +670,6 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         }
     }
 
-    /// <summary>While our LOCK waits, who holds it up: pg_blocking_pids with what those sessions run.</summary>
-    private async Task<string?> WatchBlockersAsync(int pid, int lockMs, CancellationToken cancellationToken)
-    {
-        string? last = null;
-        try
-        {
-            // Not at once: most locks are granted in milliseconds, and the watch would compete with them for the CPU.
-            await Task.Delay(Math.Min(50, lockMs / 4), cancellationToken);
-            await using var connection = new NpgsqlConnection(connectionString);
-            await connection.OpenAsync(cancellationToken);
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                last = await ScalarAsync<string?>(connection,
-                    """
-                    SELECT string_agg(format('pid %s (%s, %s for %s s): %s', a.pid, a.usename, a.state,
-                                             round(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::numeric, 1), left(a.query, 200)), '; ')
-                    FROM unnest(pg_blocking_pids($1)) b(pid) JOIN pg_stat_activity a ON a.pid = b.pid
-                    """, cancellationToken, pid) ?? last;
-                await Task.Delay(25, cancellationToken);
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or NpgsqlException)
-        {
-            // The watch is a courtesy for the error message; it never fails the attempt.
-        }
-
-        return last;
-    }
-
-    /// <summary>The sessions other than <paramref name="pid"/> holding a lock on the original, as the watch describes blockers.</summary>
-    private async Task<string?> HoldersAsync(int pid, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await using var connection = new NpgsqlConnection(connectionString);
-            await connection.OpenAsync(cancellationToken);
-            return await ScalarAsync<string?>(connection,
-                """
-                SELECT string_agg(DISTINCT format('pid %s (%s, %s for %s s): %s', a.pid, a.usename, a.state,
-                                  round(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::numeric, 1), left(a.query, 200)), '; ')
-                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted AND l.pid <> $2
-                """, cancellationToken, facts.Oid, pid);
-        }
-        catch (NpgsqlException)
-        {
-            // A courtesy for the error message, like the watch.
-            return null;
-        }
-    }
-
     private static string Escape(string text) => text.Replace("'", "''", StringComparison.Ordinal);
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
@@ -752,6 +701,4 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         IReadOnlyList<PostgresMaterializedViews.View> MaterializedViews);
 
     private sealed record Attempt(TimeSpan Held, TimeSpan LockWait, IReadOnlyList<CutoverStep> Steps, IReadOnlyList<ForeignKey> ToValidate);
-
-    private sealed class CutoverAttemptException(string message) : Exception(message);
 }

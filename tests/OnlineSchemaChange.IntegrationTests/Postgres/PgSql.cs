@@ -23,6 +23,27 @@ internal static class PgSql
         return Convert.ToString(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture) ?? "";
     }
 
+    /// <summary>An application reading table t in a loop until <paramref name="stop"/>; returns its slowest statement.</summary>
+    public static async Task<TimeSpan> SlowestReadAsync(string connectionString, CancellationToken stop)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(CancellationToken.None);
+        TimeSpan slowest = TimeSpan.Zero;
+        while (!stop.IsCancellationRequested)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await using (var command = new NpgsqlCommand("SELECT count(*) FROM t WHERE id < 10", connection))
+            {
+                await command.ExecuteScalarAsync(CancellationToken.None);
+            }
+
+            slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
+            await Task.Delay(20, CancellationToken.None);
+        }
+
+        return slowest;
+    }
+
     /// <summary>Rows of <paramref name="a"/> not in <paramref name="b"/> plus the reverse: 0 when the two hold the same rows.</summary>
     public static async Task<long> DifferenceAsync(string connectionString, string a, string b) =>
         long.Parse(await ScalarAsync(connectionString,

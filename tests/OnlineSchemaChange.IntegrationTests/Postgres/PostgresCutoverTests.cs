@@ -178,7 +178,7 @@ public sealed class PostgresCutoverTests(ServersFixture servers) : IAsyncLifetim
         await new NpgsqlCommand("SELECT count(*) FROM t /* the long report */", longTransaction, transaction).ExecuteScalarAsync();
 
         using var stop = new CancellationTokenSource();
-        Task<TimeSpan> application = ApplicationReadsAsync(stop.Token);
+        Task<TimeSpan> application = PgSql.SlowestReadAsync(_connectionString, stop.Token);
         var options = new CutoverOptions { LockTimeout = TimeSpan.FromMilliseconds(400), Attempts = 4 };
         var error = await Assert.ThrowsAsync<OscException>(() => new PostgresCutover(_connectionString, facts, shadow, NoDrain, options).RunAsync(CancellationToken.None));
         await stop.CancelAsync();
@@ -234,23 +234,6 @@ public sealed class PostgresCutoverTests(ServersFixture servers) : IAsyncLifetim
     }
 
     private static Task NoDrain(ReplicationPosition position, CancellationToken cancellationToken) => Task.CompletedTask;
-
-    /// <summary>An application reading the table in a loop; returns its slowest statement.</summary>
-    private async Task<TimeSpan> ApplicationReadsAsync(CancellationToken stop)
-    {
-        await using var connection = new NpgsqlConnection(_connectionString);
-        await connection.OpenAsync(CancellationToken.None);
-        TimeSpan slowest = TimeSpan.Zero;
-        while (!stop.IsCancellationRequested)
-        {
-            var clock = Stopwatch.StartNew();
-            await new NpgsqlCommand("SELECT count(*) FROM t WHERE id < 10", connection).ExecuteScalarAsync(CancellationToken.None);
-            slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
-            await Task.Delay(20, CancellationToken.None);
-        }
-
-        return slowest;
-    }
 
     private async Task<(PostgresTableFacts, PostgresShadowTable)> ShadowAndCopyAsync(string table, string alter)
     {
