@@ -133,22 +133,36 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
                         "Fix the statement; it was tried only on an empty copy, the table is untouched.", e);
                 }
 
-                attempts.Add(new PlanAttempt(Render(statement, original, attempt.Clause), true, null));
                 long? idAfter = await catalog.InnoDbTableIdAsync(copy, cancellationToken);
-                bool rewrites = idBefore is not null && idAfter is not null ? idBefore != idAfter : attempt.Clause.Contains("COPY", StringComparison.Ordinal);
+
+                // A table that left InnoDB (ENGINE=MyISAM) was copied, whatever algorithm the server accepted.
+                bool rewrites = idBefore is not null ? idBefore != idAfter : attempt.Clause.Contains("COPY", StringComparison.Ordinal);
+                AlgorithmAttempt done = attempt;
+                if (rewrites && attempt.Clause.Contains("INSTANT", StringComparison.Ordinal))
+                {
+                    // MariaDB accepts ALGORITHM=INSTANT with an engine change and copies the table anyway, under the
+                    // copy's lock: report what it did, not what it was asked.
+                    attempts.Add(new PlanAttempt(Render(statement, original, attempt.Clause), true, "accepted, but the server copied the table"));
+                    done = Ladder.First(a => a.Clause.StartsWith("ALGORITHM=COPY", StringComparison.Ordinal));
+                }
+                else
+                {
+                    attempts.Add(new PlanAttempt(Render(statement, original, attempt.Clause), true, null));
+                }
+
                 bool buildsIndex = !indexesBefore.SetEquals(await catalog.IndexSignaturesAsync(copy, cancellationToken))
-                                   && !attempt.Clause.Contains("INSTANT", StringComparison.Ordinal);
+                                   && !done.Clause.Contains("INSTANT", StringComparison.Ordinal);
                 var findings = new ServerFindings
                 {
-                    Method = attempt.Clause,
+                    Method = done.Clause,
                     RewritesTable = rewrites,
                     BuildsIndex = buildsIndex,
 
                     // In place, no rebuild and no index, yet the server wants a lock: it reads the rows to validate.
-                    ScansTable = !rewrites && !buildsIndex && attempt.BlocksWrites,
-                    Lock = attempt.Lock,
-                    BlocksWrites = attempt.BlocksWrites,
-                    BlocksReads = attempt.BlocksReads,
+                    ScansTable = !rewrites && !buildsIndex && done.BlocksWrites,
+                    Lock = done.Lock,
+                    BlocksWrites = done.BlocksWrites,
+                    BlocksReads = done.BlocksReads,
                     Attempts = attempts,
                 };
                 return (findings, await catalog.ColumnsAsync(copy, cancellationToken));

@@ -48,6 +48,7 @@ public sealed class MySqlPlanTests(ServersFixture servers) : IAsyncLifetime
     [InlineData("DROP PRIMARY KEY, ADD PRIMARY KEY (id, a)", "online", "online-rebuild", true)]
     [InlineData("CONVERT TO CHARACTER SET utf8mb4", "blocking", "online-rebuild", true)]
     [InlineData("ENGINE=InnoDB", "online", "online-rebuild", true)]
+    [InlineData("ENGINE=MyISAM", "blocking", "online-rebuild", true)]
     [InlineData("ROW_FORMAT=COMPRESSED", "online", "online-rebuild", true)]
     [InlineData("RENAME TO orders_v2", "instant", "expand-contract", false)]
     public async Task Plans_each_alter_form_from_the_servers_own_answer(string alter, string risk, string strategy, bool rewrites)
