@@ -73,6 +73,13 @@ internal static class AlterCommand
             DefaultValueFactory = _ => "auto",
         };
         deferIndexes.AcceptOnlyFromAmong("auto", "on", "off");
+        var instant = new Option<string>("--instant")
+        {
+            Description = "auto (default): when the server makes this ALTER as a catalog change only (as `osc plan` finds on an empty copy), run it natively "
+                          + "under the cut-over's lock timeout and retries, with no shadow table or copy; off: always rebuild online (docs/operations.md)",
+            DefaultValueFactory = _ => "auto",
+        };
+        instant.AcceptOnlyFromAmong("auto", "off");
         var controlSocket = new Option<string?>("--control-socket")
         {
             Description = "With --execute: take commands while the migration runs on this Unix socket (status, throttle, no-throttle, workers=N, chunk-time-millis=N, max-lag-millis=N, "
@@ -89,7 +96,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication, deferIndexes, controlSocket })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication, deferIndexes, instant, controlSocket })
         {
             command.Options.Add(option);
         }
@@ -143,6 +150,24 @@ internal static class AlterCommand
                 string[] listed = result.GetValue(replicas) ?? [];
                 // A listed replica that cannot be measured would hold the copy paused: found out now, before anything is created.
                 await ValidateListedReplicasAsync(target, listed, cancellationToken);
+                CutoverOptions cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts));
+                bool startupHooksRan = false;
+                if (result.GetValue(instant) == "auto" && !result.GetValue(resume)
+                    && await InstantAlterFlow.PlanAsync(target, tableName, result.GetValue(alter)!, cancellationToken) is { } instantPlan)
+                {
+                    if (!result.GetValue(execute))
+                    {
+                        return InstantAlterFlow.DryRun(console, asJson, instantPlan, cutover);
+                    }
+
+                    if (await InstantAlterFlow.ExecuteAsync(console, asJson, instantPlan, target, tableName, cutover, result.GetValue(postponeFlag), hooks, cancellationToken) is { } code)
+                    {
+                        return code;
+                    }
+
+                    startupHooksRan = true;
+                }
+
                 if (result.GetValue(execute))
                 {
                     // PostgreSQL needs no discovery: the primary's pg_stat_replication lists its standbys' lag.
@@ -165,7 +190,7 @@ internal static class AlterCommand
                         PostponeCutoverFlagFile = result.GetValue(postponeFlag),
                         Verify = !result.GetValue(skipVerify),
                         DropOldTable = result.GetValue(dropOld),
-                        Cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts)),
+                        Cutover = cutover,
                         Resume = result.GetValue(resume),
                         CleanupOnAbort = result.GetValue(cleanupOnAbort),
                         ForeignKeys = foreignKeyMethod,
@@ -192,7 +217,7 @@ internal static class AlterCommand
 
                     await using ControlSocket? socket = await StartControlSocketAsync(console, asJson, result.GetValue(controlSocket), target, tableName,
                         new ControlCommands(controls, () => Status(Volatile.Read(ref latest)), () => _ = stopping.CancelAsync(), options.PostponeCutoverFlagFile), cancellationToken);
-                    if (hooks is not null)
+                    if (hooks is not null && !startupHooksRan)
                     {
                         await hooks.RunAsync(HookEvents.Startup, null, cancellationToken);
                     }
@@ -227,6 +252,7 @@ internal static class AlterCommand
                     {
                         foreach (string failed in await hooks.RunReportingAsync(HookEvents.Success, new Dictionary<string, string>
                                  {
+                                     ["OSC_METHOD"] = "rebuild",
                                      ["OSC_ELAPSED_SECONDS"] = done.Total.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture),
                                      ["OSC_ROWS_COPIED"] = done.RowsCopied.ToString(CultureInfo.InvariantCulture),
                                      ["OSC_CHANGES_APPLIED"] = done.ChangesApplied.ToString(CultureInfo.InvariantCulture),
@@ -243,6 +269,7 @@ internal static class AlterCommand
                         console.WriteJsonLine(new
                         {
                             @event = "done",
+                            mode = "rebuild",
                             totalSeconds = Math.Round(done.Total.TotalSeconds, 2),
                             rowsCopied = done.RowsCopied,
                             resumedAfterRows = done.ResumedAfterRows,
@@ -292,6 +319,7 @@ internal static class AlterCommand
                         console.WriteJson(new
                         {
                             dryRun = true,
+                            mode = "rebuild",
                             controlSocket = socketPath,
                             table = pg.Facts.Table.ToString(),
                             serverVersion = pg.Facts.ServerVersion,
@@ -324,6 +352,7 @@ internal static class AlterCommand
                     console.WriteJson(new
                     {
                         dryRun = true,
+                        mode = "rebuild",
                         controlSocket = socketPath,
                         table = rehearsal.Facts.Table.ToString(),
                         serverVersion = rehearsal.Facts.ServerVersion,
@@ -438,7 +467,7 @@ internal static class AlterCommand
     };
 
     /// <summary>Runs the failure hooks; whatever they do, the failure itself goes on unchanged.</summary>
-    private static async Task RunFailureHooksAsync(HookRunner hooks, Exception failure, OscConsole console)
+    internal static async Task RunFailureHooksAsync(HookRunner hooks, Exception failure, OscConsole console)
     {
         // The operator's Ctrl-C has cancelled the run, not these: they get a few minutes of their own.
         using var bounded = new CancellationTokenSource(TimeSpan.FromMinutes(5));

@@ -17,13 +17,15 @@ internal sealed record PlanJson(
     ServerFindings Server,
     IReadOnlyList<ApplicationImpact> Impacts,
     IReadOnlyList<PlanStep> Steps,
-    IReadOnlyList<string> Notes)
+    IReadOnlyList<string> Notes,
+    string? InstantStatement)
 {
     public static PlanJson From(AlterPlan plan, string connection)
     {
         ArgumentNullException.ThrowIfNull(plan);
         return new PlanJson(plan.Engine, plan.ServerVersion, connection, plan.Table, plan.Alter, plan.Risk, plan.Strategy, plan.ExitCode,
             plan.EstimatedBlockingTime.TotalSeconds, plan.Size, plan.Findings, plan.Impacts,
-            plan.Steps.Select(s => s with { Command = s.Command?.Replace("<connection>", connection, StringComparison.Ordinal) }).ToList(), plan.Notes);
+            plan.Steps.Select(s => s with { Command = s.Command?.Replace("<connection>", connection, StringComparison.Ordinal) }).ToList(), plan.Notes,
+            plan.InstantStatement);
     }
 }

@@ -23,6 +23,13 @@ public sealed record AlterPlan
 
     public IReadOnlyList<string> Notes { get; init; } = [];
 
+    /// <summary>
+    /// The statement that makes the change natively as a catalog change only, on this table as it is (the server
+    /// rewrote, scanned and indexed nothing on the empty copy, and the engine can run it as planned); null when the
+    /// change needs more than that, or renames the table.
+    /// </summary>
+    public string? InstantStatement { get; init; }
+
     public ChangeRisk Risk => Findings.Risk;
 
     public TimeSpan EstimatedBlockingTime => Size.EstimateBlockingTime(Findings);

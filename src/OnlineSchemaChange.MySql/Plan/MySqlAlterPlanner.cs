@@ -81,6 +81,13 @@ public sealed class MySqlAlterPlanner(ConnectionTarget target) : IAlterPlanner
             Strategy = strategy,
             Steps = Steps(strategy, statement, qualified, key, findings, impacts, foreignKeys.Any, systemVersioned),
             Notes = notes,
+
+            // Named with its algorithm, so that the server refuses rather than do more than the copy showed. A
+            // system-versioned table is left out: its ALTER needs the history setting the planner's session had.
+            InstantStatement = findings.Risk == ChangeRisk.Instant && findings.Method == "ALGORITHM=INSTANT" && !systemVersioned && statement.Kind == AlterStatementKind.AlterTable
+                               && statement.ChangeClauses.Any() && !statement.RenamesTable
+                ? findings.Attempts.Single(a => a.Accepted).Sql
+                : null,
         };
     }
 

@@ -96,6 +96,12 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
                 ],
             },
             Notes = notes,
+
+            // Not for a partitioned table or an inheritance parent: the ALTER recurses into tables the copy did not have.
+            InstantStatement = findings.Risk == ChangeRisk.Instant && statement.Kind == AlterStatementKind.AlterTable && statement.ChangeClauses.Any()
+                               && !statement.RenamesTable && relation.Kind == 'r' && noOnlineRebuild is null
+                ? NativeSql(statement, qualified)
+                : null,
         };
     }
 

@@ -108,6 +108,44 @@ public sealed class MySqlCutoverLockFaultTests(ServersFixture servers, ITestOutp
         Assert.True(probed.Count > 0 && probed.Slowest < TimeSpan.FromSeconds(LockTimeoutSeconds + 0.75), $"an application write waited {probed.Slowest.TotalMilliseconds:0} ms");
     }
 
+    [Fact]
+    public async Task An_instant_alter_behind_a_long_transaction_gives_up_within_its_lock_timeout_naming_it_and_runs_once_it_ends()
+    {
+        OscTestDatabase db = await TableAsync();
+        await using var holder = await HoldMetadataLockAsync(db);
+        string holderId;
+        await using (var id = new MySqlCommand("SELECT CONNECTION_ID()", holder))
+        {
+            holderId = Convert.ToString(await id.ExecuteScalarAsync(), CultureInfo.InvariantCulture)!;
+        }
+
+        await using var probe = await Probe.StartAsync(db.ConnectionString);
+        string[] run = ["alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT NOT NULL DEFAULT 5", "--execute", "--no-replica-discovery",
+            "--cut-over-lock-timeout-seconds", LockTimeoutSeconds.ToString(CultureInfo.InvariantCulture), "--cut-over-attempts", "2"];
+        OscRunner.Result refused = await OscRunner.RunAsync(run);
+        ProbeResult probed = await probe.StopAsync();
+        output.WriteLine($"probe: {probed.Count} updates, slowest {probed.Slowest.TotalMilliseconds:0} ms");
+        output.WriteLine(refused.Stderr);
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("did not get the table's lock in 2 attempts", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"thread {holderId} (", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal("0", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'added'"));
+        Assert.Equal(probed.Count.ToString(CultureInfo.InvariantCulture), await ScalarAsync(db.ConnectionString, "SELECT n FROM t WHERE id = 1"));
+        Assert.Equal("", await db.OscTablesAsync());
+        AssertProbeBounded(probed);
+
+        await using (var commit = new MySqlCommand("COMMIT", holder))
+        {
+            await commit.ExecuteNonQueryAsync();
+        }
+
+        OscRunner.Result ran = await OscRunner.RunAsync(run);
+        Assert.True(ran.ExitCode == 0, ran.Stderr);
+        Assert.Equal("3000", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM t WHERE added = 5"));
+    }
+
     /// <summary>
     /// The application waited on us at most the lock timeout (plus scheduling slack on a busy machine), and it did
     /// wait: a probe that never queued would prove nothing.

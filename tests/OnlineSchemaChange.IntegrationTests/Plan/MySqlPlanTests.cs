@@ -63,6 +63,10 @@ public sealed class MySqlPlanTests(ServersFixture servers) : IAsyncLifetime
         Assert.Equal(rewrites, result.Json.GetProperty("server").GetProperty("rewritesTable").GetBoolean());
         Assert.Equal(strategy switch { "online-rebuild" => 2, "expand-contract" => 3, _ => 0 }, result.ExitCode);
         Assert.NotEmpty(result.Json.GetProperty("steps").EnumerateArray());
+        // What `osc alter` runs natively instead of rebuilding: every instant change but the table's rename, named with its algorithm.
+        string? instant = result.Json.TryGetProperty("instantStatement", out System.Text.Json.JsonElement statement) ? statement.GetString() : null;
+        Assert.Equal(risk == "instant" && !alter.StartsWith("RENAME TO", StringComparison.Ordinal), instant is not null);
+        Assert.True(instant is null || instant.EndsWith("ALGORITHM=INSTANT", StringComparison.Ordinal), instant);
         await AssertUntouchedAsync(before);
     }
 

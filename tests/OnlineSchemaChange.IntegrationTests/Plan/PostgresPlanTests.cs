@@ -58,6 +58,9 @@ public sealed class PostgresPlanTests(ServersFixture servers) : IAsyncLifetime
         Assert.Equal(rewrites, result.Json.GetProperty("server").GetProperty("rewritesTable").GetBoolean());
         Assert.StartsWith(lockName, result.Json.GetProperty("server").GetProperty("lock").GetString(), StringComparison.Ordinal);
         Assert.NotEmpty(result.Json.GetProperty("steps").EnumerateArray());
+        // What `osc alter` runs natively instead of rebuilding: every catalog-only change but the table's rename.
+        Assert.Equal(risk == "instant" && !alter.StartsWith("RENAME TO", StringComparison.Ordinal),
+            result.Json.TryGetProperty("instantStatement", out _));
         await AssertUntouchedAsync(before);
     }
 
@@ -81,6 +84,8 @@ public sealed class PostgresPlanTests(ServersFixture servers) : IAsyncLifetime
         Assert.Contains(rewrite.Json.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains(reason, StringComparison.Ordinal));
         Assert.Equal(0, instant.ExitCode);
         Assert.Equal("run-natively", instant.Json.GetProperty("strategy").GetString());
+        // Planned on a plain copy, while the real ALTER recurses: `osc alter` does not run it natively for the operator.
+        Assert.False(instant.Json.TryGetProperty("instantStatement", out _));
 
         // osc alter refuses the same table for the same reason.
         OscRunner.Result alter = await OscRunner.RunAsync("alter", _uri, "--table", table, "--alter", rewriting);

@@ -1,0 +1,90 @@
+using MySqlConnector;
+using OnlineSchemaChange.Core;
+using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Cutover;
+using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.MySql.Connection;
+
+namespace OnlineSchemaChange.MySql.Migration;
+
+/// <summary>
+/// One try of a catalog-only ALTER on the real table. The statement names ALGORITHM=INSTANT, so the server refuses
+/// rather than rebuild if the real table cannot take it in place (MySQL's limit on instant column changes, say);
+/// lock_wait_timeout bounds the wait for the metadata lock, and so how long the application queues behind it. A
+/// timed-out wait names the open transactions older than it, the likely holders of the lock.
+/// </summary>
+public sealed class MySqlInstantAlter(ConnectionTarget target, TableName table, string statement) : IInstantAlterAttempt
+{
+    public async Task RunAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
+        int lockSeconds = Math.Max(1, (int)Math.Ceiling(lockTimeout.TotalSeconds));
+        await ExecuteAsync(connection, $"SET SESSION lock_wait_timeout = {lockSeconds}", cancellationToken);
+        try
+        {
+            await ExecuteAsync(connection, statement, cancellationToken);
+        }
+        catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
+        {
+            string? who = await OldTransactionsAsync(connection, lockSeconds, cancellationToken);
+            throw new LockAttemptException($"could not lock {table} within {lockSeconds} s"
+                                           + (who is null ? "" : $"; open transactions older than that: {who}"));
+        }
+        catch (MySqlException e) when ((int)e.ErrorCode is 1845 or 1846 or 4092)
+        {
+            // ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON), ER_INNODB_MAX_ROW_VERSION: refused before anything changed.
+            throw new InstantAlterRefusedException($"The server will not change {table} in place after all: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Refuses while a table of an unfinished run of ours is there: the ALTER would change the original under a live
+    /// migration (which then stops) or under one kept for --resume (which then cannot resume).
+    /// </summary>
+    public static async Task RefuseUnfinishedRunAsync(ConnectionTarget target, TableName table, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        string schema = table.Schema ?? target.Database ?? "";
+        var names = new ShadowNames(table.Name, 64);
+        await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
+        foreach (string ours in names.Created)
+        {
+            await using var command = new MySqlCommand("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", connection);
+            command.Parameters.AddWithValue("@s", schema);
+            command.Parameters.AddWithValue("@t", ours);
+            if (await command.ExecuteScalarAsync(cancellationToken) is not null)
+            {
+                throw new OscException($"{schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
+                    $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+            }
+        }
+    }
+
+    private static async Task<string?> OldTransactionsAsync(MySqlConnection connection, int seconds, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = new MySqlCommand(
+                """
+                SELECT GROUP_CONCAT(CONCAT('thread ', p.ID, ' (', p.USER, ', ', IF(p.COMMAND = 'Sleep', 'idle in transaction', p.COMMAND),
+                                           ' for ', TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), ' s)', IF(p.INFO IS NULL, '', CONCAT(': ', LEFT(p.INFO, 200)))) SEPARATOR '; ')
+                FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+                WHERE p.ID <> CONNECTION_ID() AND t.trx_started <= NOW() - INTERVAL @seconds SECOND
+                """, connection);
+            command.Parameters.AddWithValue("@seconds", seconds);
+            return await command.ExecuteScalarAsync(cancellationToken) as string;
+        }
+        catch (MySqlException)
+        {
+            // A courtesy for the error message (it needs the PROCESS privilege to see other users' sessions).
+            return null;
+        }
+    }
+
+    private static async Task ExecuteAsync(MySqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

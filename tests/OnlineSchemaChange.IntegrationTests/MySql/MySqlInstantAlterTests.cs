@@ -1,0 +1,87 @@
+using System.Text.Json;
+using OnlineSchemaChange.IntegrationTests.Infrastructure;
+using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
+
+namespace OnlineSchemaChange.IntegrationTests.MySql;
+
+/// <summary>
+/// `osc alter` on an ALTER the server makes as a catalog change (`--instant auto`, the default): run natively with
+/// ALGORITHM=INSTANT, no shadow table, the rows untouched; `--instant off` and ALTERs that rewrite take the rebuild.
+/// </summary>
+[Collection("servers")]
+public sealed class MySqlInstantAlterTests(ServersFixture servers)
+{
+    private const string TableId = "SELECT TABLE_ID FROM information_schema.INNODB_SYS_TABLES WHERE NAME = CONCAT(DATABASE(), '/t')";
+    private const string Digest = "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t";
+
+    [Fact]
+    public async Task An_instant_change_runs_natively_in_place_even_on_a_table_a_rebuild_would_refuse()
+    {
+        // A trigger: the online rebuild refuses the table; the catalog change does not need to.
+        OscTestDatabase db = await TableAsync("instant_run");
+        string idBefore = await ScalarAsync(db.ConnectionString, TableId);
+        string before = await ScalarAsync(db.ConnectionString, Digest);
+
+        OscRunner.Result dryRun = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT NOT NULL DEFAULT 7", "--json", "--no-replica-discovery");
+        Assert.True(dryRun.ExitCode == 0, dryRun.Stderr);
+        Assert.Equal("instant", dryRun.Json.GetProperty("mode").GetString());
+        Assert.Contains("ALGORITHM=INSTANT", dryRun.Json.GetProperty("statement").GetString(), StringComparison.Ordinal);
+        Assert.Equal("0", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'added'"));
+
+        OscRunner.Result run = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT NOT NULL DEFAULT 7", "--json", "--no-replica-discovery", "--execute");
+
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        JsonElement done = LiveOscRun.ParseAll(run.Stdout)[^1];
+        Assert.Equal("done", done.GetProperty("event").GetString());
+        Assert.Equal("instant", done.GetProperty("mode").GetString());
+        Assert.Equal(1, done.GetProperty("cutOverAttempts").GetInt32());
+        Assert.Equal(0, done.GetProperty("rowsCopied").GetInt64());
+        Assert.Equal("3000:7", await ScalarAsync(db.ConnectionString, "SELECT CONCAT(COUNT(*), ':', MIN(added)) FROM t WHERE added = 7"));
+        // The same table, not a copy: its InnoDB id and its rows are unchanged, its trigger still there, nothing of ours left.
+        Assert.Equal(idBefore, await ScalarAsync(db.ConnectionString, TableId));
+        Assert.Equal(before, await ScalarAsync(db.ConnectionString, Digest));
+        Assert.Equal("t_note", await ScalarAsync(db.ConnectionString, "SELECT GROUP_CONCAT(TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"));
+        Assert.Equal("", await db.OscTablesAsync());
+    }
+
+    [Fact]
+    public async Task Instant_off_and_an_alter_that_rewrites_take_the_online_rebuild()
+    {
+        OscTestDatabase db = await TableAsync("instant_off");
+
+        OscRunner.Result off = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT", "--json", "--no-replica-discovery", "--instant", "off");
+        OscRunner.Result rewrite = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--json", "--no-replica-discovery");
+
+        // The rebuild's own checks ran, and refused the trigger, for both.
+        Assert.Equal(1, off.ExitCode);
+        Assert.Contains("trigger", off.Stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(1, rewrite.ExitCode);
+        Assert.Contains("trigger", rewrite.Stderr, StringComparison.OrdinalIgnoreCase);
+
+        await ExecuteAsync(db.ConnectionString, "DROP TRIGGER t_note");
+        OscRunner.Result rebuild = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--json", "--no-replica-discovery");
+        Assert.True(rebuild.ExitCode == 0, rebuild.Stderr);
+        Assert.Equal("rebuild", rebuild.Json.GetProperty("mode").GetString());
+        Assert.Equal("t_osc_new", rebuild.Json.GetProperty("shadowTable").GetString());
+    }
+
+    [Fact]
+    public async Task An_instant_change_is_refused_while_a_migration_of_the_table_is_unfinished()
+    {
+        OscTestDatabase db = await TableAsync("instant_leftover");
+        await ExecuteAsync(db.ConnectionString, "CREATE TABLE t_osc_new LIKE t");
+
+        OscRunner.Result run = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT", "--no-replica-discovery", "--execute");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("t_osc_new exists", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("osc cleanup", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal("0", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'added'"));
+    }
+
+    private async Task<OscTestDatabase> TableAsync(string prefix) => await OscTestDatabase.CreateAsync(servers, prefix, """
+        CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
+        INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_3000;
+        CREATE TRIGGER t_note BEFORE INSERT ON t FOR EACH ROW SET NEW.c = COALESCE(NEW.c, 'from trigger');
+        """);
+}
