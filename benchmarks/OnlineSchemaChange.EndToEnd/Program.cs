@@ -105,9 +105,9 @@ var methods = new (string Key, string Name, Func<CancellationToken, Task<MethodO
         oscPath, "alter", $"mysql://osc:osc@127.0.0.1:{maria.Port}/sbtest", "--table", "sbtest1", "--alter", change, "--execute", "--json", .. oscExtra,
     ], ct)),
     // The same, never taking the catalog-only path: what the rebuild costs where the server could have edited its catalog.
-    ("osc-rebuild", "`osc alter --execute --instant off`", ct => Methods.ExternalAsync("dotnet",
+    ("osc-rebuild", "`osc alter --execute --native off`", ct => Methods.ExternalAsync("dotnet",
     [
-        oscPath, "alter", $"mysql://osc:osc@127.0.0.1:{maria.Port}/sbtest", "--table", "sbtest1", "--alter", change, "--execute", "--json", "--instant", "off", .. oscExtra,
+        oscPath, "alter", $"mysql://osc:osc@127.0.0.1:{maria.Port}/sbtest", "--table", "sbtest1", "--alter", change, "--execute", "--json", "--native", "off", .. oscExtra,
     ], ct)),
 }.Where(m => only.Count == 0 ? m.Key != "osc-rebuild" : only.Contains(m.Key)).ToArray();
 

@@ -73,13 +73,13 @@ internal static class AlterCommand
             DefaultValueFactory = _ => "auto",
         };
         deferIndexes.AcceptOnlyFromAmong("auto", "on", "off");
-        var instant = new Option<string>("--instant")
+        var native = new Option<string>("--native")
         {
             Description = "auto (default): when the server makes this ALTER as a catalog change only (as `osc plan` finds on an empty copy), run it natively "
                           + "under the cut-over's lock timeout and retries, with no shadow table or copy; off: always rebuild online (docs/operations.md)",
             DefaultValueFactory = _ => "auto",
         };
-        instant.AcceptOnlyFromAmong("auto", "off");
+        native.AcceptOnlyFromAmong("auto", "off");
         var controlSocket = new Option<string?>("--control-socket")
         {
             Description = "With --execute: take commands while the migration runs on this Unix socket (status, throttle, no-throttle, workers=N, chunk-time-millis=N, max-lag-millis=N, "
@@ -96,7 +96,7 @@ internal static class AlterCommand
         command.Options.Add(alter);
         command.Options.Add(execute);
         command.Options.Add(json);
-        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication, deferIndexes, instant, controlSocket })
+        foreach (Option option in new Option[] { workers, chunkTime, replicas, noDiscovery, maxLag, maxLoad, criticalLoad, maxWriteLatency, throttleFlag, postponeFlag, lockTimeout, cutoverAttempts, hooksPath, skipVerify, dropOld, resume, cleanupOnAbort, foreignKeys, copySkipReplication, deferIndexes, native, controlSocket })
         {
             command.Options.Add(option);
         }
@@ -152,15 +152,15 @@ internal static class AlterCommand
                 await ValidateListedReplicasAsync(target, listed, cancellationToken);
                 CutoverOptions cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts));
                 bool startupHooksRan = false;
-                if (result.GetValue(instant) == "auto" && !result.GetValue(resume)
-                    && await InstantAlterFlow.PlanAsync(target, tableName, result.GetValue(alter)!, cancellationToken) is { } instantPlan)
+                if (result.GetValue(native) == "auto" && !result.GetValue(resume)
+                    && await NativeAlterFlow.PlanAsync(target, tableName, result.GetValue(alter)!, cancellationToken) is { } instantPlan)
                 {
                     if (!result.GetValue(execute))
                     {
-                        return InstantAlterFlow.DryRun(console, asJson, instantPlan, cutover);
+                        return NativeAlterFlow.DryRun(console, asJson, instantPlan, cutover);
                     }
 
-                    if (await InstantAlterFlow.ExecuteAsync(console, asJson, instantPlan, target, tableName, cutover, result.GetValue(postponeFlag), hooks, cancellationToken) is { } code)
+                    if (await NativeAlterFlow.ExecuteAsync(console, asJson, instantPlan, target, tableName, cutover, result.GetValue(postponeFlag), hooks, cancellationToken) is { } code)
                     {
                         return code;
                     }

@@ -21,7 +21,7 @@ public interface IInstantAlterAttempt
 public sealed class InstantAlterRefusedException : OscException
 {
     public InstantAlterRefusedException(string message, Exception? inner = null)
-        : base(message, "Nothing was changed. Run again with --instant off to rebuild the table online.", inner)
+        : base(message, "Nothing was changed. Run again with --native off to rebuild the table online.", inner)
     {
     }
 

@@ -30,6 +30,12 @@ public sealed record AlterPlan
     /// </summary>
     public string? InstantStatement { get; init; }
 
+    /// <summary>
+    /// A non-blocking native form of the change, step by step (PostgreSQL: CONCURRENTLY, NOT VALID then VALIDATE),
+    /// which `osc alter` runs instead of rebuilding the table; null when there is none, or it is not needed.
+    /// </summary>
+    public IReadOnlyList<NativeStep>? SafeSteps { get; init; }
+
     public ChangeRisk Risk => Findings.Risk;
 
     public TimeSpan EstimatedBlockingTime => Size.EstimateBlockingTime(Findings);

@@ -21,6 +21,10 @@ public static class PostgresConnections
             CommandTimeout = 120,
             Pooling = false,
             ApplicationName = "osc",
+
+            // The server's DETAIL names the offending key or row, what an operator needs to fix the data (MySQL's
+            // errors carry the same); a URI option can turn it off.
+            IncludeErrorDetail = true,
         };
         if (target.Password is not null)
         {

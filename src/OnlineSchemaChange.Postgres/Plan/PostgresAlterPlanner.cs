@@ -102,6 +102,9 @@ public sealed class PostgresAlterPlanner(ConnectionTarget target) : IAlterPlanne
                                && !statement.RenamesTable && relation.Kind == 'r' && noOnlineRebuild is null
                 ? NativeSql(statement, qualified)
                 : null,
+            SafeSteps = strategy == PlanStrategy.RunSafeVariant && relation.Kind == 'r' && noOnlineRebuild is null
+                ? PostgresSafeVariant.TryBuildSteps(statement, qualified)
+                : null,
         };
     }
 

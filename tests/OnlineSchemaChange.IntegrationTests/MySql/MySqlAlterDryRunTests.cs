@@ -69,8 +69,8 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
         long oursBefore = await CountOursAsync();
         string before = await DefinitionAsync(table);
 
-        // The rebuild's checks: several of these ALTERs are catalog changes that `--instant auto` would run natively.
-        var result = await OscRunner.RunAsync("alter", _uri, "--table", table, "--alter", alter, "--instant", "off");
+        // The rebuild's checks: several of these ALTERs are catalog changes that `--native auto` would run natively.
+        var result = await OscRunner.RunAsync("alter", _uri, "--table", table, "--alter", alter, "--native", "off");
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains(expected, result.Stderr, StringComparison.Ordinal);
@@ -88,7 +88,7 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
         await ExecuteAsync($"SET GLOBAL {variable} = '{value}'");
         try
         {
-            var result = await OscRunner.RunAsync("alter", _uri, "--table", "orders", "--alter", "ADD COLUMN x INT", "--instant", "off");
+            var result = await OscRunner.RunAsync("alter", _uri, "--table", "orders", "--alter", "ADD COLUMN x INT", "--native", "off");
 
             Assert.Equal(1, result.ExitCode);
             Assert.Contains(expected, result.Stderr, StringComparison.Ordinal);

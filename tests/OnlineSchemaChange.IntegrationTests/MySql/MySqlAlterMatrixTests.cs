@@ -90,7 +90,7 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
 
             int atStart = counter.Writes;
             // Rebuilt even where the ALTER is a catalog change on MariaDB: the matrix is about the copy's column mapping.
-            LiveOscRun run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", c.Alter, "--execute", "--json", "--no-replica-discovery", "--instant", "off",
+            LiveOscRun run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", c.Alter, "--execute", "--json", "--no-replica-discovery", "--native", "off",
                 "--chunk-time-millis", "20", "--postpone-cut-over-flag-file", flag.Path);
             await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(90), "the copy and replay to finish");

@@ -229,7 +229,7 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
             """);
         string before = await SchemaAsync(db);
 
-        var result = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "RENAME COLUMN shop_id TO store_id", "--foreign-keys", "rebuild", "--json", "--instant", "off");
+        var result = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "RENAME COLUMN shop_id TO store_id", "--foreign-keys", "rebuild", "--json", "--native", "off");
 
         Assert.True(result.ExitCode == 0, result.Stderr);
         var keys = result.Json.GetProperty("foreignKeys").EnumerateArray()
@@ -242,7 +242,7 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
         Assert.Contains("DROP FOREIGN KEY `fk_item_order`, ADD CONSTRAINT `_fk_item_order` FOREIGN KEY (`order_id`) REFERENCES", statements, StringComparison.Ordinal);
         Assert.Equal(before, await SchemaAsync(db));
 
-        var text = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "RENAME COLUMN shop_id TO store_id", "--foreign-keys", "rebuild", "--instant", "off");
+        var text = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", "RENAME COLUMN shop_id TO store_id", "--foreign-keys", "rebuild", "--native", "off");
         Assert.True(text.ExitCode == 0, text.Stderr);
         Assert.Contains("Foreign key", text.Stdout, StringComparison.Ordinal);
         Assert.Contains("`_fk_item_order`", text.Stdout, StringComparison.Ordinal);
@@ -261,7 +261,7 @@ public sealed class MySqlForeignKeyTests(ServersFixture servers, ITestOutputHelp
         OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "fk_broken", setup);
         string before = await SchemaAsync(db);
 
-        var result = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", alter, "--foreign-keys", "rebuild", "--execute", "--instant", "off");
+        var result = await OscRunner.RunAsync("alter", db.Uri, "--table", "orders", "--alter", alter, "--foreign-keys", "rebuild", "--execute", "--native", "off");
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains(expected, result.Stderr, StringComparison.Ordinal);

@@ -5,8 +5,8 @@ using static OnlineSchemaChange.IntegrationTests.Infrastructure.MySqlTestSql;
 namespace OnlineSchemaChange.IntegrationTests.MySql;
 
 /// <summary>
-/// `osc alter` on an ALTER the server makes as a catalog change (`--instant auto`, the default): run natively with
-/// ALGORITHM=INSTANT, no shadow table, the rows untouched; `--instant off` and ALTERs that rewrite take the rebuild.
+/// `osc alter` on an ALTER the server makes as a catalog change (`--native auto`, the default): run natively with
+/// ALGORITHM=INSTANT, no shadow table, the rows untouched; `--native off` and ALTERs that rewrite take the rebuild.
 /// </summary>
 [Collection("servers")]
 public sealed class MySqlInstantAlterTests(ServersFixture servers)
@@ -49,7 +49,7 @@ public sealed class MySqlInstantAlterTests(ServersFixture servers)
     {
         OscTestDatabase db = await TableAsync("instant_off");
 
-        OscRunner.Result off = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT", "--json", "--no-replica-discovery", "--instant", "off");
+        OscRunner.Result off = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT", "--json", "--no-replica-discovery", "--native", "off");
         OscRunner.Result rewrite = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--json", "--no-replica-discovery");
 
         // The rebuild's own checks ran, and refused the trigger, for both.
