@@ -50,7 +50,7 @@ for (int i = 0; i < args.Length; i++)
             change = args[++i];
             break;
         default:
-            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc (PostgreSQL: native,osc,osc-w1)] [--osc-arg ARG]... [--mariadb-arg ARG]... [--buffer-pool 512M] [--redo-log 1G] [--change \"MySQL ALTER clause\" (default: MODIFY k BIGINT ...; another is not checked beyond the tools' exit codes)]");
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc (PostgreSQL: native,osc,osc-w1; osc-rebuild, osc with --native off, on request)] [--osc-arg ARG]... [--mariadb-arg ARG]... [--buffer-pool 512M] [--redo-log 1G] [--change \"MySQL ALTER clause\" (default: MODIFY k BIGINT ...; another is not checked beyond the tools' exit codes)]");
             return 2;
     }
 }
@@ -76,7 +76,7 @@ Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 int postgresExit = 0;
 if (engine is "postgres" or "all")
 {
-    postgresExit = await PostgresBenchmark.RunAsync(rows, oscPath, only, oscExtra, cancel.Token);
+    postgresExit = await PostgresBenchmark.RunAsync(rows, oscPath, only, oscExtra, change == DefaultChange ? null : change, cancel.Token);
     if (engine == "postgres")
     {
         return postgresExit;
