@@ -115,7 +115,7 @@ internal static class NativeAlterFlow
         {
             console.Progress(plan.InstantStatement is not null
                 ? $"On {Server(plan)} this ALTER changes the catalog only (on the planner's empty copy: {plan.Findings.Method}; {plan.Findings.Lock}): running it natively, no shadow table needed."
-                : $"On {Server(plan)} this ALTER has a non-blocking form: running it natively in {plan.SafeSteps!.Count} steps, no shadow table needed.");
+                : $"On {Server(plan)} this ALTER has a non-blocking form: running it natively in {Count(plan.SafeSteps!.Count, "step")}, no shadow table needed.");
         }
 
         (TimeSpan held, int attempts, IReadOnlyList<CutoverStep> stepTimes) done;
@@ -195,10 +195,12 @@ internal static class NativeAlterFlow
         }
         else
         {
-            string how = plan.SafeSteps is { } steps ? $"in {steps.Count} steps" : "as a catalog change";
+            string how = plan.SafeSteps is { } steps ? $"in {Count(steps.Count, "step")}" : "as a catalog change";
+            string locks = plan.SafeSteps?.All(s => s.Lock == NativeStepLock.Concurrent) == true
+                ? "no step locked writes out"
+                : string.Create(CultureInfo.InvariantCulture, $"its brief locks took {done.held.TotalMilliseconds:0} ms, their waits included ({Count(done.attempts, "attempt")})");
             console.Ansi.MarkupLine("[green]Done[/]" + Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $" in {total.TotalSeconds:0.00} s: the ALTER ran natively {how}; its brief locks took {done.held.TotalMilliseconds:0} ms, their waits included "
-                + $"({done.attempts} attempt{(done.attempts == 1 ? "" : "s")}); no rows copied, no table kept.")));
+                $" in {total.TotalSeconds:0.00} s: the ALTER ran natively {how}; {locks}; no rows copied, no table kept.")));
         }
 
         return 0;
@@ -223,9 +225,11 @@ internal static class NativeAlterFlow
         return (held, result.Attempts, result.Steps);
     }
 
-    /// <summary>"MariaDB 10.11.6-MariaDB-log", "PostgreSQL 15.4": the engine named once.</summary>
+    /// <summary>"MariaDB 10.11.6-MariaDB-log", "PostgreSQL 15.4".</summary>
     private static string Server(AlterPlan plan) =>
-        plan.ServerVersion.Contains(plan.Engine, StringComparison.OrdinalIgnoreCase) ? plan.ServerVersion : $"{plan.Engine} {plan.ServerVersion}";
+        plan.ServerVersion.StartsWith(plan.Engine, StringComparison.OrdinalIgnoreCase) ? plan.ServerVersion : $"{plan.Engine} {plan.ServerVersion}";
+
+    private static string Count(int n, string noun) => string.Create(CultureInfo.InvariantCulture, $"{n} {noun}{(n == 1 ? "" : "s")}");
 
     private static void Report(OscConsole console, bool asJson, string state)
     {
