@@ -28,7 +28,18 @@ internal static class NativeAlterFlow
     public static async Task<AlterPlan?> PlanAsync(ConnectionTarget target, TableName table, string alter, CancellationToken cancellationToken)
     {
         IAlterPlanner planner = target.Engine == DatabaseEngine.MySql ? new MySqlAlterPlanner(target) : new PostgresAlterPlanner(target);
-        AlterPlan plan = await planner.PlanAsync(table, alter, cancellationToken);
+        AlterPlan plan;
+        try
+        {
+            plan = await planner.PlanAsync(table, alter, cancellationToken);
+        }
+        catch (Core.OscException)
+        {
+            // The empty copy lacks what the ALTER names (MariaDB's CREATE TABLE ... LIKE copies no foreign keys, so
+            // DROP FOREIGN KEY fails there): the rebuild's checks, made on the real table, say what is wrong, if anything.
+            return null;
+        }
+
         if (plan.InstantStatement is null && plan.SafeSteps is null)
         {
             return null;

@@ -31,10 +31,12 @@ public sealed class MySqlInstantAlter(ConnectionTarget target, TableName table, 
             throw new LockAttemptException($"could not lock {table} within {lockSeconds} s"
                                            + (who is null ? "" : $"; open transactions older than that: {who}"));
         }
-        catch (MySqlException e) when ((int)e.ErrorCode is 1845 or 1846 or 4092)
+        catch (MySqlException e) when (e.SqlState is not null)
         {
-            // ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON), ER_INNODB_MAX_ROW_VERSION: refused before anything changed.
-            throw new InstantAlterRefusedException($"The server will not change {table} in place after all: {e.Message}", e);
+            // The server's own refusal, and a failed ALTER changes nothing: ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
+            // and ER_INNODB_MAX_ROW_VERSION where the real table cannot take it in place, or something the planner's
+            // empty copy lacks (CREATE TABLE ... LIKE copies no foreign keys: an index one needs, say).
+            throw new InstantAlterRefusedException($"The server refused the ALTER on {table} itself: {e.Message} (error {(int)e.ErrorCode}).", e);
         }
     }
 
