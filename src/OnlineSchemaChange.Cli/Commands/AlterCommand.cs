@@ -153,14 +153,14 @@ internal static class AlterCommand
                 CutoverOptions cutover = CutoverOptionsFrom(result.GetValue(lockTimeout), result.GetValue(cutoverAttempts));
                 bool startupHooksRan = false;
                 if (result.GetValue(native) == "auto" && !result.GetValue(resume)
-                    && await NativeAlterFlow.PlanAsync(target, tableName, result.GetValue(alter)!, cancellationToken) is { } instantPlan)
+                    && await NativeAlterFlow.PlanAsync(target, tableName, result.GetValue(alter)!, cancellationToken) is { } nativePlan)
                 {
                     if (!result.GetValue(execute))
                     {
-                        return NativeAlterFlow.DryRun(console, asJson, instantPlan, cutover);
+                        return NativeAlterFlow.DryRun(console, asJson, nativePlan, cutover);
                     }
 
-                    if (await NativeAlterFlow.ExecuteAsync(console, asJson, instantPlan, target, tableName, cutover, result.GetValue(postponeFlag), hooks, cancellationToken) is { } code)
+                    if (await NativeAlterFlow.ExecuteAsync(console, asJson, nativePlan, target, tableName, cutover, result.GetValue(postponeFlag), hooks, cancellationToken) is { } code)
                     {
                         return code;
                     }
