@@ -162,6 +162,25 @@ public sealed class PostgresNativeAlterTests(ServersFixture servers, ITestOutput
         }
     }
 
+    [Theory]
+    [InlineData("ADD CONSTRAINT t_k_parent FOREIGN KEY (k) REFERENCES parent (id)", "add NOT VALID,validate", "t_k_parent:f:t,t_pkey:p:t")]
+    [InlineData("DROP CONSTRAINT t_pkey, ADD CONSTRAINT t_pkey2 PRIMARY KEY (id, k)", "build concurrently,attach", "t_pkey2:p:t")]
+    public async Task A_foreign_key_or_a_new_primary_key_is_added_without_blocking_writes_and_ends_valid(string alter, string steps, string constraints)
+    {
+        (string connectionString, string uri) = await DatabaseAsync();
+        await ExecuteAsync(connectionString, "CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent SELECT generate_series(0, 200)");
+
+        OscRunner.Result result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", alter, "--execute", "--json");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        JsonElement done = LiveOscRun.ParseAll(result.Stdout)[^1];
+        Assert.Equal("safe-variant", done.GetProperty("mode").GetString());
+        Assert.Equal(steps, string.Join(",", done.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("step").GetString())));
+        Assert.Equal(constraints, await ScalarAsync(connectionString,
+            "SELECT string_agg(format('%s:%s:%s', conname, contype, convalidated), ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 't'::regclass"));
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass AND NOT indisvalid"));
+    }
+
     /// <summary>Single-row updates in a loop until <paramref name="stop"/>: how many, and the slowest.</summary>
     private static async Task<(int, TimeSpan)> WritesAsync(string connectionString, CancellationToken stop)
     {
