@@ -57,6 +57,14 @@ internal static class PlanRenderer
             }
         }
 
+        if (plan.InstantStatement is not null || plan.SafeSteps is not null)
+        {
+            // What osc alter does with it by default: the same statements, with the lock discipline applied for you.
+            string alter = plan.Alter.Replace("\"", "\\\"", StringComparison.Ordinal);
+            console.MarkupLine((plan.SafeSteps is null ? "Or let osc alter run it, with a lock timeout and retries:" : "Or let osc alter run them, with a lock timeout and retries, undoing what a failed step left:")
+                               + $"\n      [grey]$ {Markup.Escape($"osc alter {connection} --table {plan.Table} --alter \"{alter}\" --execute")}[/]");
+        }
+
         if (plan.Notes.Count > 0)
         {
             console.WriteLine();

@@ -82,6 +82,16 @@ public sealed class MySqlPlanTests(ServersFixture servers) : IAsyncLifetime
         Assert.DoesNotContain(":" + new MySqlConnectionStringBuilder(_connectionString).Password + "@", result.Stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_human_output_of_a_catalog_change_offers_osc_alter_to_run_it()
+    {
+        OscRunner.Result result = await OscRunner.RunAsync("plan", _uri, "--table", "orders", "--alter", "ADD COLUMN x INT");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("Or let osc alter run it", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("--alter \"ADD COLUMN x INT\" --execute", result.Stdout, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("ADD COLUMN x INT", "instant", "run-natively", 0)]
     [InlineData("ADD INDEX ix_v (v)", "online", "run-natively", 0)]
