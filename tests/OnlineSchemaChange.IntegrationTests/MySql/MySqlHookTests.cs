@@ -47,6 +47,36 @@ public sealed class MySqlHookTests(ServersFixture servers) : IDisposable
         Assert.StartsWith($"success mysql {db.Name}.t rows=", events[^1], StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_catalog_change_run_natively_tells_the_hooks_so_and_a_before_cut_over_veto_stops_it_unchanged()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "hooks_native", """
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL);
+            INSERT INTO t SELECT seq, seq FROM seq_1_to_1000;
+            """);
+        string log = Path.Combine(hooks, "events.log");
+        foreach (string hookEvent in new[] { "startup", "before-cut-over", "success", "failure" })
+        {
+            Hook($"osc-on-{hookEvent}", $"echo \"$OSC_EVENT method=$OSC_METHOD rows=$OSC_ROWS_COPIED\" >> {log}");
+        }
+
+        Hook("osc-on-before-cut-over-veto", "exit 3");
+        string[] run = ["alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN note INT", "--execute", "--no-replica-discovery", "--hooks-path", hooks];
+        OscRunner.Result vetoed = await OscRunner.RunAsync(run);
+
+        Assert.Equal(1, vetoed.ExitCode);
+        Assert.Equal("0", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'note'"));
+        Assert.Equal(["startup method= rows=", "before-cut-over method= rows=", "failure method= rows="], File.ReadAllLines(log));
+
+        File.Delete(Path.Combine(hooks, "osc-on-before-cut-over-veto"));
+        File.Delete(log);
+        OscRunner.Result ran = await OscRunner.RunAsync(run);
+
+        Assert.True(ran.ExitCode == 0, ran.Stderr);
+        Assert.Equal(["startup method= rows=", "before-cut-over method= rows=", "success method=instant rows=0"], File.ReadAllLines(log));
+        Assert.Equal("", await db.OscTablesAsync());
+    }
+
     private void Hook(string name, string body)
     {
         string path = Path.Combine(hooks, name);
