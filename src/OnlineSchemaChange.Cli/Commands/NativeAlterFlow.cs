@@ -46,8 +46,8 @@ internal static class NativeAlterFlow
         }
 
         await (target.Engine == DatabaseEngine.MySql
-            ? MySqlInstantAlter.RefuseUnfinishedRunAsync(target, table, cancellationToken)
-            : PostgresInstantAlter.RefuseUnfinishedRunAsync(target, table, cancellationToken));
+            ? MySqlNativeStepRunner.RefuseUnfinishedRunAsync(target, table, cancellationToken)
+            : PostgresNativeStepRunner.RefuseUnfinishedRunAsync(target, table, cancellationToken));
         return plan;
     }
 
@@ -153,8 +153,10 @@ internal static class NativeAlterFlow
 
             done = await RunAsync(console, asJson, plan, target, table, cutover, cancellationToken);
         }
-        catch (InstantAlterRefusedException refused)
+        catch (NativeStepRefusedException refused) when (plan.InstantStatement is not null)
         {
+            // A catalog change refused on the real table changed nothing, and the rebuild may make it. A refused
+            // non-blocking form would meet the same rows in a rebuild's copy: its error stands.
             Report(console, asJson, $"{refused.Message} Nothing was changed; rebuilding the table online instead.");
             return null;
         }
@@ -217,22 +219,17 @@ internal static class NativeAlterFlow
         return 0;
     }
 
-    /// <summary>Runs the statement or the steps: how long the brief locks took (waits included), the attempts, each step's time.</summary>
+    /// <summary>Runs the catalog change as one brief step, or the steps: how long the brief ones took (waits included), the attempts, each step's time.</summary>
     private static async Task<(TimeSpan, int, IReadOnlyList<CutoverStep>)> RunAsync(OscConsole console, bool asJson, AlterPlan plan, ConnectionTarget target, TableName table,
         CutoverOptions cutover, CancellationToken cancellationToken)
     {
-        if (plan.InstantStatement is { } statement)
-        {
-            IInstantAlterAttempt attempt = target.Engine == DatabaseEngine.MySql
-                ? new MySqlInstantAlter(target, table with { Schema = table.Schema ?? target.Database }, statement)
-                : new PostgresInstantAlter(target, table, statement);
-            InstantAlterResult instant = await InstantAlter.RunAsync(statement, attempt, cutover, failure => Report(console, asJson, failure), cancellationToken);
-            return (instant.Elapsed, instant.Attempts, []);
-        }
-
-        NativeStepsResult result = await NativeSteps.RunAsync(plan.SafeSteps!, new PostgresNativeStepRunner(target, table), cutover,
-            state => Report(console, asJson, state), cancellationToken);
-        TimeSpan held = TimeSpan.FromTicks(result.Steps.Zip(plan.SafeSteps!).Where(p => p.Second.Lock == NativeStepLock.Brief).Sum(p => p.First.Elapsed.Ticks));
+        IReadOnlyList<NativeStep> steps = plan.SafeSteps
+                                          ?? [new NativeStep("alter", "The catalog change.", plan.InstantStatement!, NativeStepLock.Brief)];
+        INativeStepRunner runner = target.Engine == DatabaseEngine.MySql
+            ? new MySqlNativeStepRunner(target, table with { Schema = table.Schema ?? target.Database })
+            : new PostgresNativeStepRunner(target, table);
+        NativeStepsResult result = await NativeSteps.RunAsync(steps, runner, cutover, state => Report(console, asJson, state), cancellationToken);
+        TimeSpan held = TimeSpan.FromTicks(result.Steps.Zip(steps).Where(p => p.Second.Lock == NativeStepLock.Brief).Sum(p => p.First.Elapsed.Ticks));
         return (held, result.Attempts, result.Steps);
     }
 

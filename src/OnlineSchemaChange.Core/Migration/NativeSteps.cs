@@ -9,20 +9,44 @@ public interface INativeStepRunner
 {
     /// <summary>
     /// Runs the step. A <see cref="NativeStepLock.Brief"/> one waits at most <paramref name="lockTimeout"/> for its lock
-    /// and throws <see cref="LockAttemptException"/> when it was not granted (nothing done; retried); any other
-    /// failure is an <see cref="OscException"/> that names the step and the server's reason.
+    /// and throws <see cref="LockAttemptException"/> when it was not granted (nothing done; retried), and
+    /// <see cref="NativeStepRefusedException"/> when the server refused it with nothing done; any other failure is an
+    /// <see cref="OscException"/> with the server's reason.
     /// </summary>
     Task RunAsync(NativeStep nativeStep, TimeSpan lockTimeout, CancellationToken cancellationToken);
 }
 
-/// <summary>How a run of native steps went: its time, every lock attempt made, and each step's time.</summary>
-public sealed record NativeStepsResult(TimeSpan Elapsed, int Attempts, IReadOnlyList<CutoverStep> Steps);
+/// <summary>
+/// The server refused a step on the real table and changed nothing (it would rewrite after all, or something on the
+/// table the planner's empty copy lacks stands in the way); with nothing left of the steps before it, an online
+/// rebuild may still make the change.
+/// </summary>
+public sealed class NativeStepRefusedException : OscException
+{
+    public NativeStepRefusedException(string message, Exception? inner = null)
+        : base(message, "Nothing was changed. Run again with --native off to rebuild the table online.", inner)
+    {
+    }
+
+    public NativeStepRefusedException()
+    {
+    }
+
+    public NativeStepRefusedException(string message) : this(message, null)
+    {
+    }
+}
+
+/// <summary>How a run of native steps went: every lock attempt made, and each step's time.</summary>
+public sealed record NativeStepsResult(int Attempts, IReadOnlyList<CutoverStep> Steps);
 
 /// <summary>
-/// Runs a non-blocking native form of an ALTER step by step: the brief steps under the swap's lock timeout and
-/// retries (<see cref="InstantAlter"/>), the concurrent ones for as long as they take. When a step fails or the run
-/// is stopped, what the steps so far left behind is removed again, last first, so the table is as it was; what
-/// cannot be removed is named with the statement that removes it.
+/// Runs an ALTER natively, step by step: a catalog change is one brief step, a non-blocking form several. What makes
+/// even a brief lock dangerous is the wait for it: behind a long transaction every later query on the table queues
+/// behind the waiting ALTER. So brief steps get the swap's bounds, a lock timeout and retries with backoff and jitter;
+/// concurrent ones run for as long as they take. When a step fails or the run is stopped, what the steps so far left
+/// behind is removed again, last first, so the table is as it was; what cannot be removed is named with the
+/// statement that removes it.
 /// </summary>
 public static class NativeSteps
 {
@@ -36,7 +60,6 @@ public static class NativeSteps
         ArgumentNullException.ThrowIfNull(runner);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(report);
-        long started = Stopwatch.GetTimestamp();
         var undo = new Stack<NativeStep>();
         var timed = new List<CutoverStep>();
         int attempts = 0;
@@ -67,25 +90,46 @@ public static class NativeSteps
                 throw;
             }
 
+            string message = $"Step {current!.Phase} failed: {e.Message}";
+            if (left.Count == 0 && e is NativeStepRefusedException)
+            {
+                throw new NativeStepRefusedException(message, e);
+            }
+
             string hint = left.Count == 0
                 ? "Nothing is left of the steps before it: the table is as it was. " + (e as OscException)?.Hint
                 : "Left behind, which osc could not remove: run " + string.Join(" then ", left.Select(sql => sql + ";"));
-            throw new OscException($"Step {current!.Phase} failed: {e.Message}", hint.Trim(), e);
+            throw new OscException(message, hint.Trim(), e);
         }
 
-        return new NativeStepsResult(Stopwatch.GetElapsedTime(started), attempts, timed);
+        return new NativeStepsResult(attempts, timed);
     }
 
+    /// <summary>Runs one step, a brief one retried while its lock is not granted; returns the attempts it took.</summary>
     private static async Task<int> RunStepAsync(NativeStep step, INativeStepRunner runner, CutoverOptions options, Action<string> report, CancellationToken cancellationToken)
     {
-        if (step.Lock == NativeStepLock.Concurrent)
+        int attempts = step.Lock == NativeStepLock.Brief ? options.Attempts : 1;
+        string? lastFailure = null;
+        for (int n = 1; n <= attempts; n++)
         {
-            await runner.RunAsync(step, options.LockTimeout, cancellationToken);
-            return 1;
+            try
+            {
+                await runner.RunAsync(step, options.LockTimeout, cancellationToken);
+                return n;
+            }
+            catch (LockAttemptException e) when (step.Lock == NativeStepLock.Brief)
+            {
+                lastFailure = e.Message;
+                report($"attempt {n} of {attempts}: {e.Message}");
+                if (n < attempts)
+                {
+                    await Task.Delay(LockRetry.Backoff(n), cancellationToken);
+                }
+            }
         }
 
-        InstantAlterResult done = await InstantAlter.RunAsync(step.Sql, new StepAttempt(runner, step), options, report, cancellationToken);
-        return done.Attempts;
+        throw new OscException($"The ALTER did not get the table's lock in {attempts} attempts; last: {lastFailure}",
+            "Nothing was changed. End or wait out the long transaction named above, then run again (each attempt waits at most --cut-over-lock-timeout-seconds; --cut-over-attempts sets how many).");
     }
 
     /// <summary>Removes, last first, what the steps so far left; returns the statements that failed.</summary>
@@ -107,10 +151,5 @@ public static class NativeSteps
         }
 
         return left;
-    }
-
-    private sealed class StepAttempt(INativeStepRunner runner, NativeStep step) : IInstantAlterAttempt
-    {
-        public Task RunAsync(TimeSpan lockTimeout, CancellationToken cancellationToken) => runner.RunAsync(step, lockTimeout, cancellationToken);
     }
 }

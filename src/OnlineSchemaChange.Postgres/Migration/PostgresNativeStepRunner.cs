@@ -1,47 +1,135 @@
 using Npgsql;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Connection;
+using OnlineSchemaChange.Postgres.Cutover;
+using OnlineSchemaChange.Postgres.Plan;
 
 namespace OnlineSchemaChange.Postgres.Migration;
 
 /// <summary>
-/// Runs the steps of a non-blocking native form (<see cref="Plan.PostgresSafeVariant"/>) on the real table: a brief
-/// step as <see cref="PostgresBriefStatement"/> does, a concurrent one (CREATE INDEX CONCURRENTLY, VALIDATE) outside
-/// any transaction block, which CONCURRENTLY requires, with no timeout: its lock does not queue the application.
+/// Runs a native step on the real table: a catalog change, or a step of a non-blocking form
+/// (<see cref="PostgresSafeVariant"/>). A brief step runs in a transaction of its own: lock_timeout bounds the wait for
+/// its lock (a timed-out wait names the sessions that held it up), statement_timeout bounds the work once it has it,
+/// and a new relfilenode (a rewrite the planner's empty copy did not show) or any error rolls it back, refused. A
+/// concurrent one (CREATE INDEX CONCURRENTLY, VALIDATE) runs outside any transaction block, which CONCURRENTLY
+/// requires, with no timeout: its lock does not queue the application.
 /// </summary>
 public sealed class PostgresNativeStepRunner(ConnectionTarget target, TableName table) : INativeStepRunner
 {
-    private const string Fix = "--native off rebuilds the table online instead.";
+    /// <summary>What a catalog change may take once its lock is granted; more means the server is doing more than that.</summary>
+    private const int WorkMillis = 1000;
+
+    private const string FileNode = "SELECT relfilenode FROM pg_class WHERE oid = $1";
 
     public async Task RunAsync(NativeStep nativeStep, TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(nativeStep);
+        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
         if (nativeStep.Lock == NativeStepLock.Brief)
         {
-            await PostgresBriefStatement.RunAsync(target, table, nativeStep.Sql, lockTimeout, null, e => e.SqlState == PostgresErrorCodes.QueryCanceled
-                ? new OscException($"it ran past its brief lock's bound ({PostgresBriefStatement.WorkMillis} ms after the lock wait) and was rolled back: "
-                                   + "PostgreSQL was scanning the table under the lock (a primary key over columns not yet NOT NULL, say).",
-                    "Set such columns NOT NULL first (osc alter does that without blocking), or " + Fix, e)
-                : new OscException(Describe(e), Fix, e), cancellationToken);
+            await RunBriefAsync(connection, nativeStep.Sql, Math.Max(1, (int)lockTimeout.TotalMilliseconds), cancellationToken);
             return;
         }
 
-        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
-        await PostgresBriefStatement.ExecuteAsync(connection, "SET lock_timeout = 0; SET statement_timeout = 0", cancellationToken);
+        await ExecuteAsync(connection, "SET lock_timeout = 0; SET statement_timeout = 0", cancellationToken);
         try
         {
-            await PostgresBriefStatement.ExecuteAsync(connection, nativeStep.Sql, cancellationToken);
+            await ExecuteAsync(connection, nativeStep.Sql, cancellationToken);
         }
         catch (PostgresException e)
         {
-            throw new OscException(Describe(e), Fix, e);
+            throw new OscException(Describe(e), "--native off rebuilds the table online instead.", e);
         }
+    }
+
+    /// <summary>
+    /// Refuses while a table of an unfinished run of ours is there: the ALTER would change the original under a live
+    /// migration (which then stops) or under one kept for --resume (which then cannot resume).
+    /// </summary>
+    public static async Task RefuseUnfinishedRunAsync(ConnectionTarget target, TableName table, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        var names = new ShadowNames(table.Name, 63);
+        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
+        await using var command = new NpgsqlCommand(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            + "WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1::regclass) AND c.relname = ANY($2) LIMIT 1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = PostgresSql.Quote(table) });
+        command.Parameters.Add(new NpgsqlParameter { Value = names.Created.ToArray() });
+        if (await command.ExecuteScalarAsync(cancellationToken) is string ours)
+        {
+            throw new OscException($"{ours} exists: a migration of {table.Name} is running or did not finish.",
+                $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+        }
+    }
+
+    private async Task RunBriefAsync(NpgsqlConnection connection, string sql, int lockMs, CancellationToken cancellationToken)
+    {
+        await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, $"SET LOCAL lock_timeout = {lockMs}; SET LOCAL statement_timeout = {lockMs + WorkMillis}", cancellationToken);
+
+        // regclass resolves the name without locking the table.
+        uint oid = await ScalarAsync<uint>(connection, "SELECT $1::regclass::oid", PostgresSql.Quote(table), cancellationToken);
+        uint fileBefore = await ScalarAsync<uint>(connection, FileNode, oid, cancellationToken);
+        var watch = new PostgresLockWatch(PostgresConnections.BuildConnectionString(target), oid);
+        using (var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            Task<string?> blockers = watch.WatchBlockersAsync(connection.ProcessID, lockMs, watching.Token);
+            try
+            {
+                await ExecuteAsync(connection, sql, cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.DeadlockDetected)
+            {
+                await watching.CancelAsync();
+                string? who = await blockers ?? await watch.HoldersAsync(connection.ProcessID, cancellationToken);
+                throw new LockAttemptException((e.SqlState == PostgresErrorCodes.DeadlockDetected ? $"deadlocked while locking {table}" : $"could not lock {table} within {lockMs} ms")
+                                               + (who is null ? "" : $"; blocked by {who}"));
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.QueryCanceled)
+            {
+                throw new NativeStepRefusedException($"The ALTER of {table} ran {WorkMillis} ms past its lock wait and was rolled back: PostgreSQL was doing more under the lock "
+                                                     + "than a catalog change (a scan, such as a primary key over columns not yet NOT NULL).", e);
+            }
+            catch (PostgresException e)
+            {
+                // Rolled back with the transaction: something on the real table the copy lacks (a dependent view, say) stands in the way.
+                throw new NativeStepRefusedException($"The server refused the ALTER on {table} itself: {Describe(e)}", e);
+            }
+            finally
+            {
+                await watching.CancelAsync();
+                await blockers;
+            }
+        }
+
+        if (await ScalarAsync<uint>(connection, FileNode, oid, cancellationToken) != fileBefore)
+        {
+            await transaction.RollbackAsync(CancellationToken.None);
+            throw new NativeStepRefusedException($"The ALTER rewrote {table}, which it did not do on the planner's empty copy; it was rolled back.");
+        }
+
+        await transaction.CommitAsync(cancellationToken);
     }
 
     /// <summary>The server's message with its detail, which names the offending key or row.</summary>
     private static string Describe(PostgresException e) => $"{e.MessageText} (SQLSTATE {e.SqlState}){(e.Detail is { Length: > 0 } detail ? ": " + detail : ".")}";
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, object arg, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        command.Parameters.Add(arg is uint oid ? new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid } : new NpgsqlParameter { Value = arg });
+        return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
 }

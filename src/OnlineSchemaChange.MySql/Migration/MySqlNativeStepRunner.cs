@@ -3,27 +3,30 @@ using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
 using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Plan;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.MySql.Connection;
 
 namespace OnlineSchemaChange.MySql.Migration;
 
 /// <summary>
-/// One try of a catalog-only ALTER on the real table. The statement names ALGORITHM=INSTANT, so the server refuses
-/// rather than rebuild if the real table cannot take it in place (MySQL's limit on instant column changes, say);
-/// lock_wait_timeout bounds the wait for the metadata lock, and so how long the application queues behind it. A
-/// timed-out wait names the open transactions older than it, the likely holders of the lock.
+/// Runs a catalog change on the real table, the one native step MySQL/MariaDB has. The planner names
+/// ALGORITHM=INSTANT in it, so the server refuses rather than rebuild if the real table cannot take it in place
+/// (MySQL's limit on instant column changes, say); lock_wait_timeout bounds the wait for the metadata lock, and so
+/// how long the application queues behind it. A timed-out wait names the open transactions older than it, the likely
+/// holders of the lock.
 /// </summary>
-public sealed class MySqlInstantAlter(ConnectionTarget target, TableName table, string statement) : IInstantAlterAttempt
+public sealed class MySqlNativeStepRunner(ConnectionTarget target, TableName table) : INativeStepRunner
 {
-    public async Task RunAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    public async Task RunAsync(NativeStep nativeStep, TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(nativeStep);
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
         int lockSeconds = Math.Max(1, (int)Math.Ceiling(lockTimeout.TotalSeconds));
         await ExecuteAsync(connection, $"SET SESSION lock_wait_timeout = {lockSeconds}", cancellationToken);
         try
         {
-            await ExecuteAsync(connection, statement, cancellationToken);
+            await ExecuteAsync(connection, nativeStep.Sql, cancellationToken);
         }
         catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
         {
@@ -36,7 +39,7 @@ public sealed class MySqlInstantAlter(ConnectionTarget target, TableName table, 
             // The server's own refusal, and a failed ALTER changes nothing: ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
             // and ER_INNODB_MAX_ROW_VERSION where the real table cannot take it in place, or something the planner's
             // empty copy lacks (CREATE TABLE ... LIKE copies no foreign keys: an index one needs, say).
-            throw new InstantAlterRefusedException($"The server refused the ALTER on {table} itself: {e.Message} (error {(int)e.ErrorCode}).", e);
+            throw new NativeStepRefusedException($"The server refused the ALTER on {table} itself: {e.Message} (error {(int)e.ErrorCode}).", e);
         }
     }
 

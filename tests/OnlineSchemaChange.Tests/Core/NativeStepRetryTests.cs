@@ -1,23 +1,27 @@
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Migration;
+using OnlineSchemaChange.Core.Plan;
 
 namespace OnlineSchemaChange.Tests.Core;
 
-public sealed class InstantAlterTests
+/// <summary>A brief native step (a catalog change is one) under the swap's lock discipline: retried while its lock is not granted.</summary>
+public sealed class NativeStepRetryTests
 {
+    private static NativeStep[] Alter(string sql) => [new NativeStep("alter", "the change", sql, NativeStepLock.Brief)];
+
     [Fact]
     public async Task A_lock_not_granted_is_retried_and_the_result_counts_the_attempts()
     {
         var attempt = new ScriptedAttempt(failures: 2);
         var reports = new List<string>();
 
-        InstantAlterResult result = await InstantAlter.RunAsync("ALTER TABLE t ADD c INT", attempt, new CutoverOptions { Attempts = 5 }, reports.Add, CancellationToken.None);
+        NativeStepsResult result = await NativeSteps.RunAsync(Alter("ALTER TABLE t ADD c INT"), attempt, new CutoverOptions { Attempts = 5 }, reports.Add, CancellationToken.None);
 
         Assert.Equal(3, result.Attempts);
         Assert.Equal(3, attempt.Calls);
-        Assert.Equal("ALTER TABLE t ADD c INT", result.Statement);
-        Assert.Equal(["attempt 1 of 5: busy 1", "attempt 2 of 5: busy 2"], reports);
+        Assert.All(attempt.Statements, sql => Assert.Equal("ALTER TABLE t ADD c INT", sql));
+        Assert.Equal(["alter: ALTER TABLE t ADD c INT", "attempt 1 of 5: busy 1", "attempt 2 of 5: busy 2"], reports);
     }
 
     [Fact]
@@ -26,7 +30,7 @@ public sealed class InstantAlterTests
         var attempt = new ScriptedAttempt(failures: 10);
 
         var error = await Assert.ThrowsAsync<OscException>(() =>
-            InstantAlter.RunAsync("ALTER", attempt, new CutoverOptions { Attempts = 2, LockTimeout = TimeSpan.FromMilliseconds(7) }, _ => { }, CancellationToken.None));
+            NativeSteps.RunAsync(Alter("ALTER"), attempt, new CutoverOptions { Attempts = 2, LockTimeout = TimeSpan.FromMilliseconds(7) }, _ => { }, CancellationToken.None));
 
         Assert.Equal(2, attempt.Calls);
         Assert.Contains("in 2 attempts; last: busy 2", error.Message, StringComparison.Ordinal);
@@ -39,8 +43,19 @@ public sealed class InstantAlterTests
     {
         var attempt = new ScriptedAttempt(failures: 0) { Refusal = new OscException("rewrote the table") };
 
-        await Assert.ThrowsAsync<OscException>(() => InstantAlter.RunAsync("ALTER", attempt, new CutoverOptions(), _ => { }, CancellationToken.None));
+        await Assert.ThrowsAsync<OscException>(() => NativeSteps.RunAsync(Alter("ALTER"), attempt, new CutoverOptions(), _ => { }, CancellationToken.None));
 
+        Assert.Equal(1, attempt.Calls);
+    }
+
+    [Fact]
+    public async Task A_refusal_with_nothing_left_behind_stays_a_refusal_so_the_rebuild_can_take_over()
+    {
+        var attempt = new ScriptedAttempt(failures: 0) { Refusal = new NativeStepRefusedException("the server refused it") };
+
+        var error = await Assert.ThrowsAsync<NativeStepRefusedException>(() => NativeSteps.RunAsync(Alter("ALTER"), attempt, new CutoverOptions(), _ => { }, CancellationToken.None));
+
+        Assert.Equal("Step alter failed: the server refused it", error.Message);
         Assert.Equal(1, attempt.Calls);
     }
 
@@ -57,18 +72,21 @@ public sealed class InstantAlterTests
         Assert.True(drawn.Distinct().Count() > 1, "jittered");
     }
 
-    private sealed class ScriptedAttempt(int failures) : IInstantAlterAttempt
+    private sealed class ScriptedAttempt(int failures) : INativeStepRunner
     {
         public int Calls { get; private set; }
 
         public List<TimeSpan> Timeouts { get; } = [];
 
+        public List<string> Statements { get; } = [];
+
         public Exception? Refusal { get; init; }
 
-        public Task RunAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+        public Task RunAsync(NativeStep nativeStep, TimeSpan lockTimeout, CancellationToken cancellationToken)
         {
             Calls++;
             Timeouts.Add(lockTimeout);
+            Statements.Add(nativeStep.Sql);
             if (Refusal is not null)
             {
                 throw Refusal;
