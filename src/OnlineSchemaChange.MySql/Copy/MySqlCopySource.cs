@@ -73,7 +73,7 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
         }
 
         string where = conditions.Count == 0 ? "" : "WHERE " + string.Join(" AND ", conditions);
-        command.CommandText = $"SELECT {key.ColumnList} FROM {MySqlSql.Quote(original)} FORCE INDEX (PRIMARY) {where} ORDER BY {key.ColumnList} LIMIT 1 OFFSET {rows - 1}";
+        command.CommandText = $"SELECT {key.ColumnList} FROM {MySqlSql.Quote(original)} {key.ForceIndex} {where} ORDER BY {key.ColumnList} LIMIT 1 OFFSET {rows - 1}";
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? key.Read(reader) : null;
     }
@@ -104,7 +104,7 @@ public sealed class MySqlCopySource(string connectionString, TableName original,
         // Qualified: inside INSERT ... SELECT a bare column name is ambiguous between the two tables.
         string firstKey = MySqlSql.Quote(shadow) + "." + MySqlSql.Quote(mapping.Pairs.First(p => p.Source.Equals(key.Columns[0], StringComparison.OrdinalIgnoreCase)).Target);
         string copy =
-            $"INSERT INTO {MySqlSql.Quote(shadow)} ({targets}) SELECT {sources} FROM {MySqlSql.Quote(original)} FORCE INDEX (PRIMARY) {where} " +
+            $"INSERT INTO {MySqlSql.Quote(shadow)} ({targets}) SELECT {sources} FROM {MySqlSql.Quote(original)} {key.ForceIndex} {where} " +
             $"ORDER BY {key.ColumnList}{(commitMarker is null ? " LOCK IN SHARE MODE" : "")} ON DUPLICATE KEY UPDATE {firstKey} = {firstKey}";
         command.CommandTimeout = 600;
         // UUID() makes the marker row change every time: a write that changes nothing would not be binlogged, and

@@ -145,7 +145,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 SkipMarkedEvents = copyEvents.MarkCopy,
             });
             var keyIndexes = facts.Key.Select(k => facts.Columns.ToList().FindIndex(c => c.Name.Equals(k, StringComparison.OrdinalIgnoreCase))).ToList();
-            var originalKey = new MySqlKeyPredicate(facts.Key);
+            var originalKey = new MySqlKeyPredicate(facts.Key, facts.KeyName);
             var shadowKey = new MySqlKeyPredicate(shadow.KeyInShadow);
             var applierOptions = new ApplierOptions();
             Channel<ReplicationMessage> changes = ReplayChannel.Create(applierOptions);

@@ -7,9 +7,13 @@ namespace OnlineSchemaChange.MySql.Schema;
 /// Primary-key predicates written so the range optimizer uses the key: "(a, b) > (x, y)" spelled out as
 /// "a > x OR (a = x AND b > y)", which MariaDB and every MySQL version turn into a range scan.
 /// </summary>
-public sealed class MySqlKeyPredicate(IReadOnlyList<string> keyColumns)
+/// <param name="indexName">The index over the key: PRIMARY, or the NOT NULL unique key InnoDB clusters a table without one on.</param>
+public sealed class MySqlKeyPredicate(IReadOnlyList<string> keyColumns, string indexName = "PRIMARY")
 {
     public IReadOnlyList<string> Columns { get; } = keyColumns;
+
+    /// <summary>FORCE INDEX over the key, so a range read walks it in key order (a hint naming PRIMARY fails on a table without one).</summary>
+    public string ForceIndex { get; } = $"FORCE INDEX ({(indexName.Equals("PRIMARY", StringComparison.OrdinalIgnoreCase) ? "PRIMARY" : MySqlSql.Quote(indexName))})";
 
     public string ColumnList => string.Join(", ", Columns.Select(MySqlSql.Quote));
 
