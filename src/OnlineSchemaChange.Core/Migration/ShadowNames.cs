@@ -32,6 +32,7 @@ public sealed class ShadowNames
         Old = table + "_osc_old";
         Log = table + "_osc_log";
         ForeignKeyProbe = table + "_osc_fkc";
+        ReplayKey = table + "_osc_key";
     }
 
     public string Table { get; }
@@ -44,6 +45,12 @@ public sealed class ShadowNames
 
     /// <summary>An empty copy of a referencing table, on which a foreign key's move is tried before the copy (MySQL).</summary>
     public string ForeignKeyProbe { get; }
+
+    /// <summary>
+    /// PostgreSQL: a unique index over the original's key on the shadow, made when the ALTER leaves the shadow none
+    /// (a changed primary key): the replay's ON CONFLICT needs one. Dropped by the swap.
+    /// </summary>
+    public string ReplayKey { get; }
 
     /// <summary>
     /// PostgreSQL: the temporary name of a materialized view (or of one of its indexes, "_osc_mvi") rebuilt on the new

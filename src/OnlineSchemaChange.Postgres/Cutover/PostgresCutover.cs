@@ -443,6 +443,12 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         string schema = PostgresSql.Quote(Original.Schema!);
         object?[] table = catalog.Table;
 
+        // The index the replay needed and the ALTER did not ask for (PostgresShadowTable.EnsureReplayKeyAsync).
+        if (catalog.NewIndexes.Contains(facts.Names.ReplayKey))
+        {
+            statements.Add($"DROP INDEX {schema}.{PostgresSql.Quote(facts.Names.ReplayKey)}");
+        }
+
         statements.Add($"ALTER TABLE {original} RENAME TO {PostgresSql.Quote(Old.Name)}");
         statements.Add($"ALTER TABLE {PostgresSql.Quote(shadow.Table)} RENAME TO {PostgresSql.Quote(Original.Name)}");
 

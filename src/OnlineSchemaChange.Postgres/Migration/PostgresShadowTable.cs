@@ -219,12 +219,39 @@ public sealed class PostgresShadowTable
                 await catalog.ExecuteAsync($"ALTER TABLE {PostgresSql.Quote(table)} SET (autovacuum_enabled = false)", cancellationToken);
             }
 
-            return Describe(facts, table, statement, before, after, indexNames, deferred, pauseAutovacuum);
+            PostgresShadowTable shadow = Describe(facts, table, statement, before, after, indexNames, deferred, pauseAutovacuum);
+            await EnsureReplayKeyAsync(catalog, oid, table, facts.Names.ReplayKey, shadow.KeyInShadow, cancellationToken);
+            return shadow;
         }
         catch
         {
             await DropAsync(connection, table);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The replay writes by the original's key (ON CONFLICT on its columns, deletes by it), which needs a unique index
+    /// over exactly those columns; an ALTER that changes the primary key leaves the shadow none. One is built on the
+    /// empty shadow then, and the swap drops it: the new table has only the keys the ALTER asked for. The original's
+    /// key is unique in every row the shadow receives, so the index refuses nothing the original holds.
+    /// </summary>
+    private static async Task EnsureReplayKeyAsync(PostgresCatalog catalog, uint oid, TableName shadow, string index, IReadOnlyList<string> key,
+        CancellationToken cancellationToken)
+    {
+        // What ON CONFLICT can infer as its arbiter: a valid, immediate, non-partial unique index on plain columns.
+        string[] uniqueIndexes = await catalog.ScalarAsync<string[]>(
+            """
+            SELECT coalesce(array_agg((SELECT string_agg(a.attname, E'\n')
+                                       FROM unnest(i.indkey::int2[]) WITH ORDINALITY k (attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                                       WHERE k.n <= i.indnkeyatts)), '{}')
+            FROM pg_index i WHERE i.indrelid = $1 AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+            """, cancellationToken, oid);
+        if (!uniqueIndexes.Any(columns => columns.Split('\n').ToHashSet(StringComparer.Ordinal).SetEquals(key)))
+        {
+            await catalog.ExecuteAsync(
+                $"CREATE UNIQUE INDEX {PostgresSql.Quote(index)} ON {PostgresSql.Quote(shadow)} ({string.Join(", ", key.Select(PostgresSql.Quote))})",
+                cancellationToken);
         }
     }
 
