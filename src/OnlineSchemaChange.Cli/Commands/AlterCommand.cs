@@ -313,7 +313,8 @@ internal static class AlterCommand
                 string? socketPath = result.GetValue(controlSocket) is "none" ? null : result.GetValue(controlSocket) ?? ControlSocket.DefaultPath(target, tableName);
                 if (target.Engine == DatabaseEngine.Postgres)
                 {
-                    PostgresAlterRehearsal pg = await PostgresAlterRehearsal.RunAsync(target, tableName, result.GetValue(alter)!, cancellationToken);
+                    PostgresAlterRehearsal pg = await PostgresAlterRehearsal.RunAsync(target, tableName, result.GetValue(alter)!, cancellationToken,
+                        verify: !result.GetValue(skipVerify));
                     if (asJson)
                     {
                         console.WriteJson(new
@@ -346,7 +347,7 @@ internal static class AlterCommand
                 }
 
                 AlterRehearsal rehearsal = await new MySqlAlterRehearsal(target).RunAsync(tableName, result.GetValue(alter)!, cancellationToken, foreignKeyMethod,
-                    result.GetValue(workers), markCopy);
+                    result.GetValue(workers), markCopy, verify: !result.GetValue(skipVerify));
                 if (asJson)
                 {
                     console.WriteJson(new

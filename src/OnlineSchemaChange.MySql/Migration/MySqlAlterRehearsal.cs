@@ -36,7 +36,7 @@ public sealed record AlterRehearsal(
 public sealed class MySqlAlterRehearsal(ConnectionTarget target)
 {
     public async Task<AlterRehearsal> RunAsync(TableName table, string alter, CancellationToken cancellationToken, ForeignKeyMethod foreignKeys = ForeignKeyMethod.Refuse,
-        int workers = 1, bool? copySkipReplication = null)
+        int workers = 1, bool? copySkipReplication = null, bool verify = true)
     {
         ArgumentNullException.ThrowIfNull(table);
         AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.MySql);
@@ -54,6 +54,7 @@ public sealed class MySqlAlterRehearsal(ConnectionTarget target)
         ShadowTable shadow = await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         try
         {
+            await shadow.RefuseUnverifiedUniqueKeyAsync(connection, qualified, verify, cancellationToken);
             (_, string? workersNote) = await MySqlCopyWorkers.ChooseAsync(connection, shadow.Table, workers, cancellationToken);
             return new AlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns, shadow.AddedColumns,
                 statement.RenamedColumns, shadow.KeyInShadow, await ShowCreateAsync(connection, shadow.Table, cancellationToken))

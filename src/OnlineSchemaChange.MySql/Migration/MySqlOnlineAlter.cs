@@ -88,6 +88,19 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         ShadowTable shadow = resumed is null
             ? await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken)
             : await ShadowTable.OpenAsync(connection, facts, statement, cancellationToken);
+        if (resumed is null)
+        {
+            try
+            {
+                await shadow.RefuseUnverifiedUniqueKeyAsync(connection, original, options.Verify, cancellationToken);
+            }
+            catch (OscException)
+            {
+                await shadow.DropAsync(connection);
+                throw;
+            }
+        }
+
         bool swapped = false, keep = false;
         Exception? failure = null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -2,6 +2,7 @@ using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.MySql.Schema;
 
 namespace OnlineSchemaChange.MySql.Migration;
@@ -147,6 +148,49 @@ public sealed record ShadowTable(
             throw new OscException($"The foreign keys cannot be carried over to the new definition: {e.Message} (error {(int)e.ErrorCode}; tried on an empty copy: {sql})",
                 "Keep both sides of each foreign key compatible (integers of the same size and sign, strings of the same character set and collation), or drop the key natively first.", e);
         }
+    }
+
+    /// <summary>
+    /// Without verification, refuses a shadow with a unique key the original does not enforce on the same values: the
+    /// copy would skip a row colliding on it without a word (<see cref="UniqueKeys"/>).
+    /// </summary>
+    public async Task RefuseUnverifiedUniqueKeyAsync(MySqlConnection connection, TableName original, bool verify, CancellationToken cancellationToken)
+    {
+        if (verify)
+        {
+            return;
+        }
+
+        UniqueKey? added = UniqueKeys.FirstNew(await UniqueKeysAsync(connection, original, cancellationToken),
+            await UniqueKeysAsync(connection, Table, cancellationToken), Mapping, StringComparer.OrdinalIgnoreCase);
+        if (added is not null)
+        {
+            throw UniqueKeys.Unverified(added);
+        }
+    }
+
+    /// <summary>The table's unique keys, each with its columns' types, collations and prefix lengths.</summary>
+    private static async Task<IReadOnlyList<UniqueKey>> UniqueKeysAsync(MySqlConnection connection, TableName table, CancellationToken cancellationToken)
+    {
+        await using var command = new MySqlCommand(
+            """
+            SELECT s.INDEX_NAME, GROUP_CONCAT(s.COLUMN_NAME ORDER BY s.SEQ_IN_INDEX SEPARATOR '\n'),
+                   GROUP_CONCAT(CONCAT_WS(' ', c.COLUMN_TYPE, c.COLLATION_NAME, s.SUB_PART) ORDER BY s.SEQ_IN_INDEX SEPARATOR '\n')
+            FROM information_schema.STATISTICS s
+            JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
+            WHERE s.TABLE_SCHEMA = @s AND s.TABLE_NAME = @t AND s.NON_UNIQUE = 0
+            GROUP BY s.INDEX_NAME
+            """, connection);
+        command.Parameters.AddWithValue("@s", table.Schema);
+        command.Parameters.AddWithValue("@t", table.Name);
+        var keys = new List<UniqueKey>();
+        await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            keys.Add(new UniqueKey(reader.GetString(0), reader.GetString(1).Split('\n'), reader.GetString(2).Split('\n'), ""));
+        }
+
+        return keys;
     }
 
     /// <summary>Each index of the table as its columns in order.</summary>

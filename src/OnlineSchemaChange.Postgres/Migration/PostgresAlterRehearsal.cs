@@ -22,7 +22,8 @@ public sealed record PostgresAlterRehearsal(
     /// `osc alter` without --execute: every check (leftover slot and publication included), then the shadow created
     /// with the real ALTER, so the server validates it against the real definition, and dropped again.
     /// </summary>
-    public static async Task<PostgresAlterRehearsal> RunAsync(ConnectionTarget target, TableName table, string alter, CancellationToken cancellationToken)
+    public static async Task<PostgresAlterRehearsal> RunAsync(ConnectionTarget target, TableName table, string alter, CancellationToken cancellationToken,
+        bool verify = true)
     {
         ArgumentNullException.ThrowIfNull(table);
         AlterStatement statement = AlterStatement.Parse(alter, table, SqlDialect.Postgres);
@@ -43,6 +44,7 @@ public sealed record PostgresAlterRehearsal(
         PostgresShadowTable shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
         try
         {
+            await shadow.RefuseUnverifiedUniqueKeyAsync(connection, facts, verify, cancellationToken);
             var fed = shadow.Mapping.TargetColumns.ToHashSet(StringComparer.Ordinal);
             return new PostgresAlterRehearsal(facts, statement.Source.Trim(), shadow.Mapping, shadow.DroppedColumns(facts).ToList(),
                 shadow.Columns.Where(c => !fed.Contains(c.Name)).Select(c => c.Name).ToList(), shadow.KeyInShadow, names);

@@ -87,6 +87,15 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         if (resumed is null)
         {
             shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
+            try
+            {
+                await shadow.RefuseUnverifiedUniqueKeyAsync(connection, facts, options.Verify, cancellationToken);
+            }
+            catch (OscException)
+            {
+                await shadow.DropAsync(connection);
+                throw;
+            }
         }
         else
         {

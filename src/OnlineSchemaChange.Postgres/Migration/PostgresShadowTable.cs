@@ -4,6 +4,7 @@ using Npgsql;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Copy;
 using OnlineSchemaChange.Core.Sql;
+using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Postgres.Plan;
 
 namespace OnlineSchemaChange.Postgres.Migration;
@@ -253,6 +254,60 @@ public sealed class PostgresShadowTable
                 $"CREATE UNIQUE INDEX {PostgresSql.Quote(index)} ON {PostgresSql.Quote(shadow)} ({string.Join(", ", key.Select(PostgresSql.Quote))})",
                 cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Without verification, refuses a shadow with a unique index the original does not enforce on the same values:
+    /// the copy would skip a row colliding on it without a word (<see cref="UniqueKeys"/>). The replay's own index
+    /// (<see cref="EnsureReplayKeyAsync"/>) goes with the swap and does not count.
+    /// </summary>
+    public async Task RefuseUnverifiedUniqueKeyAsync(NpgsqlConnection connection, PostgresTableFacts facts, bool verify, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(facts);
+        if (verify)
+        {
+            return;
+        }
+
+        uint oid = await new PostgresCatalog(connection).ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(Table));
+        IReadOnlyList<UniqueKey> shadowKeys = await UniqueKeysAsync(connection, oid, cancellationToken);
+        UniqueKey? added = UniqueKeys.FirstNew(await UniqueKeysAsync(connection, facts.Oid, cancellationToken),
+            shadowKeys.Where(k => k.Name != facts.Names.ReplayKey), Mapping, StringComparer.Ordinal);
+        if (added is not null)
+        {
+            throw UniqueKeys.Unverified(added);
+        }
+    }
+
+    /// <summary>
+    /// The relation's unique indexes: key columns (null for an expression), each one's type and collation, the
+    /// expressions and the predicate, and NULLS NOT DISTINCT.
+    /// </summary>
+    private static async Task<IReadOnlyList<UniqueKey>> UniqueKeysAsync(NpgsqlConnection connection, uint relation, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT c.relname,
+                   array(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY k (attnum, n)
+                         LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE k.n <= i.indnkeyatts ORDER BY k.n),
+                   array(SELECT concat_ws(' ', format_type(a.atttypid, a.atttypmod), l.collname) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k (attnum, n)
+                         LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                         LEFT JOIN pg_collation l ON l.oid = (i.indcollation::oid[])[k.n - 1]
+                         WHERE k.n <= i.indnkeyatts ORDER BY k.n),
+                   concat_ws(' | ', pg_get_expr(i.indexprs, i.indrelid), 'where ' || pg_get_expr(i.indpred, i.indrelid)),
+                   i.indnullsnotdistinct
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE i.indrelid = $1 AND i.indisunique
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = relation, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+        var keys = new List<UniqueKey>();
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            keys.Add(new UniqueKey(reader.GetString(0), reader.GetFieldValue<string?[]>(1), reader.GetFieldValue<string[]>(2), reader.GetString(3), reader.GetBoolean(4)));
+        }
+
+        return keys;
     }
 
     /// <summary>Drops the shadow; not cancellable, since it must go even when the operator pressed Ctrl-C.</summary>

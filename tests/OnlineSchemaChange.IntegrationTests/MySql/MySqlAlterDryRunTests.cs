@@ -80,6 +80,38 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
     }
 
     [Theory]
+    [InlineData("ADD UNIQUE KEY by_k (k)", false)]
+    [InlineData("ADD UNIQUE KEY by_k (k)", true)]
+    // A case-insensitive collation makes 'A' and 'a' equal: the key by_c is new in effect.
+    [InlineData("MODIFY c VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", true)]
+    public async Task Skipping_verification_is_refused_when_the_alter_adds_a_unique_key(string alter, bool execute)
+    {
+        await ExecuteAsync("ALTER TABLE orders MODIFY c VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, ADD UNIQUE KEY by_c (c); INSERT INTO orders (id, k, c) VALUES (3, 1, 'A'), (4, 9, 'B')");
+        string before = await DefinitionAsync("orders");
+        string rows = await ScalarAsync("SELECT GROUP_CONCAT(CONCAT_WS(':', id, k, c) ORDER BY id) FROM orders");
+
+        var result = await OscRunner.RunAsync(["alter", _uri, "--table", "orders", "--alter", alter, "--skip-verify", "--native", "off", .. execute ? ["--execute"] : Array.Empty<string>()]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("--skip-verify with an ALTER that adds the unique key by_", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Run without --skip-verify", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, await DefinitionAsync("orders"));
+        Assert.Equal(rows, await ScalarAsync("SELECT GROUP_CONCAT(CONCAT_WS(':', id, k, c) ORDER BY id) FROM orders"));
+        Assert.Equal(0L, await CountOursAsync());
+    }
+
+    [Fact]
+    public async Task Skipping_verification_is_accepted_when_every_unique_key_was_there_before()
+    {
+        // The primary key widened over the old one cannot make two rows collide.
+        var result = await OscRunner.RunAsync("alter", _uri, "--table", "orders", "--alter", "MODIFY k BIGINT NOT NULL, DROP PRIMARY KEY, ADD PRIMARY KEY (id, k)",
+            "--skip-verify", "--native", "off");
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Equal(0L, await CountOursAsync());
+    }
+
+    [Theory]
     [InlineData("binlog_format", "STATEMENT", "binlog_format is STATEMENT")]
     [InlineData("binlog_row_image", "MINIMAL", "binlog_row_image is MINIMAL")]
     public async Task Binlog_settings_that_hide_row_changes_are_refused(string variable, string value, string expected)

@@ -111,6 +111,28 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("", await LeftoversAsync(connectionString));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Skipping_verification_is_refused_when_the_alter_adds_a_unique_constraint(bool execute)
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+        string before = await ScalarAsync(connectionString, "SELECT count(*) || ':' || sum(hashtext(id || '|' || k)) FROM t");
+
+        var result = await OscRunner.RunAsync(["alter", uri, "--table", "t", "--alter", "ADD CONSTRAINT t_k_unique UNIQUE (k)", "--skip-verify", "--native", "off",
+            .. execute ? ["--execute"] : Array.Empty<string>()]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("--skip-verify with an ALTER that adds the unique key t_k_unique", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, await ScalarAsync(connectionString, "SELECT count(*) || ':' || sum(hashtext(id || '|' || k)) FROM t"));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+
+        // A primary key widened over the old one cannot make two rows collide; the replay's own index does not count.
+        var widened = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "DROP CONSTRAINT t_pkey, ADD PRIMARY KEY (k, id)", "--skip-verify", "--native", "off");
+        Assert.True(widened.ExitCode == 0, widened.Stderr);
+    }
+
     [Fact]
     public async Task A_truncate_during_the_migration_stops_it_with_a_clear_error_and_nothing_of_ours_left()
     {

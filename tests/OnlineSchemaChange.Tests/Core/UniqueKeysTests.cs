@@ -1,0 +1,102 @@
+using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Verify;
+using Xunit;
+
+namespace OnlineSchemaChange.Tests.Core;
+
+public sealed class UniqueKeysTests
+{
+    private static ColumnMapping Mapping(string[] source, string[] target, Dictionary<string, string>? renames = null) =>
+        ColumnMapping.Build(source.Select(c => new TableColumn(c, false)).ToList(), target.Select(c => new TableColumn(c, false)).ToList(),
+            renames ?? new Dictionary<string, string>());
+
+    /// <param name="types">The columns' types, comma-separated, one per column.</param>
+    private static UniqueKey Key(string name, string types, params string?[] columns) => new(name, columns, types.Split(", "), "");
+
+    [Fact]
+    public void Keys_the_original_already_has_are_not_new()
+    {
+        var mapping = Mapping(["id", "email", "n"], ["id", "email", "n", "extra"]);
+        UniqueKey? added = UniqueKeys.FirstNew([Key("PRIMARY", "int", "id"), Key("by_email", "varchar(80) utf8mb4_general_ci", "email")],
+            [Key("PRIMARY", "int", "id"), Key("by_email", "varchar(80) utf8mb4_general_ci", "email")], mapping, StringComparer.OrdinalIgnoreCase);
+        Assert.Null(added);
+    }
+
+    [Fact]
+    public void A_key_whose_column_was_renamed_is_the_same_key()
+    {
+        var mapping = Mapping(["id", "email"], ["id", "mail"], new Dictionary<string, string> { ["email"] = "mail" });
+        Assert.Null(UniqueKeys.FirstNew([Key("PRIMARY", "int", "id"), Key("u", "text", "email")],
+            [Key("PRIMARY", "int", "id"), Key("u", "text", "mail")], mapping, StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void An_added_unique_key_is_new()
+    {
+        var mapping = Mapping(["id", "k"], ["id", "k"]);
+        UniqueKey? added = UniqueKeys.FirstNew([Key("PRIMARY", "int", "id")], [Key("PRIMARY", "int", "id"), Key("uk", "int", "k")], mapping,
+            StringComparer.OrdinalIgnoreCase);
+        Assert.Equal("uk", added?.Name);
+    }
+
+    [Fact]
+    public void A_primary_key_over_other_columns_is_new_even_though_it_is_named_as_before()
+    {
+        var mapping = Mapping(["id", "k"], ["id", "k"]);
+        UniqueKey? added = UniqueKeys.FirstNew([Key("t_pkey", "int", "id")], [Key("t_pkey", "int", "k")], mapping, StringComparer.Ordinal);
+        Assert.Equal("t_pkey", added?.Name);
+    }
+
+    [Fact]
+    public void A_key_widened_over_a_unique_key_cannot_collide()
+    {
+        var mapping = Mapping(["id", "k"], ["id", "k"]);
+        Assert.Null(UniqueKeys.FirstNew([Key("t_pkey", "int", "id")], [Key("t_pkey", "int, int", "k", "id")], mapping, StringComparer.Ordinal));
+        // Unless the wider key's column changed type, or NULLs collide in it and not in the narrower one.
+        Assert.NotNull(UniqueKeys.FirstNew([Key("t_pkey", "int", "id")], [Key("t_pkey", "int, bigint", "k", "id")], mapping, StringComparer.Ordinal));
+        Assert.NotNull(UniqueKeys.FirstNew([Key("u", "int", "id")], [new UniqueKey("u2", ["k", "id"], ["int", "int"], "", NullsEqual: true)], mapping,
+            StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_partial_or_expression_key_counts_only_as_its_twin()
+    {
+        var mapping = Mapping(["id", "email"], ["id", "email"]);
+        UniqueKey partial = new("active_email", ["email"], ["text"], "where active");
+        Assert.Null(UniqueKeys.FirstNew([partial], [partial], mapping, StringComparer.Ordinal));
+        // A partial key says nothing of the rows outside it: the whole-table key is new.
+        Assert.NotNull(UniqueKeys.FirstNew([partial], [Key("email_key", "text", "email")], mapping, StringComparer.Ordinal));
+        UniqueKey lowered = new("lower_email", [null], ["text"], "lower(email)");
+        Assert.NotNull(UniqueKeys.FirstNew([Key("email_key", "text", "email")], [lowered], mapping, StringComparer.Ordinal));
+    }
+
+    [Theory]
+    // A smaller scale rounds 1.4 and 1.2 to the same 1; a case-insensitive collation makes 'a' equal 'A'.
+    [InlineData("numeric(10,2)", "numeric(10,0)")]
+    [InlineData("varchar(20) utf8mb4_bin", "varchar(20) utf8mb4_general_ci")]
+    public void A_key_over_a_retyped_column_is_new(string before, string after)
+    {
+        var mapping = Mapping(["id", "code"], ["id", "code"]);
+        UniqueKey? added = UniqueKeys.FirstNew([Key("PRIMARY", "int", "id"), Key("by_code", before, "code")],
+            [Key("PRIMARY", "int", "id"), Key("by_code", after, "code")], mapping, StringComparer.OrdinalIgnoreCase);
+        Assert.Equal("by_code", added?.Name);
+    }
+
+    [Fact]
+    public void Column_names_compare_as_the_engine_compares_them()
+    {
+        var mapping = Mapping(["id", "Code"], ["id", "Code"]);
+        UniqueKey[] original = [Key("u", "int", "Code")];
+        UniqueKey[] shadow = [Key("u", "int", "CODE")];
+        Assert.Null(UniqueKeys.FirstNew(original, shadow, mapping, StringComparer.OrdinalIgnoreCase));
+        Assert.NotNull(UniqueKeys.FirstNew(original, shadow, mapping, StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_key_over_a_dropped_column_leaves_nothing_for_the_shadow_to_match()
+    {
+        var mapping = Mapping(["id", "gone"], ["id"]);
+        Assert.Null(UniqueKeys.FirstNew([Key("PRIMARY", "int", "id"), Key("g", "int", "gone")], [Key("PRIMARY", "int", "id")], mapping,
+            StringComparer.OrdinalIgnoreCase));
+    }
+}
