@@ -14,7 +14,7 @@ public static class PostgresBenchmark
     private const string DefaultChange = "ALTER COLUMN bid TYPE bigint";
     private const string Database = "bench";
 
-    public static async Task<int> RunAsync(int rows, string oscPath, IReadOnlySet<string> only, IReadOnlyList<string> oscExtra, string? otherChange, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(int rows, string oscPath, IReadOnlySet<string> only, IReadOnlyList<string> oscExtra, string? otherChange, bool durable, CancellationToken cancellationToken)
     {
         string change = otherChange ?? DefaultChange;
         string pgbench = PgbenchLoad.Locate();
@@ -30,10 +30,11 @@ public static class PostgresBenchmark
         Console.WriteLine($"Starting a throwaway PostgreSQL 15 on loopback; osc is {oscPath}");
         await using LocalPostgres postgres = await LocalPostgres.StartAsync(new PostgresOptions
         {
+            Durable = durable,
             // Room for the original and the new table, as the MariaDB section's 512 MB buffer pool.
             Settings = new Dictionary<string, string> { ["shared_buffers"] = "512MB", ["max_wal_size"] = "4GB" },
         }, cancellationToken);
-        Console.WriteLine($"  {postgres}");
+        Console.WriteLine($"  {postgres}{(durable ? ", durable (fsync, synchronous_commit, full_page_writes on)" : "")}");
         string uri = $"postgres://osc:osc@127.0.0.1:{postgres.Port}/{Database}";
 
         var methods = new (string Key, string Name, Func<CancellationToken, Task<MethodOutcome>> Run)[]

@@ -18,6 +18,9 @@ string bufferPool = "512M";
 string redoLog = "1G";
 const string DefaultChange = "MODIFY k BIGINT NOT NULL DEFAULT 0";
 string change = DefaultChange;
+// The throwaway servers trade durability for speed (no fsync, no flush at commit); --durable runs them as production
+// does, for figures a DBA can hold against a real server.
+bool durable = false;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -49,8 +52,11 @@ for (int i = 0; i < args.Length; i++)
         case "--change" when i + 1 < args.Length:
             change = args[++i];
             break;
+        case "--durable":
+            durable = true;
+            break;
         default:
-            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc (PostgreSQL: native,osc,osc-w1; osc-rebuild, osc with --native off, on request)] [--osc-arg ARG]... [--mariadb-arg ARG]... [--buffer-pool 512M] [--redo-log 1G] [--change \"MySQL ALTER clause\" (default: MODIFY k BIGINT ...; another is not checked beyond the tools' exit codes)]");
+            Console.Error.WriteLine("Usage: OnlineSchemaChange.EndToEnd [--engine mysql|postgres|all (default mysql)] [--rows N (default 1000000)] [--osc path/to/osc.dll] [--methods native,pt,osc (PostgreSQL: native,osc,osc-w1; osc-rebuild, osc with --native off, on request)] [--osc-arg ARG]... [--mariadb-arg ARG]... [--buffer-pool 512M] [--redo-log 1G] [--change \"MySQL ALTER clause\" (default: MODIFY k BIGINT ...; another is not checked beyond the tools' exit codes)] [--durable (fsync and flush at every commit, as in production)]");
             return 2;
     }
 }
@@ -76,7 +82,7 @@ Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 int postgresExit = 0;
 if (engine is "postgres" or "all")
 {
-    postgresExit = await PostgresBenchmark.RunAsync(rows, oscPath, only, oscExtra, change == DefaultChange ? null : change, cancel.Token);
+    postgresExit = await PostgresBenchmark.RunAsync(rows, oscPath, only, oscExtra, change == DefaultChange ? null : change, durable, cancel.Token);
     if (engine == "postgres")
     {
         return postgresExit;
@@ -87,8 +93,8 @@ var margin = TimeSpan.FromSeconds(5);
 
 Console.WriteLine($"Starting a throwaway MariaDB on loopback; osc is {oscPath}");
 await using LocalMariaDb maria = await LocalMariaDb.StartAsync(
-    new MariaDbOptions { BufferPoolSize = bufferPool, ExtraArguments = [$"--innodb-log-file-size={redoLog}", .. serverExtra] }, cancel.Token);
-Console.WriteLine($"  {maria}, innodb_buffer_pool_size={bufferPool}, innodb_log_file_size={redoLog}{string.Concat(serverExtra.Select(a => " " + a))}");
+    new MariaDbOptions { BufferPoolSize = bufferPool, Durable = durable, ExtraArguments = [$"--innodb-log-file-size={redoLog}", .. serverExtra] }, cancel.Token);
+Console.WriteLine($"  {maria}, innodb_buffer_pool_size={bufferPool}, innodb_log_file_size={redoLog}{(durable ? ", durable (innodb_flush_log_at_trx_commit=1, sync_binlog=1)" : "")}{string.Concat(serverExtra.Select(a => " " + a))}");
 // The server is one process (threads), so its CPU time during an ALTER shows what the method cost it.
 int serverPid = await SbTest.ServerPidAsync(maria.ConnectionString, cancel.Token);
 
