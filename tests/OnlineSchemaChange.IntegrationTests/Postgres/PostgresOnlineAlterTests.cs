@@ -92,6 +92,43 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
     }
 
     [Fact]
+    public async Task Killing_osc_s_walsender_during_the_run_reconnects_from_the_slot_and_keeps_every_acknowledged_write()
+    {
+        var (connectionString, uri) = await DatabaseAsync();
+        using var stop = new CancellationTokenSource();
+        var model = await Workload.LoadAsync(connectionString);
+        Task<Workload> load = Task.Run(() => model.RunAsync(connectionString, stop.Token));
+
+        // The swap waits for the flag to go, so the kills land in the run however fast the machine copies.
+        using var postpone = new FlagFile("pg-walsender");
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--execute", "--json", "--native", "off",
+            "--chunk-time-millis", "50", "--postpone-cut-over-flag-file", postpone.Path);
+        int kills = 0;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (kills < 3 && !run.Completion.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(500);
+            kills += int.Parse(await ScalarAsync(connectionString,
+                "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots WHERE slot_name LIKE 'osc\\_%' AND database = current_database() AND active_pid IS NOT NULL"),
+                CultureInfo.InvariantCulture);
+        }
+
+        postpone.Lift();
+        OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromSeconds(120));
+        await Task.Delay(300);
+        await stop.CancelAsync();
+        Workload writes = await load;
+
+        output.WriteLine($"{kills} walsenders ended; load: {writes.Transactions} transactions acknowledged, {writes.Failed} failed");
+        Assert.True(result.ExitCode == 0, result.Stderr + result.Stdout);
+        Assert.True(kills >= 2, $"the walsender was ended {kills} times");
+        Assert.True(writes.Transactions > 100, "the load must write through the migration");
+        Assert.Equal("bigint", await ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        await writes.AssertMatchesAsync(connectionString);
+    }
+
+    [Fact]
     public async Task A_unique_constraint_over_duplicates_stops_before_the_swap_and_removes_everything_it_created()
     {
         var (connectionString, uri) = await DatabaseAsync();
