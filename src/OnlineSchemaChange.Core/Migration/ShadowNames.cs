@@ -47,8 +47,9 @@ public sealed class ShadowNames
     public string ForeignKeyProbe { get; }
 
     /// <summary>
-    /// PostgreSQL: a unique index over the original's key on the shadow, made when the ALTER leaves the shadow none
-    /// (a changed primary key): the replay's ON CONFLICT needs one. Dropped by the swap.
+    /// A unique index over the original's key on the shadow, made when the ALTER changes the primary key and leaves
+    /// none the replay can find rows by (PostgreSQL's ON CONFLICT needs one over exactly those columns; MySQL's deletes
+    /// one that starts with them). Dropped by the swap, under its lock.
     /// </summary>
     public string ReplayKey { get; }
 

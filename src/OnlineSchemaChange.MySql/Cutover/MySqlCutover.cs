@@ -101,6 +101,10 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
         }
 
+        // The index the replay needed and the ALTER did not ask for (ShadowTable.EnsureReplayKeyAsync), looked up before the lock.
+        bool replayKey = await ScalarAsync(locker,
+            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND INDEX_NAME = @i", cancellationToken,
+            ("@s", original.Schema!), ("@t", names.Shadow), ("@i", names.ReplayKey)) is not (0L or 0);
         await ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {lockSeconds}", cancellationToken);
         await DropSentryAsync(locker, cancellationToken);
         await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);
@@ -166,6 +170,22 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
 
                 await ExecuteAsync(renamer, "SET SESSION foreign_key_checks = 1, lock_wait_timeout = 60", cancellationToken);
                 held.Mark("foreign keys moved");
+            }
+
+            if (replayKey)
+            {
+                // Drained and locked: nothing writes to the shadow until the RENAME. Dropping an index is a catalog change.
+                try
+                {
+                    await ExecuteAsync(renamer, $"SET SESSION lock_wait_timeout = {lockSeconds}; ALTER TABLE {MySqlSql.Quote(Shadow)} DROP INDEX {MySqlSql.Quote(names.ReplayKey)}; " +
+                                                $"SET SESSION lock_wait_timeout = {(foreignKeys is null ? 60 : lockSeconds)}", cancellationToken);
+                }
+                catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
+                {
+                    throw new LockAttemptException($"could not drop the index {names.ReplayKey} from {Shadow} within {lockSeconds} s: {e.Message}");
+                }
+
+                held.Mark("replay's index dropped");
             }
 
             rename = ExecuteAsync(renamer,

@@ -1,6 +1,7 @@
 using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Migration;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.MySql.Schema;
@@ -57,6 +58,7 @@ public sealed record ShadowTable(
 
             ShadowTable shadow = await DescribeAsync(catalog, table, facts, statement, cancellationToken);
             await RehearseForeignKeysAsync(connection, facts, shadow, cancellationToken);
+            await EnsureReplayKeyAsync(connection, shadow, facts.Names.ReplayKey, cancellationToken);
             return shadow;
         }
         catch (Exception e)
@@ -161,11 +163,31 @@ public sealed record ShadowTable(
             return;
         }
 
+        string replayKey = new ShadowNames(original.Name, int.MaxValue).ReplayKey;
         UniqueKey? added = UniqueKeys.FirstNew(await UniqueKeysAsync(connection, original, cancellationToken),
-            await UniqueKeysAsync(connection, Table, cancellationToken), Mapping, StringComparer.OrdinalIgnoreCase);
+            (await UniqueKeysAsync(connection, Table, cancellationToken)).Where(k => !k.Name.Equals(replayKey, StringComparison.OrdinalIgnoreCase)),
+            Mapping, StringComparer.OrdinalIgnoreCase);
         if (added is not null)
         {
             throw UniqueKeys.Unverified(added);
+        }
+    }
+
+    /// <summary>
+    /// The replay deletes and verification reads the shadow by the original's key; an ALTER whose new primary key does
+    /// not start with those columns leaves no index to find them by, and each batch would scan the shadow. A unique
+    /// key over them is added to the empty shadow then (unique, so the copy's ON DUPLICATE KEY also meets a row the
+    /// replay already wrote under the old key); the swap drops it under its lock, before the RENAME.
+    /// </summary>
+    private static async Task EnsureReplayKeyAsync(MySqlConnection connection, ShadowTable shadow, string index, CancellationToken cancellationToken)
+    {
+        var key = shadow.KeyInShadow.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        IReadOnlyList<UniqueKey> unique = await UniqueKeysAsync(connection, shadow.Table, cancellationToken);
+        if (!unique.Any(k => k.Columns.Count >= key.Count && k.Columns.Take(key.Count).All(c => c is not null && key.Contains(c))))
+        {
+            await new MySqlCatalog(connection).ExecuteAsync(
+                $"ALTER TABLE {MySqlSql.Quote(shadow.Table)} ADD UNIQUE KEY {MySqlSql.Quote(index)} ({string.Join(", ", shadow.KeyInShadow.Select(MySqlSql.Quote))})",
+                cancellationToken);
         }
     }
 

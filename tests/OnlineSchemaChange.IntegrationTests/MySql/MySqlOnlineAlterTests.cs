@@ -10,11 +10,16 @@ namespace OnlineSchemaChange.IntegrationTests.MySql;
 [Collection("servers")]
 public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHelper output)
 {
+    private const string Retype = "MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT NOT NULL DEFAULT 7";
+
     [Theory]
-    [InlineData("id INT PRIMARY KEY AUTO_INCREMENT")]
+    [InlineData("id INT PRIMARY KEY AUTO_INCREMENT", Retype, "PRIMARY")]
     // No primary key: InnoDB clusters on the first NOT NULL unique key, and so must every read and write of osc.
-    [InlineData("id INT NOT NULL AUTO_INCREMENT, UNIQUE KEY by_id (id)")]
-    public async Task An_online_alter_under_writes_keeps_every_acknowledged_write_and_leaves_only_the_old_table(string key)
+    [InlineData("id INT NOT NULL AUTO_INCREMENT, UNIQUE KEY by_id (id)", Retype, "by_id")]
+    // A new primary key that does not start with id, which the replay still finds rows by: osc's own index on id
+    // serves the replay and is gone from the new table.
+    [InlineData("id INT PRIMARY KEY", Retype + ", DROP PRIMARY KEY, ADD PRIMARY KEY (k, id)", "PRIMARY")]
+    public async Task An_online_alter_under_writes_keeps_every_acknowledged_write_and_leaves_only_the_old_table(string key, string change, string indexes)
     {
         var (connectionString, uri) = await DatabaseAsync($"""
             CREATE TABLE t ({key}, k INT NOT NULL, c VARCHAR(40), note TEXT);
@@ -22,12 +27,12 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
             """);
         using var stop = new CancellationTokenSource();
         var writes = new Writes([], [], []);
-        Task load = Writes.RunAsync(connectionString, 30000, writes, stop.Token);
+        Task load = Writes.RunAsync(connectionString, 30000, writes, stop.Token, explicitIds: !key.Contains("AUTO_INCREMENT", StringComparison.Ordinal));
 
         // The swap waits until the load has written during the migration, however fast the machine runs it.
         using var postpone = new FlagFile("mysql-postpone");
         int before = writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count;
-        Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL, ADD COLUMN extra INT NOT NULL DEFAULT 7",
+        Task<OscRunner.Result> alter = OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", change,
             "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone.Path);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count - before <= 60 && !alter.IsCompleted && DateTime.UtcNow < deadline)
@@ -47,6 +52,10 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
         Assert.True(writes.Inserted.Count + writes.Incremented.Count + writes.Deleted.Count > 50, "the load must write through the migration");
         Assert.Equal("bigint(20)", await ScalarAsync(connectionString, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
+        Assert.Equal(indexes, await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't'"));
+        // The swap dropped the replay's index under its lock exactly when the new key left the shadow none on id.
+        var steps = LiveOscRun.ParseAll(result.Stdout + "\n")[^1].GetProperty("writesBlockedSteps").EnumerateArray().Select(e => e.GetProperty("step").GetString()).ToList();
+        Assert.Equal(change.Contains("(k, id)", StringComparison.Ordinal), steps.Contains("replay's index dropped"));
 
         // Every acknowledged write is in the new table, and nothing else.
         var inserted = writes.Inserted.Except(writes.Deleted).ToList();
