@@ -141,6 +141,81 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
         Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
     }
 
+    [Fact]
+    public async Task Kill_9_while_the_cut_over_holds_its_lock_leaves_the_original_serving_and_resume_finishes()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_20000;
+            """);
+        string hooks = Directory.CreateTempSubdirectory("osc-hooks-").FullName;
+        try
+        {
+            // The hook runs just before the cut-over and waits there until the test has held the replay up.
+            string ready = Path.Combine(hooks, "ready"), go = Path.Combine(hooks, "go");
+            string hook = Path.Combine(hooks, "osc-on-before-cut-over-hold");
+            await File.WriteAllTextAsync(hook, $"#!/bin/sh\ntouch '{ready}'\nwhile [ ! -f '{go}' ]; do sleep 0.05; done\n");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(hook, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+
+            await using var blocker = new MySqlConnection(connectionString);
+            await blocker.OpenAsync();
+            string expected;
+            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--hooks-path", hooks))
+            {
+                await InterruptedRun.WaitForAsync(() => Task.FromResult(File.Exists(ready)), osc, "the before-cut-over hook");
+                // A row lock on the shadow holds up the replay of the next change, so the drain under the lock waits on it.
+                await using (var hold = new MySqlCommand("START TRANSACTION; SELECT id FROM t_osc_new WHERE id = 5 FOR UPDATE;", blocker))
+                {
+                    await hold.ExecuteNonQueryAsync();
+                }
+
+                await ExecuteAsync(connectionString, "UPDATE t SET k = k + 1 WHERE id = 5");
+                expected = await ChecksumAsync(connectionString);
+                await File.WriteAllTextAsync(go, "");
+
+                // Held: a write to the original (one that changes nothing) waits for the cut-over's lock, with the sentry in place.
+                await InterruptedRun.WaitForAsync(async () =>
+                    {
+                        try
+                        {
+                            await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 1; UPDATE t SET c = c WHERE id = 1");
+                            return false;
+                        }
+                        catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.LockWaitTimeout)
+                        {
+                            return await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_old' AND COLUMN_NAME = 'osc_sentry'") == "1";
+                        }
+                    }, osc, "the cut-over holding its lock, its sentry in place");
+                osc.Kill();
+            }
+
+            await using (var rollback = new MySqlCommand("ROLLBACK", blocker))
+            {
+                await rollback.ExecuteNonQueryAsync();
+            }
+
+            // The original is intact and takes writes at once: the lock died with osc's session.
+            Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+            Assert.Equal(expected, await ChecksumAsync(connectionString));
+            await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 5; INSERT INTO t (id, k, c) VALUES (30001, 5, 'after the kill')");
+
+            var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+            Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+            Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+            Assert.Equal("6", await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
+            Assert.Equal("after the kill", await ScalarAsync(connectionString, "SELECT c FROM t WHERE id = 30001"));
+            Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
+        }
+        finally
+        {
+            Directory.Delete(hooks, recursive: true);
+        }
+    }
+
     /// <summary>
     /// A DBA KILLs every session of osc's user while the copy is held: osc's own session, which holds its run lock,
     /// is gone, so the run stops, and says the server ended its session (not "unexpected failure", which asks for a bug
