@@ -105,6 +105,9 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
         bool replayKey = await ScalarAsync(locker,
             "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND INDEX_NAME = @i", cancellationToken,
             ("@s", original.Schema!), ("@t", names.Shadow), ("@i", names.ReplayKey)) is not (0L or 0);
+        // Unlocked, so that under the lock only what was committed since is left to drain: the application waits for
+        // no backlog the replay built up meanwhile (during verification, say).
+        await CatchUpBeforeLock.RunAsync(async ct => await MySqlBinlogPosition.CurrentAsync(locker, ct), drainTo, options.DrainTimeout, cancellationToken);
         await ExecuteAsync(locker, $"SET SESSION lock_wait_timeout = {lockSeconds}", cancellationToken);
         await DropSentryAsync(locker, cancellationToken);
         await ExecuteAsync(locker, $"CREATE TABLE {MySqlSql.Quote(Old)} ({SentryColumn} INT) ENGINE=InnoDB", cancellationToken);

@@ -40,9 +40,6 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
     {
     }
 
-    /// <summary>A catch-up round this short leaves little for the drain under the lock.</summary>
-    private static readonly TimeSpan QuickCatchUp = TimeSpan.FromMilliseconds(50);
-
     private readonly List<string> notes = [];
     private readonly PostgresLockWatch lockWatch = new(connectionString, facts.Oid);
     private IReadOnlyList<PostgresMaterializedViews.View> materializedViews = [];
@@ -133,7 +130,11 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
         // vacuumed soon after the copy). Taken before the catch-up, so only one round trip separates its end from
         // the ACCESS EXCLUSIVE request.
         await LockAsync($"LOCK TABLE {PostgresSql.Quote(shadow.Table)}, {PostgresSql.Quote(Original)} IN SHARE UPDATE EXCLUSIVE MODE");
-        await CatchUpAsync(connection, cancellationToken);
+        // Unlocked, so that under the lock only what was committed since is left to drain; without it the lock was
+        // held for however far the replay happened to be behind (a second and more under load).
+        await CatchUpBeforeLock.RunAsync(async ct => new PostgresLsnPosition(
+                await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, $"SELECT {PostgresReplay.CurrentPositionSql}", ct)),
+            drainTo, options.DrainTimeout, cancellationToken);
         long lockRequested = Stopwatch.GetTimestamp();
         // The WAL position read in the same round trip as the lock is granted: it bounds every change to the original.
         NpgsqlTypes.NpgsqlLogSequenceNumber lockedAt = await LockAsync($"LOCK TABLE {PostgresSql.Quote(Original)} IN ACCESS EXCLUSIVE MODE; SELECT {PostgresReplay.CurrentPositionSql}");
@@ -196,37 +197,6 @@ public sealed class PostgresCutover(string connectionString, PostgresTableFacts 
                 await watching.CancelAsync();
                 await blockers;
             }
-        }
-    }
-
-    /// <summary>
-    /// Catches the replay up, unlocked, so that under the lock only what was committed since is left to drain;
-    /// without it the lock was held for however far the replay happened to be behind (a second and more under load).
-    /// Each round drains to the position at its start; the changes committed during a round are left for the next,
-    /// so rounds repeat (a few at most) until one is quick: what the drain under the lock then finds is what a quick
-    /// round leaves. A replay that cannot catch up within the drain timeout fails the attempt before the lock is taken.
-    /// </summary>
-    private async Task CatchUpAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        using var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        catchUp.CancelAfter(options.DrainTimeout);
-        PostgresLsnPosition? target = null;
-        try
-        {
-            for (int round = 0; round < 5; round++)
-            {
-                long start = Stopwatch.GetTimestamp();
-                target = new PostgresLsnPosition(await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connection, $"SELECT {PostgresReplay.CurrentPositionSql}", catchUp.Token));
-                await drainTo(target, catchUp.Token);
-                if (Stopwatch.GetElapsedTime(start) < QuickCatchUp)
-                {
-                    return;
-                }
-            }
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new LockAttemptException($"the replay did not reach {target} within {options.DrainTimeout.TotalSeconds:0.#} s before the lock; the table was not locked");
         }
     }
 

@@ -162,19 +162,36 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
 
             await using var blocker = new MySqlConnection(connectionString);
             await blocker.OpenAsync();
-            string expected;
-            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--hooks-path", hooks))
+            await using var writer = new MySqlConnection(connectionString);
+            await writer.OpenAsync();
+            // Every row but the one written (a read would wait on the cut-over's WRITE lock, so nothing is read while it is held).
+            const string Others = "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t WHERE id <> 5";
+            string others = await ScalarAsync(connectionString, Others);
+            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--hooks-path", hooks, "--cut-over-lock-timeout-seconds", "30"))
             {
                 await InterruptedRun.WaitForAsync(() => Task.FromResult(File.Exists(ready)), osc, "the before-cut-over hook");
-                // A row lock on the shadow holds up the replay of the next change, so the drain under the lock waits on it.
+                // An open write transaction: the cut-over catches up (nothing is committed yet), then waits for it in
+                // LOCK TABLES. A row lock on the shadow will hold up the replay of that write.
+                await using (var write = new MySqlCommand("START TRANSACTION; UPDATE t SET k = k + 1 WHERE id = 5;", writer))
+                {
+                    await write.ExecuteNonQueryAsync();
+                }
+
                 await using (var hold = new MySqlCommand("START TRANSACTION; SELECT id FROM t_osc_new WHERE id = 5 FOR UPDATE;", blocker))
                 {
                     await hold.ExecuteNonQueryAsync();
                 }
 
-                await ExecuteAsync(connectionString, "UPDATE t SET k = k + 1 WHERE id = 5");
-                expected = await ChecksumAsync(connectionString);
                 await File.WriteAllTextAsync(go, "");
+                await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOCK TABLES%' AND STATE LIKE '%metadata lock%'") == "1",
+                    osc, "the cut-over waiting on the table lock");
+                // Committed while the lock request waits: the lock is granted after it, and the drain under the lock
+                // waits for its replay, which the row lock on the shadow holds up.
+                await using (var commit = new MySqlCommand("COMMIT", writer))
+                {
+                    await commit.ExecuteNonQueryAsync();
+                }
 
                 // Held: a write to the original (one that changes nothing) waits for the cut-over's lock, with the sentry in place.
                 await InterruptedRun.WaitForAsync(async () =>
@@ -199,7 +216,8 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
 
             // The original is intact and takes writes at once: the lock died with osc's session.
             Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
-            Assert.Equal(expected, await ChecksumAsync(connectionString));
+            Assert.Equal(others, await ScalarAsync(connectionString, Others));
+            Assert.Equal("6", await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
             await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 5; INSERT INTO t (id, k, c) VALUES (30001, 5, 'after the kill')");
 
             var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");

@@ -1,0 +1,45 @@
+using System.Diagnostics;
+using OnlineSchemaChange.Core.Changes;
+
+namespace OnlineSchemaChange.Core.Cutover;
+
+/// <summary>
+/// Brings the replay close to the source before a cut-over takes its lock, so the drain under the lock has only what
+/// a quick round leaves: each round drains to the position at its start, and the changes committed during a round
+/// are left for the next; rounds repeat (a few at most) until one is quick. A replay that cannot catch up within the
+/// timeout fails the attempt before the lock is taken, so the application is never held for a backlog.
+/// </summary>
+public static class CatchUpBeforeLock
+{
+    /// <summary>A round this short leaves little for the drain under the lock.</summary>
+    public static readonly TimeSpan QuickRound = TimeSpan.FromMilliseconds(50);
+
+    private const int MaxRounds = 5;
+
+    public static async Task RunAsync(Func<CancellationToken, Task<ReplicationPosition>> currentPosition,
+        Func<ReplicationPosition, CancellationToken, Task> drainTo, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(currentPosition);
+        ArgumentNullException.ThrowIfNull(drainTo);
+        using var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        catchUp.CancelAfter(timeout);
+        ReplicationPosition? target = null;
+        try
+        {
+            for (int round = 0; round < MaxRounds; round++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                target = await currentPosition(catchUp.Token);
+                await drainTo(target, catchUp.Token);
+                if (Stopwatch.GetElapsedTime(start) < QuickRound)
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new LockAttemptException($"the replay did not reach {target} within {timeout.TotalSeconds:0.#} s before the lock; the table was not locked");
+        }
+    }
+}
