@@ -27,10 +27,24 @@ public static class PostgresTableDefinition
             (SELECT string_agg(c.conname || ' ' || pg_get_constraintdef(c.oid), '; ' ORDER BY c.conname) FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype <> 'f'))
         """;
 
+    /// <summary>
+    /// Reads the definition as the swap does, with search_path = pg_catalog: names in defaults and types come out
+    /// schema-qualified (nextval('public.t_id_seq'::regclass), public.mood) whatever the session's search_path, so the
+    /// two reads compare equal when nothing changed.
+    /// </summary>
     public static async Task<string> ReadAsync(NpgsqlConnection connection, uint oid, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(Sql, connection);
+        ArgumentNullException.ThrowIfNull(connection);
+        await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var path = new NpgsqlCommand("SET LOCAL search_path = pg_catalog", connection, transaction))
+        {
+            await path.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using var command = new NpgsqlCommand(Sql, connection, transaction);
         command.Parameters.Add(new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlDbType.Oid });
-        return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+        string definition = (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+        await transaction.CommitAsync(cancellationToken);
+        return definition;
     }
 }
