@@ -68,11 +68,24 @@ public static class PostgresLeftoverSessions
         ArgumentNullException.ThrowIfNull(names);
         var catalog = new PostgresCatalog(connection);
         string name = RunLockName(names);
-        if (await catalog.ScalarAsync<bool>("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", cancellationToken, name))
+        // A run that has just ended may still hold the lock for a moment: its server process goes after its client.
+        // Two seconds, as on MySQL, separate that from a run still going.
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(2);
+        while (!await catalog.ScalarAsync<bool>("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", cancellationToken, name))
         {
-            return;
-        }
+            if (DateTime.UtcNow >= until)
+            {
+                throw await RunInProgressAsync(connection, names, name, consequence, cancellationToken);
+            }
 
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>The refusal, naming the backend that holds the run lock and what it is doing.</summary>
+    private static async Task<OscException> RunInProgressAsync(NpgsqlConnection connection, PostgresReplicationNames names, string name, string? consequence,
+        CancellationToken cancellationToken)
+    {
         string? holder = null;
         int? pid = null;
         // A bigint advisory key shows in pg_locks as its high and low halves.
@@ -97,7 +110,7 @@ public static class PostgresLeftoverSessions
             }
         }
 
-        throw LeftoverSessions.RunInProgress(names.Table.ToString(), $"the advisory lock for {name}", holder, consequence,
+        return LeftoverSessions.RunInProgress(names.Table.ToString(), $"the advisory lock for {name}", holder, consequence,
             pid is null ? null : $"SELECT pg_terminate_backend({pid})");
     }
 
