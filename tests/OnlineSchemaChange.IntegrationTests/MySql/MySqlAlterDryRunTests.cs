@@ -58,6 +58,9 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
     [InlineData("", "orders", "DROP COLUMN id, ADD PRIMARY KEY (k)", "drops a column of the key")]
     [InlineData("", "orders", "MODIFY k NOSUCHTYPE", "The server rejects the ALTER")]
     [InlineData("CREATE TABLE orders_osc_new (id INT)", "orders", "ADD COLUMN x INT", "--resume")]
+    // 57 characters: <table>_osc_new would pass the 64-character limit.
+    [InlineData("CREATE TABLE a23456789012345678901234567890123456789012345678901234567 (id INT PRIMARY KEY)",
+        "a23456789012345678901234567890123456789012345678901234567", "ADD COLUMN x INT", "is too long for the migration's own tables (56 characters at most)")]
     [InlineData("CREATE TABLE orders_osc_old (id INT)", "orders", "ADD COLUMN x INT", "--drop-old-table")]
     public async Task Unsafe_migrations_are_refused_before_anything_is_created(string setup, string table, string alter, string expected)
     {
@@ -109,6 +112,33 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
 
         Assert.True(result.ExitCode == 0, result.Stderr);
         Assert.Equal(0L, await CountOursAsync());
+    }
+
+    [Fact]
+    public async Task A_server_without_binary_logging_is_refused_before_anything_is_created()
+    {
+        // log_bin cannot change on a running server: a throwaway one started without it.
+        await using var server = await OnlineSchemaChange.LocalServers.LocalMariaDb.StartAsync(
+            new OnlineSchemaChange.LocalServers.MariaDbOptions { ExtraArguments = ["--skip-log-bin"] });
+        string connectionString = new MySqlConnectionStringBuilder(server.ConnectionString) { Database = "shop" }.ConnectionString;
+        await using (var setup = new MySqlConnection(server.ConnectionString))
+        {
+            await setup.OpenAsync();
+            await using var create = new MySqlCommand("CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, k INT NOT NULL)", setup);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        var builder = new MySqlConnectionStringBuilder(connectionString);
+        var result = await OscRunner.RunAsync("alter", $"mysql://{builder.UserID}:{builder.Password}@{builder.Server}:{builder.Port}/shop", "--table", "orders",
+            "--alter", "MODIFY k BIGINT NOT NULL", "--native", "off", "--execute");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("Binary logging is off on this server", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("log_bin", result.Stderr, StringComparison.Ordinal);
+        await using var check = new MySqlConnection(connectionString);
+        await check.OpenAsync();
+        await using var tables = new MySqlCommand("SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop'", check);
+        Assert.Equal("orders", await tables.ExecuteScalarAsync());
     }
 
     [Theory]

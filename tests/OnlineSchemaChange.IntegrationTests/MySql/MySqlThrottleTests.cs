@@ -1,3 +1,4 @@
+using System.Text.Json;
 using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Copy;
@@ -166,6 +167,51 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
         await using var relaxed = new Throttler(MySqlThrottleSignals.Load(_primary, "Threads_connected=100000", "--max-load"), TimeSpan.FromSeconds(1), TimeProvider.System);
         await relaxed.CheckAsync(CancellationToken.None);
         Assert.False(relaxed.IsThrottled);
+    }
+
+    [Fact]
+    public async Task A_real_run_pauses_its_copy_on_max_load_until_the_limit_is_lifted_and_critical_load_stops_it_with_its_work_kept()
+    {
+        OscTestDatabase db = await OscTestDatabase.CreateAsync(servers, "load_run", """
+            CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
+            INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_3000;
+            """);
+        string checksum = await ScalarAsync(db.ConnectionString, "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t");
+
+        // Threads_connected is at least osc's own sessions: a limit of 1 is always exceeded.
+        LiveOscRun run = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--execute", "--json", "--no-replica-discovery",
+            "--max-load", "Threads_connected=1");
+        JsonElement first = await run.WaitForThrottledAsync("Threads_connected is ", TimeSpan.FromSeconds(60));
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        var paused = run.JsonEvents.Where(e => e.TryGetProperty("throttled", out JsonElement r) && r.ValueKind == JsonValueKind.String
+                                               && r.GetString()!.StartsWith("Threads_connected is ", StringComparison.Ordinal)).ToList();
+        Assert.True(paused.Count >= 2, "the copy stays paused while the load is above the limit");
+        Assert.All(paused, e => Assert.Equal(first.GetProperty("rowsCopied").GetInt64(), e.GetProperty("rowsCopied").GetInt64()));
+        Assert.False(run.Completion.IsCompleted);
+
+        // The operator lifts the limit on the running migration; the copy goes on and the run completes.
+        OscRunner.Result lifted = await OscRunner.RunAsync("control", "max-load=", db.Uri, "--table", "t");
+        Assert.True(lifted.ExitCode == 0, lifted.Stdout + lifted.Stderr);
+        OscRunner.Result done = await run.Completion.WaitAsync(TimeSpan.FromSeconds(90));
+        Assert.True(done.ExitCode == 0, done.Stderr);
+        Assert.Equal(3000, LiveOscRun.ParseAll(done.Stdout)[^1].GetProperty("rowsCopied").GetInt64());
+
+        // --critical-load: the run stops, its work kept for --resume, the new table untouched by a swap.
+        await ExecuteAsync(db.ConnectionString, "DROP TABLE t_osc_old");
+        // (Rebuilt: MariaDB would widen the column instantly, with no copy to stop.)
+        OscRunner.Result critical = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY c VARCHAR(60)", "--execute", "--native", "off",
+            "--no-replica-discovery", "--critical-load", "Threads_connected=1");
+        Assert.Equal(1, critical.ExitCode);
+        Assert.Contains("Threads_connected", critical.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--resume", critical.Stderr, StringComparison.Ordinal);
+        Assert.Equal("varchar(40)", await ScalarAsync(db.ConnectionString,
+            "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'c'"));
+        Assert.Equal(checksum.Split(':')[0], (await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM t")));
+        OscRunner.Result resumed = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY c VARCHAR(60)", "--execute", "--native", "off",
+            "--no-replica-discovery", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("varchar(60)", await ScalarAsync(db.ConnectionString,
+            "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'c'"));
     }
 
     [Fact]
