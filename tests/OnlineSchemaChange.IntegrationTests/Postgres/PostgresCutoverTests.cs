@@ -52,6 +52,45 @@ public sealed class PostgresCutoverTests(ServersFixture servers) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task Carries_over_the_owner_forced_row_security_column_grants_a_disabled_trigger_and_the_replica_identity()
+    {
+        string owner = "osc_owner_" + Guid.NewGuid().ToString("N")[..8];
+        await ExecuteAsync(_connectionString, $"""
+            CREATE ROLE {owner};
+            CREATE TABLE o (id int PRIMARY KEY, a int NOT NULL, secret text, CONSTRAINT o_a_key UNIQUE (a));
+            INSERT INTO o SELECT g, g, 's' || g FROM generate_series(1, 500) g;
+            ALTER TABLE o OWNER TO {owner};
+            ALTER TABLE o ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE o FORCE ROW LEVEL SECURITY;
+            GRANT SELECT (id, a) ON o TO {_role};
+            CREATE FUNCTION o_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+            CREATE TRIGGER o_off BEFORE INSERT ON o FOR EACH ROW EXECUTE FUNCTION o_noop();
+            ALTER TABLE o DISABLE TRIGGER o_off;
+            ALTER TABLE o REPLICA IDENTITY USING INDEX o_a_key;
+            """);
+        try
+        {
+            var (facts, shadow) = await ShadowAndCopyAsync("o", "ALTER COLUMN secret TYPE varchar(20)");
+            CutoverResult result = await new PostgresCutover(_connectionString, facts, shadow, NoDrain, new CutoverOptions()).RunAsync(CancellationToken.None);
+
+            Assert.Equal(1, result.Attempts);
+            Assert.Equal("character varying(20)", await ScalarAsync(_connectionString,
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'o'::regclass AND attname = 'secret'"));
+            Assert.Equal($"{owner}|true|true", await ScalarAsync(_connectionString,
+                "SELECT relowner::regrole::text || '|' || relrowsecurity || '|' || relforcerowsecurity FROM pg_class WHERE oid = 'o'::regclass"));
+            Assert.Equal("true|true|false", await ScalarAsync(_connectionString,
+                $"SELECT has_column_privilege('{_role}', 'o', 'id', 'SELECT') || '|' || has_column_privilege('{_role}', 'o', 'a', 'SELECT') || '|' || has_column_privilege('{_role}', 'o', 'secret', 'SELECT')"));
+            Assert.Equal("D", await ScalarAsync(_connectionString, "SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = 'o'::regclass AND tgname = 'o_off'"));
+            Assert.Equal("i|o_a_key", await ScalarAsync(_connectionString,
+                "SELECT c.relreplident::text || '|' || (SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = c.oid AND indisreplident) FROM pg_class c WHERE c.oid = 'o'::regclass"));
+        }
+        finally
+        {
+            await ExecuteAsync(_connectionString, $"DROP TABLE IF EXISTS o, o_osc_old, o_osc_new; DROP FUNCTION o_noop(); DROP OWNED BY {owner}; DROP ROLE {owner}");
+        }
+    }
+
+    [Fact]
     public async Task Swaps_and_carries_over_keys_views_sequences_grants_comments_triggers_and_policies()
     {
         var (facts, shadow) = await ShadowAndCopyAsync("t", "ALTER COLUMN a TYPE bigint");
