@@ -50,7 +50,7 @@ public static class PostgresBenchmark
                 [oscPath, "alter", uri, "--table", "pgbench_accounts", "--alter", change, "--execute", "--json", "--workers", "1", .. oscExtra], ct)),
         }.Where(m => only.Count == 0 ? m.Key != "osc-rebuild" : only.Contains(m.Key)).Select(m => (m.Name, m.Run)).ToArray();
 
-        var results = new List<(string Name, MethodOutcome Outcome, PgbenchSummary Load, int Aborted)>();
+        var results = new List<(string Name, MethodOutcome Outcome, PgbenchSummary Load, int Aborted, TimeSpan LongestWrite)>();
         var timelines = new List<string>();
         foreach (var (name, run) in methods)
         {
@@ -66,12 +66,16 @@ public static class PostgresBenchmark
                 MethodOutcome outcome;
                 DateTimeOffset alterStart, alterEnd;
                 PgbenchLoad load = PgbenchLoad.Start(pgbench, postgres.Port, Database, logs);
+                TimeSpan longestWrite;
                 await using (load)
                 {
+                    await using WriteProbe probe = await WriteProbe.StartAsync(new NpgsqlConnection(ConnectionString(postgres)),
+                        "UPDATE pgbench_accounts SET abalance = abalance WHERE aid = @id", scale * 100_000, cancellationToken);
                     await Task.Delay(margin, cancellationToken);
                     alterStart = DateTimeOffset.UtcNow;
                     outcome = await run(cancellationToken);
                     alterEnd = DateTimeOffset.UtcNow;
+                    longestWrite = probe.Longest(alterStart.UtcDateTime, alterEnd.UtcDateTime);
                     // One second more than the margin: pgbench is interrupted and its last buffered second is dropped.
                     await Task.Delay(margin + TimeSpan.FromSeconds(1), cancellationToken);
                     if (load.Exited)
@@ -92,7 +96,7 @@ public static class PostgresBenchmark
                     Console.WriteLine($"   pgbench: {problem}");
                 }
 
-                results.Add((name, outcome, summary, load.AbortedClients));
+                results.Add((name, outcome, summary, load.AbortedClients, longestWrite));
                 timelines.Add($"{name}: " + string.Join(" ", seconds.Select(s =>
                     (PgbenchSummary.During(s, alterStart, alterEnd) ? "*" : "") + $"{s.Completed}/{s.P99Millis:0}" + (s.Failed > 0 ? $"!{s.Failed}" : ""))));
                 Console.WriteLine($"   {(outcome.Ok ? "done" : "FAILED")} in {outcome.Elapsed.TotalSeconds:0.0} s{(outcome.Detail is null ? "" : ": " + outcome.Detail)}");
@@ -107,19 +111,20 @@ public static class PostgresBenchmark
         Console.WriteLine();
         Console.WriteLine($"pgbench_accounts, {scale * 100_000:N0} rows, `{change}`; load: pgbench -N -c 4 -j 2 -R 300 -P 1 -l from {margin.TotalSeconds:0} s before to {margin.TotalSeconds:0} s after each ALTER.");
         Console.WriteLine();
-        Console.WriteLine("| Method | ALTER time | vs native | worst 1-s p99 before | worst 1-s p99 during | transactions | failed tx | aborted clients | longest 0-tps run | ACCESS EXCLUSIVE held | peak RSS |");
-        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        foreach (var (name, o, l, aborted) in results)
+        Console.WriteLine("| Method | ALTER time | vs native | worst 1-s p99 before | worst 1-s p99 during | transactions | failed tx | aborted clients | longest 0-tps run | longest probe write | ACCESS EXCLUSIVE held | peak RSS |");
+        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var (name, o, l, aborted, longest) in results)
         {
             string held = o.WritesHeld is { } h ? $"{h.TotalMilliseconds:N0} ms" : "—";
             string rss = o.PeakRssBytes is { } b ? $"{b / (1024.0 * 1024):N0} MB" : "—";
             string status = o.Ok ? "" : " (FAILED)";
             Console.WriteLine($"| {name}{status} | {o.Elapsed.TotalSeconds:0.0} s | {o.Elapsed.TotalSeconds / native:0.0} | {l.P99Before:N0} ms | {l.P99During:N0} ms | "
-                              + $"{l.Transactions:N0} | {l.Failed:N0} | {aborted} | {l.LongestStallSeconds} s | {held} | {rss} |");
+                              + $"{l.Transactions:N0} | {l.Failed:N0} | {aborted} | {l.LongestStallSeconds} s | {longest.TotalMilliseconds:N0} ms | {held} | {rss} |");
         }
 
         Console.WriteLine();
-        Console.WriteLine("ACCESS EXCLUSIVE held: native = the whole ALTER (a type change rewrites under ACCESS EXCLUSIVE); osc = its own figure for the swap. "
+        Console.WriteLine("longest probe write: the slowest of single-row UPDATEs sent one after another, 10 ms apart, while the ALTER ran: the longest the application waited, to the millisecond. "
+                          + "ACCESS EXCLUSIVE held: native = the whole ALTER (a type change rewrites under ACCESS EXCLUSIVE); osc = its own figure for the swap. "
                           + "peak RSS: VmHWM of the osc process (the server's own memory for native is not counted).");
         Console.WriteLine();
         Console.WriteLine("Per second, completed/p99 ms (* = a second overlapping the ALTER, !n = n failed):");

@@ -117,7 +117,7 @@ var methods = new (string Key, string Name, Func<CancellationToken, Task<MethodO
     ], ct)),
 }.Where(m => only.Count == 0 ? m.Key != "osc-rebuild" : only.Contains(m.Key)).ToArray();
 
-var results = new List<(string Name, MethodOutcome Outcome, LoadSummary Load)>();
+var results = new List<(string Name, MethodOutcome Outcome, LoadSummary Load, TimeSpan LongestWrite)>();
 var timelines = new List<string>();
 foreach (var (_, name, run) in methods)
 {
@@ -129,15 +129,21 @@ foreach (var (_, name, run) in methods)
 
     var clock = Stopwatch.StartNew();
     MethodOutcome outcome;
-    TimeSpan alterStart, alterEnd;
+    TimeSpan alterStart, alterEnd, longestWrite;
     SysbenchLoad load = SysbenchLoad.Start(maria.Port, rows, clock);
     await using (load)
     {
+        // A no-op UPDATE still takes the table's metadata lock and the row's lock, as any write does.
+        await using WriteProbe probe = await WriteProbe.StartAsync(
+            new MySqlConnection(new MySqlConnectionStringBuilder(maria.ConnectionString) { Database = "sbtest" }.ConnectionString),
+            "UPDATE sbtest1 SET c = c WHERE id = @id", rows, cancel.Token);
         await Task.Delay(margin, cancel.Token);
         alterStart = clock.Elapsed;
+        DateTime alterStartUtc = DateTime.UtcNow;
         TimeSpan? serverCpuBefore = CpuTime.Of(serverPid);
         outcome = await run(cancel.Token);
         alterEnd = clock.Elapsed;
+        longestWrite = probe.Longest(alterStartUtc, DateTime.UtcNow);
         outcome = outcome with { ServerCpu = CpuTime.Of(serverPid) - serverCpuBefore };
         await Task.Delay(margin, cancel.Token);
         if (load.Exited)
@@ -152,7 +158,7 @@ foreach (var (_, name, run) in methods)
     }
 
     LoadSummary summary = LoadSummary.Of(load.Seconds, alterStart, alterEnd);
-    results.Add((name, outcome, summary));
+    results.Add((name, outcome, summary, longestWrite));
     timelines.Add($"{name}: " + string.Join(" ", load.Seconds.Select(s =>
         (s.Arrived > alterStart && s.Arrived - TimeSpan.FromSeconds(1) < alterEnd ? "*" : "") + $"{s.Tps:0}/{s.P99Millis:0}"
         + outcome.PhasesDuring(s.Arrived - TimeSpan.FromSeconds(1) - alterStart, s.Arrived - alterStart, alterEnd - alterStart))));
@@ -163,31 +169,32 @@ double native = results[0].Outcome.Elapsed.TotalSeconds;
 Console.WriteLine();
 Console.WriteLine($"sbtest1, {rows:N0} rows, `{change}`; load: sysbench oltp_write_only --threads=4 --rate=300 from {margin.TotalSeconds:0} s before to {margin.TotalSeconds:0} s after each ALTER.");
 Console.WriteLine();
-Console.WriteLine("| Method | ALTER time | vs native | worst 1-s p99 before | worst 1-s p99 during | failed tx (err) | reconnects | longest 0-tps run | writes held | peak RSS |");
-Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-foreach (var (name, o, l) in results)
+Console.WriteLine("| Method | ALTER time | vs native | worst 1-s p99 before | worst 1-s p99 during | failed tx (err) | reconnects | longest 0-tps run | longest probe write | writes held | peak RSS |");
+Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+foreach (var (name, o, l, longest) in results)
 {
     string held = o.WritesHeld is { } h ? $"{h.TotalMilliseconds:N0} ms" : "—";
     string rss = o.PeakRssBytes is { } b ? $"{b / (1024.0 * 1024):N0} MB" : "—";
     string status = o.Ok ? "" : " (FAILED)";
     Console.WriteLine($"| {name}{status} | {o.Elapsed.TotalSeconds:0.0} s | {o.Elapsed.TotalSeconds / native:0.0} | {l.P99Before:N0} ms | {l.P99During:N0} ms | "
-                      + $"{l.Errors:N0} | {l.Reconnects:N0} | {l.LongestStallSeconds} s | {held} | {rss} |");
+                      + $"{l.Errors:N0} | {l.Reconnects:N0} | {l.LongestStallSeconds} s | {longest.TotalMilliseconds:N0} ms | {held} | {rss} |");
 }
 
 Console.WriteLine();
-Console.WriteLine("writes held: native = the whole ALTER (ALGORITHM=COPY blocks writes); osc = its own figure for the swap; "
+Console.WriteLine("longest probe write: the slowest of single-row UPDATEs sent one after another, 10 ms apart, while the ALTER ran: the longest the application waited, to the millisecond. "
+                  + "writes held: native = the whole ALTER (ALGORITHM=COPY blocks writes); osc = its own figure for the swap; "
                   + "pt-online-schema-change reports none. peak RSS: VmHWM of the tool's process (the server's own memory for native is not counted).");
 Console.WriteLine();
 Console.WriteLine("Per second, tps/p99 ms (* = a second overlapping the ALTER; [..] = osc's phases in that second):");
 timelines.ForEach(Console.WriteLine);
-foreach (var (name, o, _) in results.Where(r => r.Outcome.Phases is not null))
+foreach (var (name, o, _, _) in results.Where(r => r.Outcome.Phases is not null))
 {
     Console.WriteLine();
     Console.WriteLine($"{name} phases: {o.Phases}");
 }
 
 Console.WriteLine();
-foreach (var (name, o, _) in results)
+foreach (var (name, o, _, _) in results)
 {
     Console.WriteLine($"{name} CPU: server {Seconds(o.ServerCpu)} during the ALTER" + (o.Cpu is null ? "" : $", the tool's process {Seconds(o.Cpu)}")
                       + $" (over {o.Elapsed.TotalSeconds:0.0} s on {Environment.ProcessorCount} cores)");
