@@ -3,6 +3,7 @@ using MySqlConnector;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.MySql.Replication;
@@ -120,7 +121,9 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             {
                 throw new OscException(
                     $"Verification could not hold {original} for its consistent snapshots in {LockAttempts} attempts: " +
-                    (e is MySqlException ? $"its READ lock waited more than {LockTimeout.TotalSeconds:0.#} s" : $"the replay did not catch up within {DrainTimeout.TotalSeconds:0.#} s under the lock") + ".",
+                    (e is MySqlException ? $"its READ lock waited more than {LockTimeout.TotalSeconds:0.#} s"
+                        : e is LockAttemptException ? $"the replay did not catch up within {DrainTimeout.TotalSeconds:0.#} s before the lock"
+                        : $"the replay did not catch up within {DrainTimeout.TotalSeconds:0.#} s under the lock") + ".",
                     "A long transaction that wrote to the table holds it (see information_schema.INNODB_TRX), or the replay is far behind. " +
                     "End that transaction and run again (--resume continues), or raise --cut-over-lock-timeout-seconds.");
             }
@@ -128,7 +131,7 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
     }
 
     private static bool IsLockOrDrainTimeout(Exception e, CancellationToken cancellationToken) =>
-        e is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout }
+        e is MySqlException { ErrorCode: MySqlErrorCode.LockWaitTimeout } or LockAttemptException
         || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
 
     private async Task<SnapshotPair> SnapshotsOnceAsync(CancellationToken cancellationToken)
@@ -144,19 +147,9 @@ public sealed class MySqlVerifier(string connectionString, TableName original, T
             await b.OpenAsync(cancellationToken);
 
             // Catch up unlocked first, so that writes wait under the lock only for the last moment's changes (the
-            // replay's backlog after the index build is what made the lock a p99 spike under sysbench). Bounded like the
-            // drain under the lock; not reaching the position only leaves more for that drain.
-            using (var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-            {
-                catchUp.CancelAfter(DrainTimeout);
-                try
-                {
-                    await drainTo(await MySqlBinlogPosition.CurrentAsync(locker, cancellationToken), catchUp.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                }
-            }
+            // replay's backlog after the index build is what made the lock a p99 spike under sysbench). A replay that
+            // cannot get there fails the attempt before the lock, which is then retried.
+            await CatchUpBeforeLock.RunAsync(async ct => await MySqlBinlogPosition.CurrentAsync(locker, ct), drainTo, DrainTimeout, cancellationToken);
 
             // Everything that need not wait under the lock is done before it: the snapshot sessions' isolation level,
             // the lock wait's bound (whole seconds: at least 1).

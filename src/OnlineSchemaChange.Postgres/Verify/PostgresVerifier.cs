@@ -2,6 +2,7 @@ using Npgsql;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Changes;
 using OnlineSchemaChange.Core.Copy;
+using OnlineSchemaChange.Core.Cutover;
 using OnlineSchemaChange.Core.Verify;
 using OnlineSchemaChange.Postgres.Copy;
 using OnlineSchemaChange.Postgres.Migration;
@@ -118,12 +119,12 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
                 return await SnapshotsOnceAsync(key, shadowKey, originalRow, shadowRow, cancellationToken);
             }
             catch (Exception e) when (attempt < LockAttempts && !cancellationToken.IsCancellationRequested
-                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException)
+                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException or LockAttemptException)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt + Random.Shared.Next(200)), cancellationToken);
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested
-                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException)
+                                      && e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } or OperationCanceledException or LockAttemptException)
             {
                 throw new OscException(
                     $"Verification could not lock {facts.Table} (SHARE) within {LockTimeout.TotalSeconds:0.#} s, or the replay did not catch up within {DrainTimeout.TotalSeconds:0.#} s, in {LockAttempts} attempts.",
@@ -143,21 +144,13 @@ public sealed class PostgresVerifier(string connectionString, PostgresTableFacts
             await using (var locker = new NpgsqlConnection(connectionString))
             {
                 await locker.OpenAsync(cancellationToken);
-                // Catch up unlocked first, so that writes wait under the lock only for the last moment's changes.
-                // Bounded like the drain under the lock, which fails the attempt if the replay does not get there.
-                await using (var current = new NpgsqlCommand($"SELECT {PostgresReplay.CurrentPositionSql}", locker))
-                using (var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                // Catch up unlocked first, so that writes wait under the lock only for the last moment's changes; a
+                // replay that cannot get there fails the attempt before the lock, which is then retried.
+                await CatchUpBeforeLock.RunAsync(async ct =>
                 {
-                    var position = new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await current.ExecuteScalarAsync(cancellationToken))!);
-                    catchUp.CancelAfter(DrainTimeout);
-                    try
-                    {
-                        await drainTo(position, catchUp.Token);
-                    }
-                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                    {
-                    }
-                }
+                    await using var current = new NpgsqlCommand($"SELECT {PostgresReplay.CurrentPositionSql}", locker);
+                    return new PostgresLsnPosition((NpgsqlTypes.NpgsqlLogSequenceNumber)(await current.ExecuteScalarAsync(ct))!);
+                }, drainTo, DrainTimeout, cancellationToken);
 
                 await using NpgsqlTransaction locked = await locker.BeginTransactionAsync(cancellationToken);
                 long requested = System.Diagnostics.Stopwatch.GetTimestamp();

@@ -155,7 +155,22 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
         Assert.Contains("Nothing was swapped", error.Hint, StringComparison.Ordinal);
     }
 
-    private async Task<(MySqlVerifier, string)> PrepareAsync(string alterShadow, string? before = null, int chunkRows = 1000)
+    [Fact]
+    public async Task A_replay_that_does_not_catch_up_fails_verification_without_ever_taking_the_lock()
+    {
+        int drains = 0;
+        var (verifier, connectionString) = await PrepareAsync("ALTER TABLE t_osc_new MODIFY k BIGINT NOT NULL",
+            drainTo: async (_, ct) => { Interlocked.Increment(ref drains); await Task.Delay(Timeout.Infinite, ct); }, drainTimeout: TimeSpan.FromMilliseconds(200));
+
+        var error = await Assert.ThrowsAsync<OnlineSchemaChange.Core.OscException>(() => verifier.RunAsync(CancellationToken.None));
+
+        Assert.Equal(2, drains); // per attempt, only the catch-up: it gives up before the lock is taken
+        Assert.Contains("the replay did not catch up within 0.2 s before the lock", error.Message, StringComparison.Ordinal);
+        await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 1; UPDATE t SET k = k WHERE id = 1");
+    }
+
+    private async Task<(MySqlVerifier, string)> PrepareAsync(string alterShadow, string? before = null, int chunkRows = 1000,
+        Func<OnlineSchemaChange.Core.Changes.ReplicationPosition, CancellationToken, Task>? drainTo = null, TimeSpan? drainTimeout = null)
     {
         string connectionString = await servers.NewMySqlDatabaseAsync("verify");
         string db = new MySqlConnectionStringBuilder(connectionString).Database;
@@ -181,7 +196,11 @@ public sealed class MySqlVerifierTests(ServersFixture servers)
 
         // No replay runs in these tests: nothing writes to the original, so there is nothing to drain.
         var verifier = new MySqlVerifier(connectionString, original, shadow, key, key, mapping,
-            shadowColumns.ToDictionary(c => c.Name, c => c.ColumnType), (_, _) => Task.CompletedTask, chunkRows);
+            shadowColumns.ToDictionary(c => c.Name, c => c.ColumnType), drainTo ?? ((_, _) => Task.CompletedTask), chunkRows)
+        {
+            DrainTimeout = drainTimeout ?? TimeSpan.FromSeconds(3),
+            LockAttempts = drainTimeout is null ? 5 : 2,
+        };
         return (verifier, connectionString);
     }
 
