@@ -148,90 +148,74 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
             CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL, c VARCHAR(40));
             INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_20000;
             """);
-        string hooks = Directory.CreateTempSubdirectory("osc-hooks-").FullName;
-        try
+        using var beforeSwap = new BeforeCutoverHold();
+        await using var blocker = new MySqlConnection(connectionString);
+        await blocker.OpenAsync();
+        await using var writer = new MySqlConnection(connectionString);
+        await writer.OpenAsync();
+        // Every row but the one written (a read would wait on the cut-over's WRITE lock, so nothing is read while it is held).
+        const string Others = "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t WHERE id <> 5";
+        string others = await ScalarAsync(connectionString, Others);
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--hooks-path", beforeSwap.Path, "--cut-over-lock-timeout-seconds", "30"))
         {
-            // The hook runs just before the cut-over and waits there until the test has held the replay up.
-            string ready = Path.Combine(hooks, "ready"), go = Path.Combine(hooks, "go");
-            string hook = Path.Combine(hooks, "osc-on-before-cut-over-hold");
-            await File.WriteAllTextAsync(hook, $"#!/bin/sh\ntouch '{ready}'\nwhile [ ! -f '{go}' ]; do sleep 0.05; done\n");
-            if (!OperatingSystem.IsWindows())
+            await beforeSwap.WaitUntilHeldAsync(osc);
+            // An open write transaction: the cut-over catches up (nothing is committed yet), then waits for it in
+            // LOCK TABLES. A row lock on the shadow will hold up the replay of that write.
+            await using (var write = new MySqlCommand("START TRANSACTION; UPDATE t SET k = k + 1 WHERE id = 5;", writer))
             {
-                File.SetUnixFileMode(hook, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                await write.ExecuteNonQueryAsync();
             }
 
-            await using var blocker = new MySqlConnection(connectionString);
-            await blocker.OpenAsync();
-            await using var writer = new MySqlConnection(connectionString);
-            await writer.OpenAsync();
-            // Every row but the one written (a read would wait on the cut-over's WRITE lock, so nothing is read while it is held).
-            const string Others = "SELECT CONCAT(COUNT(*), ':', SUM(CRC32(CONCAT_WS('|', id, k, c)))) FROM t WHERE id <> 5";
-            string others = await ScalarAsync(connectionString, Others);
-            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--hooks-path", hooks, "--cut-over-lock-timeout-seconds", "30"))
+            await using (var hold = new MySqlCommand("START TRANSACTION; SELECT id FROM t_osc_new WHERE id = 5 FOR UPDATE;", blocker))
             {
-                await InterruptedRun.WaitForAsync(() => Task.FromResult(File.Exists(ready)), osc, "the before-cut-over hook");
-                // An open write transaction: the cut-over catches up (nothing is committed yet), then waits for it in
-                // LOCK TABLES. A row lock on the shadow will hold up the replay of that write.
-                await using (var write = new MySqlCommand("START TRANSACTION; UPDATE t SET k = k + 1 WHERE id = 5;", writer))
-                {
-                    await write.ExecuteNonQueryAsync();
-                }
+                await hold.ExecuteNonQueryAsync();
+            }
 
-                await using (var hold = new MySqlCommand("START TRANSACTION; SELECT id FROM t_osc_new WHERE id = 5 FOR UPDATE;", blocker))
-                {
-                    await hold.ExecuteNonQueryAsync();
-                }
+            beforeSwap.Release();
+            await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOCK TABLES%' AND STATE LIKE '%metadata lock%'") == "1",
+                osc, "the cut-over waiting on the table lock");
+            // Committed while the lock request waits: the lock is granted after it, and the drain under the lock
+            // waits for its replay, which the row lock on the shadow holds up.
+            await using (var commit = new MySqlCommand("COMMIT", writer))
+            {
+                await commit.ExecuteNonQueryAsync();
+            }
 
-                await File.WriteAllTextAsync(go, "");
-                await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
-                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOCK TABLES%' AND STATE LIKE '%metadata lock%'") == "1",
-                    osc, "the cut-over waiting on the table lock");
-                // Committed while the lock request waits: the lock is granted after it, and the drain under the lock
-                // waits for its replay, which the row lock on the shadow holds up.
-                await using (var commit = new MySqlCommand("COMMIT", writer))
+            // Held: a write to the original (one that changes nothing) waits for the cut-over's lock, with the sentry in place.
+            await InterruptedRun.WaitForAsync(async () =>
                 {
-                    await commit.ExecuteNonQueryAsync();
-                }
-
-                // Held: a write to the original (one that changes nothing) waits for the cut-over's lock, with the sentry in place.
-                await InterruptedRun.WaitForAsync(async () =>
+                    try
                     {
-                        try
-                        {
-                            await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 1; UPDATE t SET c = c WHERE id = 1");
-                            return false;
-                        }
-                        catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.LockWaitTimeout)
-                        {
-                            return await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_old' AND COLUMN_NAME = 'osc_sentry'") == "1";
-                        }
-                    }, osc, "the cut-over holding its lock, its sentry in place");
-                osc.Kill();
-            }
-
-            await using (var rollback = new MySqlCommand("ROLLBACK", blocker))
-            {
-                await rollback.ExecuteNonQueryAsync();
-            }
-
-            // The original is intact and takes writes at once: the lock died with osc's session.
-            Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
-            Assert.Equal(others, await ScalarAsync(connectionString, Others));
-            Assert.Equal("6", await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
-            await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 5; INSERT INTO t (id, k, c) VALUES (30001, 5, 'after the kill')");
-
-            var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
-            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
-            Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
-            Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
-            Assert.Equal("6", await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
-            Assert.Equal("after the kill", await ScalarAsync(connectionString, "SELECT c FROM t WHERE id = 30001"));
-            Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
+                        await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 1; UPDATE t SET c = c WHERE id = 1");
+                        return false;
+                    }
+                    catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.LockWaitTimeout)
+                    {
+                        return await ScalarAsync(connectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't_osc_old' AND COLUMN_NAME = 'osc_sentry'") == "1";
+                    }
+                }, osc, "the cut-over holding its lock, its sentry in place");
+            osc.Kill();
         }
-        finally
+
+        await using (var rollback = new MySqlCommand("ROLLBACK", blocker))
         {
-            Directory.Delete(hooks, recursive: true);
+            await rollback.ExecuteNonQueryAsync();
         }
+
+        // The original is intact and takes writes at once: the lock died with osc's session.
+        Assert.Equal("int(11)", await ColumnTypeAsync(connectionString));
+        Assert.Equal(others, await ScalarAsync(connectionString, Others));
+        Assert.Equal("6", await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
+        await ExecuteAsync(connectionString, "SET SESSION lock_wait_timeout = 5; INSERT INTO t (id, k, c) VALUES (30001, 5, 'after the kill')");
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", Alter, "--execute", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("bigint(20)", await ColumnTypeAsync(connectionString));
+        Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+        Assert.Equal("6", await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
+        Assert.Equal("after the kill", await ScalarAsync(connectionString, "SELECT c FROM t WHERE id = 30001"));
+        Assert.Equal("t_osc_old", await ScalarAsync(connectionString, "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
     }
 
     /// <summary>

@@ -92,79 +92,63 @@ public sealed class PostgresResumeTests(ServersFixture servers, ITestOutputHelpe
     public async Task Kill_9_while_the_swap_holds_its_lock_leaves_the_original_serving_and_cleanup_removes_everything()
     {
         var (connectionString, uri) = await DatabaseAsync(20_000);
-        string hooks = Directory.CreateTempSubdirectory("osc-hooks-").FullName;
-        try
+        using var beforeSwap = new BeforeCutoverHold();
+        const string Others = "SELECT count(*) || ':' || sum(hashtext(id || '|' || k || '|' || c)) FROM t WHERE id <> 5";
+        string others = await ScalarAsync(connectionString, Others);
+        string k5 = await ScalarAsync(connectionString, "SELECT k + 1 FROM t WHERE id = 5");
+        await using var writer = new NpgsqlConnection(connectionString);
+        await writer.OpenAsync();
+        await using var blocker = new NpgsqlConnection(connectionString);
+        await blocker.OpenAsync();
+        await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--hooks-path", beforeSwap.Path, "--cut-over-lock-timeout-seconds", "30"))
         {
-            // The hook runs just before the swap and waits there until the test has set the scene.
-            string ready = Path.Combine(hooks, "ready"), go = Path.Combine(hooks, "go");
-            string hook = Path.Combine(hooks, "osc-on-before-cut-over-hold");
-            await File.WriteAllTextAsync(hook, $"#!/bin/sh\ntouch '{ready}'\nwhile [ ! -f '{go}' ]; do sleep 0.05; done\n");
-            if (!OperatingSystem.IsWindows())
+            await beforeSwap.WaitUntilHeldAsync(osc);
+            // An open write: the swap catches up (nothing is committed yet), then waits for it for ACCESS EXCLUSIVE.
+            // A row lock on the shadow will hold up the replay of that write.
+            await using (var write = new NpgsqlCommand("BEGIN; UPDATE t SET k = k + 1 WHERE id = 5;", writer))
             {
-                File.SetUnixFileMode(hook, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                await write.ExecuteNonQueryAsync();
             }
 
-            const string Others = "SELECT count(*) || ':' || sum(hashtext(id || '|' || k || '|' || c)) FROM t WHERE id <> 5";
-            string others = await ScalarAsync(connectionString, Others);
-            string k5 = await ScalarAsync(connectionString, "SELECT k + 1 FROM t WHERE id = 5");
-            await using var writer = new NpgsqlConnection(connectionString);
-            await writer.OpenAsync();
-            await using var blocker = new NpgsqlConnection(connectionString);
-            await blocker.OpenAsync();
-            await using (var osc = OscProcess.Start(uri, "--table", "t", "--alter", Alter, "--execute", "--hooks-path", hooks, "--cut-over-lock-timeout-seconds", "30"))
+            await using (var hold = new NpgsqlCommand("BEGIN; SELECT id FROM t_osc_new WHERE id = 5 FOR UPDATE;", blocker))
             {
-                await InterruptedRun.WaitForAsync(() => Task.FromResult(File.Exists(ready)), osc, "the before-cut-over hook");
-                // An open write: the swap catches up (nothing is committed yet), then waits for it for ACCESS EXCLUSIVE.
-                // A row lock on the shadow will hold up the replay of that write.
-                await using (var write = new NpgsqlCommand("BEGIN; UPDATE t SET k = k + 1 WHERE id = 5;", writer))
-                {
-                    await write.ExecuteNonQueryAsync();
-                }
-
-                await using (var hold = new NpgsqlCommand("BEGIN; SELECT id FROM t_osc_new WHERE id = 5 FOR UPDATE;", blocker))
-                {
-                    await hold.ExecuteNonQueryAsync();
-                }
-
-                await File.WriteAllTextAsync(go, "");
-                await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
-                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LOCK TABLE \"public\".\"t\" IN ACCESS EXCLUSIVE MODE%' AND wait_event_type = 'Lock'") == "1",
-                    osc, "the swap waiting for the table lock");
-                // Committed while the lock request waits: the lock comes after it, and the drain under the lock waits for
-                // its replay, which the row lock on the shadow holds up.
-                await using (var commit = new NpgsqlCommand("COMMIT", writer))
-                {
-                    await commit.ExecuteNonQueryAsync();
-                }
-
-                await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
-                        "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'AccessExclusiveLock' AND granted") == "1",
-                    osc, "the swap holding ACCESS EXCLUSIVE");
-                osc.Kill();
+                await hold.ExecuteNonQueryAsync();
             }
 
-            await using (var rollback = new NpgsqlCommand("ROLLBACK", blocker))
+            beforeSwap.Release();
+            await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LOCK TABLE \"public\".\"t\" IN ACCESS EXCLUSIVE MODE%' AND wait_event_type = 'Lock'") == "1",
+                osc, "the swap waiting for the table lock");
+            // Committed while the lock request waits: the lock comes after it, and the drain under the lock waits for
+            // its replay, which the row lock on the shadow holds up.
+            await using (var commit = new NpgsqlCommand("COMMIT", writer))
             {
-                await rollback.ExecuteNonQueryAsync();
+                await commit.ExecuteNonQueryAsync();
             }
 
-            // The original is intact and takes writes once the dead swap's server process lets go.
-            Assert.Equal("integer", await ColumnTypeAsync(connectionString));
-            Assert.Equal(others, await ScalarAsync(connectionString, Others));
-            Assert.Equal(k5, await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
-            await ExecuteAsync(connectionString, "SET lock_timeout = '30s'; INSERT INTO t (id, k, c) VALUES (300001, 5, 'after the kill')");
-
-            // Cleanup takes everything of ours away: shadow, bookkeeping table, slot and publication.
-            var cleanup = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
-            Assert.True(cleanup.ExitCode == 0, cleanup.Stderr);
-            Assert.Equal("", await ScalarAsync(connectionString, OurTables));
-            Assert.Equal("", await LeftoversAsync(connectionString));
-            Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
+            await InterruptedRun.WaitForAsync(async () => await ScalarAsync(connectionString,
+                    "SELECT count(*) FROM pg_locks WHERE relation = 't'::regclass AND mode = 'AccessExclusiveLock' AND granted") == "1",
+                osc, "the swap holding ACCESS EXCLUSIVE");
+            osc.Kill();
         }
-        finally
+
+        await using (var rollback = new NpgsqlCommand("ROLLBACK", blocker))
         {
-            Directory.Delete(hooks, recursive: true);
+            await rollback.ExecuteNonQueryAsync();
         }
+
+        // The original is intact and takes writes once the dead swap's server process lets go.
+        Assert.Equal("integer", await ColumnTypeAsync(connectionString));
+        Assert.Equal(others, await ScalarAsync(connectionString, Others));
+        Assert.Equal(k5, await ScalarAsync(connectionString, "SELECT k FROM t WHERE id = 5"));
+        await ExecuteAsync(connectionString, "SET lock_timeout = '30s'; INSERT INTO t (id, k, c) VALUES (300001, 5, 'after the kill')");
+
+        // Cleanup takes everything of ours away: shadow, bookkeeping table, slot and publication.
+        var cleanup = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
+        Assert.True(cleanup.ExitCode == 0, cleanup.Stderr);
+        Assert.Equal("", await ScalarAsync(connectionString, OurTables));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("20001", await ScalarAsync(connectionString, "SELECT count(*) FROM t"));
     }
 
     [Fact]
