@@ -65,6 +65,8 @@ public sealed class MySqlAlterMatrixTests(ServersFixture servers, ITestOutputHel
         new AlterCase("utf8mb4 emoji", "em VARCHAR(20) CHARACTER SET utf8mb4", "CONCAT(CONVERT(X'F09F9880' USING utf8mb4), seq, CONVERT(X'F09F8E89' USING utf8mb4))",
             "MODIFY em VARCHAR(40) CHARACTER SET utf8mb4", "CONCAT_WS('|', id, n, HEX(em))", "CONCAT_WS('|', id, n, HEX(em))"),
         new AlterCase("empty table", "c VARCHAR(20)", "'c'", "ADD COLUMN d INT NOT NULL DEFAULT 5", "CONCAT_WS('|', id, n, c, 5)", "CONCAT_WS('|', id, n, c, d)", Rows: 0),
+        new AlterCase("1,000,000 rows", "c VARCHAR(20), KEY ix_c (c)", "CONCAT('c', seq % 1000)", "MODIFY n BIGINT NOT NULL DEFAULT 0, ADD COLUMN d INT NOT NULL DEFAULT 5",
+            "CONCAT_WS('|', id, n, c, 5)", "CONCAT_WS('|', id, n, c, d)", Rows: 1_000_000),
         new AlterCase("one row", "c VARCHAR(20)", "'c'", "ADD COLUMN d INT NOT NULL DEFAULT 5", "CONCAT_WS('|', id, n, c, 5)", "CONCAT_WS('|', id, n, c, d)", Rows: 1),
     };
 

@@ -16,7 +16,8 @@ namespace OnlineSchemaChange.IntegrationTests.Postgres;
 [Collection("servers")]
 public sealed class PostgresAlterMatrixTests(ServersFixture servers, ITestOutputHelper output)
 {
-    private const string Setup = """
+    /// <summary>The table, filled with <paramref name="rows"/> rows (one in ten with a TOASTed note among the first 3,000).</summary>
+    private static string Setup(int rows) => $$"""
         CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
         CREATE TABLE t (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -39,8 +40,8 @@ public sealed class PostgresAlterMatrixTests(ServersFixture servers, ITestOutput
         INSERT INTO t (a, b, ts, m, u, n, arr, j, bin, note)
         SELECT g % 50, CASE WHEN g % 7 = 0 THEN NULL ELSE 'row ' || g END, timestamp '2024-01-01' + g * interval '1 minute',
                (ARRAY['sad','ok','happy'])[1 + g % 3]::mood, md5(g::text)::uuid, g / 8.0, ARRAY[g, g + 1], jsonb_build_object('g', g, 'tag', 'x' || g),
-               decode(lpad(to_hex(g), 8, '0'), 'hex'), CASE WHEN g % 10 = 0 THEN repeat('toast ' || g, 800) END
-        FROM generate_series(1, 3000) g;
+               decode(lpad(to_hex(g), 8, '0'), 'hex'), CASE WHEN g % 10 = 0 AND g <= 3000 THEN repeat('toast ' || g, 800) END
+        FROM generate_series(1, {{rows}}) g;
         """;
 
     /// <summary>
@@ -74,6 +75,8 @@ public sealed class PostgresAlterMatrixTests(ServersFixture servers, ITestOutput
         new AlterCase("add a generated column", "ADD COLUMN g3 bigint GENERATED ALWAYS AS (a * 3) STORED", "ADD COLUMN g3 bigint GENERATED ALWAYS AS (a * 3) STORED", []),
         new AlterCase("empty table", "ALTER COLUMN a TYPE bigint", "ALTER COLUMN a TYPE bigint", [], Rows: 0),
         new AlterCase("one row", "ALTER COLUMN a TYPE bigint", "ALTER COLUMN a TYPE bigint", [], Rows: 1),
+        new AlterCase("1,000,000 rows", "ALTER COLUMN a TYPE bigint, ALTER COLUMN ts TYPE timestamptz", "ALTER COLUMN a TYPE bigint, ALTER COLUMN ts TYPE timestamptz", [],
+            Rows: 1_000_000),
     };
 
     [Theory]
@@ -82,7 +85,7 @@ public sealed class PostgresAlterMatrixTests(ServersFixture servers, ITestOutput
     {
         ArgumentNullException.ThrowIfNull(c);
         string connectionString = await servers.NewPostgresDatabaseAsync("matrix");
-        await ExecuteAsync(connectionString, Setup + $"DELETE FROM t WHERE id > {c.Rows}; ANALYZE t;");
+        await ExecuteAsync(connectionString, Setup(Math.Max(c.Rows, 3000)) + $"DELETE FROM t WHERE id > {c.Rows}; ANALYZE t;");
         using var flag = new FlagFile("pg-matrix");
         using var stop = new CancellationTokenSource();
         var writes = new WriteCount();
