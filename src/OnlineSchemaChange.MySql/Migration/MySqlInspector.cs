@@ -83,13 +83,10 @@ public sealed class MySqlInspector(MySqlConnection connection)
         keys.Check(foreignKeys, statement);
 
         var names = new ShadowNames(table.Name, MaxIdentifierLength);
-        foreach (string leftover in resuming ? [] : names.Created)
+        if (!resuming && await LeftoverTableAsync(connection, table, names, cancellationToken) is { } leftover)
         {
-            if (await ScalarAsync("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", table with { Name = leftover }, cancellationToken) is not null)
-            {
-                throw new OscException($"{table.Schema}.{leftover} exists: an earlier migration of {table.Name} did not finish.",
-                    $"Resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`.");
-            }
+            throw new OscException($"{table.Schema}.{leftover} exists: an earlier migration of {table.Name} did not finish.",
+                $"Resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`.");
         }
 
         // A finished migration's original is still there under the name the swap needs: refuse now, not after the copy.
@@ -138,6 +135,25 @@ public sealed class MySqlInspector(MySqlConnection connection)
             throw new OscException("binlog_order_commits is OFF; osc's lock-free copy needs commits to become visible in binlog order.",
                 "SET GLOBAL binlog_order_commits = ON (the default).");
         }
+    }
+
+    /// <summary>The first table a run creates next to <paramref name="table"/> (schema-qualified) that is there now: an unfinished run's.</summary>
+    internal static async Task<string?> LeftoverTableAsync(MySqlConnection connection, TableName table, ShadowNames names, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(names);
+        foreach (string leftover in names.Created)
+        {
+            await using var command = new MySqlCommand("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", connection);
+            command.Parameters.AddWithValue("@s", table.Schema);
+            command.Parameters.AddWithValue("@t", leftover);
+            if (await command.ExecuteScalarAsync(cancellationToken) is not null)
+            {
+                return leftover;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The primary key, else the first unique key whose columns are all NOT NULL (what InnoDB itself would cluster on).</summary>

@@ -51,18 +51,12 @@ public sealed class MySqlNativeStepRunner(ConnectionTarget target, TableName tab
     {
         ArgumentNullException.ThrowIfNull(table);
         string schema = table.Schema ?? target.Database ?? "";
-        var names = new ShadowNames(table.Name, 64);
         await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
-        foreach (string ours in names.Created)
+        if (await MySqlInspector.LeftoverTableAsync(connection, new TableName(schema, table.Name), new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength),
+                cancellationToken) is { } ours)
         {
-            await using var command = new MySqlCommand("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t", connection);
-            command.Parameters.AddWithValue("@s", schema);
-            command.Parameters.AddWithValue("@t", ours);
-            if (await command.ExecuteScalarAsync(cancellationToken) is not null)
-            {
-                throw new OscException($"{schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
-                    $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
-            }
+            throw new OscException($"{schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
+                $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
         }
     }
 

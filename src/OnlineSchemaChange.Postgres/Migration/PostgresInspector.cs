@@ -89,13 +89,10 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         (string keyName, IReadOnlyList<string> key) = await ChooseKeyAsync(qualified, relation.Oid, cancellationToken);
 
         var names = new ShadowNames(table.Name, MaxIdentifierLength);
-        foreach (string leftover in resuming ? [] : names.Created)
+        if (!resuming && await LeftoverTableAsync(catalog, qualified, names, cancellationToken) is { } leftover)
         {
-            if (await catalog.RelationAsync(qualified with { Name = leftover }, cancellationToken) is not null)
-            {
-                throw new OscException($"{schema}.{leftover} exists: an earlier migration of {table.Name} did not finish.",
-                    $"Resume it with --resume, or remove it with `osc cleanup <connection> --table {qualified}`.");
-            }
+            throw new OscException($"{schema}.{leftover} exists: an earlier migration of {table.Name} did not finish.",
+                $"Resume it with --resume, or remove it with `osc cleanup <connection> --table {qualified}`.");
         }
 
         var old = qualified with { Name = names.Old };
@@ -204,6 +201,22 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
     /// replication sends for updates and deletes: with REPLICA IDENTITY NOTHING (or DEFAULT and no primary key), a table
     /// in a publication refuses the application's UPDATEs and DELETEs outright.
     /// </summary>
+    /// <summary>The first table a run creates next to <paramref name="qualified"/> that is there now: an unfinished run's.</summary>
+    internal static async Task<string?> LeftoverTableAsync(PostgresCatalog catalog, TableName qualified, ShadowNames names, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(names);
+        foreach (string leftover in names.Created)
+        {
+            if (await catalog.RelationAsync(qualified with { Name = leftover }, cancellationToken) is not null)
+            {
+                return leftover;
+            }
+        }
+
+        return null;
+    }
+
     private async Task<(string Name, IReadOnlyList<string> Columns)> ChooseKeyAsync(TableName table, uint oid, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(

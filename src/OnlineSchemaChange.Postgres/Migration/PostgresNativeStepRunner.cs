@@ -54,16 +54,13 @@ public sealed class PostgresNativeStepRunner(ConnectionTarget target, TableName 
     public static async Task RefuseUnfinishedRunAsync(ConnectionTarget target, TableName table, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(table);
-        var names = new ShadowNames(table.Name, 63);
         await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
-        await using var command = new NpgsqlCommand(
-            "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            + "WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1::regclass) AND c.relname = ANY($2) LIMIT 1", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = PostgresSql.Quote(table) });
-        command.Parameters.Add(new NpgsqlParameter { Value = names.Created.ToArray() });
-        if (await command.ExecuteScalarAsync(cancellationToken) is string ours)
+        var catalog = new PostgresCatalog(connection);
+        string schema = table.Schema ?? await catalog.ScalarAsync<string>("SELECT current_schema()", cancellationToken);
+        if (await PostgresInspector.LeftoverTableAsync(catalog, new TableName(schema, table.Name), new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength),
+                cancellationToken) is { } ours)
         {
-            throw new OscException($"{ours} exists: a migration of {table.Name} is running or did not finish.",
+            throw new OscException($"{schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
                 $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
         }
     }
