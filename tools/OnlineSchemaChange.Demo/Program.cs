@@ -60,18 +60,26 @@ Console.WriteLine();
 Console.WriteLine(new string('=', 100));
 Console.WriteLine($"Live: MODIFY k BIGINT on demo.sbtest1 ({rows:N0} rows) while a sysbench-shaped load writes 300 transactions/s.");
 string loadConnection = new MySqlConnectionStringBuilder(maria.ConnectionString) { Database = "demo" }.ConnectionString;
-var load = new WriteLoad(loadConnection, rows, threads: 4, transactionsPerSecond: 300);
-using var stopLoad = new CancellationTokenSource();
-Task loading = load.RunAsync(stopLoad.Token);
-await Task.Delay(TimeSpan.FromSeconds(5), cancel.Token);
-TimeSpan alterStart = load.Now;
-Console.WriteLine($"$ osc alter {mariaUri} --table sbtest1 --alter \"MODIFY k BIGINT NOT NULL DEFAULT 0\" --execute");
-int alterCode = await OscBinary.RunAsync(osc, ["alter", mariaUri, "--table", "sbtest1", "--alter", "MODIFY k BIGINT NOT NULL DEFAULT 0", "--execute"], password: "osc", cancel.Token);
-TimeSpan alterEnd = load.Now;
-await Task.Delay(TimeSpan.FromSeconds(5), cancel.Token);
-TimeSpan loadEnd = load.Now;
-await stopLoad.CancelAsync();
-await loading;
+
+// osc alter --execute on sbtest1 with the load writing from `margin` before to `margin` after it.
+async Task<(int Code, WriteLoad Load, TimeSpan Start, TimeSpan End, TimeSpan LoadEnd)> AlterUnderLoadAsync(string alter, TimeSpan margin)
+{
+    var load = new WriteLoad(loadConnection, rows, threads: 4, transactionsPerSecond: 300);
+    using var stopLoad = new CancellationTokenSource();
+    Task loading = load.RunAsync(stopLoad.Token);
+    await Task.Delay(margin, cancel.Token);
+    TimeSpan start = load.Now;
+    Console.WriteLine($"$ osc alter {mariaUri} --table sbtest1 --alter \"{alter}\" --execute");
+    int code = await OscBinary.RunAsync(osc, ["alter", mariaUri, "--table", "sbtest1", "--alter", alter, "--execute"], password: "osc", cancel.Token);
+    TimeSpan end = load.Now;
+    await Task.Delay(margin, cancel.Token);
+    TimeSpan loadEnd = load.Now;
+    await stopLoad.CancelAsync();
+    await loading;
+    return (code, load, start, end, loadEnd);
+}
+
+var (alterCode, load, alterStart, alterEnd, loadEnd) = await AlterUnderLoadAsync("MODIFY k BIGINT NOT NULL DEFAULT 0", TimeSpan.FromSeconds(5));
 
 Console.WriteLine();
 Console.WriteLine("What the application felt (latency of its write transactions, in milliseconds):");
@@ -92,17 +100,7 @@ failures += alterCode == 0 ? 0 : 1;
 Console.WriteLine();
 Console.WriteLine(new string('=', 100));
 Console.WriteLine("Live: ADD COLUMN on the same table, a catalog change on MariaDB, under the same load; then an index on PostgreSQL, built concurrently.");
-var instantLoad = new WriteLoad(loadConnection, rows, threads: 4, transactionsPerSecond: 300);
-using var stopInstantLoad = new CancellationTokenSource();
-Task instantLoading = instantLoad.RunAsync(stopInstantLoad.Token);
-await Task.Delay(TimeSpan.FromSeconds(2), cancel.Token);
-TimeSpan instantStart = instantLoad.Now;
-Console.WriteLine($"$ osc alter {mariaUri} --table sbtest1 --alter \"ADD COLUMN note VARCHAR(100)\" --execute");
-int instantCode = await OscBinary.RunAsync(osc, ["alter", mariaUri, "--table", "sbtest1", "--alter", "ADD COLUMN note VARCHAR(100)", "--execute"], password: "osc", cancel.Token);
-TimeSpan instantEnd = instantLoad.Now;
-await Task.Delay(TimeSpan.FromSeconds(2), cancel.Token);
-await stopInstantLoad.CancelAsync();
-await instantLoading;
+var (instantCode, instantLoad, instantStart, instantEnd, _) = await AlterUnderLoadAsync("ADD COLUMN note VARCHAR(100)", TimeSpan.FromSeconds(2));
 var (instantTransactions, instantP99, instantMax) = instantLoad.Summarize((long)instantStart.TotalSeconds, (long)Math.Ceiling(instantEnd.TotalSeconds));
 Console.WriteLine($"while it ran: {instantTransactions:N0} transactions, worst 1-s p99 {instantP99:0.0} ms, slowest {instantMax:0.0} ms; "
                   + $"failed transactions: {instantLoad.Failed}; osc exit code {instantCode}");
