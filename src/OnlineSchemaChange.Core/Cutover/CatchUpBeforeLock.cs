@@ -6,8 +6,9 @@ namespace OnlineSchemaChange.Core.Cutover;
 /// <summary>
 /// Brings the replay close to the source before a cut-over takes its lock, so the drain under the lock has only what
 /// a quick round leaves: each round drains to the position at its start, and the changes committed during a round
-/// are left for the next; rounds repeat (a few at most) until one is quick. A replay that cannot catch up within the
-/// timeout fails the attempt before the lock is taken, so the application is never held for a backlog.
+/// are left for the next; rounds repeat (a few at most) until one is quick. A replay that has not reached even the
+/// first round's target within the timeout fails the attempt before the lock is taken, so the application is never
+/// held for a backlog; one that keeps up with a steady lag goes on to the lock once a round has been reached.
 /// </summary>
 public static class CatchUpBeforeLock
 {
@@ -24,6 +25,7 @@ public static class CatchUpBeforeLock
         using var catchUp = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         catchUp.CancelAfter(timeout);
         ReplicationPosition? target = null;
+        bool reached = false;
         try
         {
             for (int round = 0; round < MaxRounds; round++)
@@ -31,6 +33,7 @@ public static class CatchUpBeforeLock
                 long start = Stopwatch.GetTimestamp();
                 target = await currentPosition(catchUp.Token);
                 await drainTo(target, catchUp.Token);
+                reached = true;
                 if (Stopwatch.GetElapsedTime(start) < QuickRound)
                 {
                     return;
@@ -39,7 +42,12 @@ public static class CatchUpBeforeLock
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new LockAttemptException($"the replay did not reach {target} within {timeout.TotalSeconds:0.#} s before the lock; the table was not locked");
+            if (!reached)
+            {
+                throw new LockAttemptException($"the replay did not reach {target} within {timeout.TotalSeconds:0.#} s before the lock; the table was not locked");
+            }
+
+            // A round was reached: the replay keeps up, a round behind at most, which the drain under the lock bounds.
         }
     }
 }

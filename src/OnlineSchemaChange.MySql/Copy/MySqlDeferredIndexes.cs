@@ -34,8 +34,9 @@ public static partial class MySqlDeferredIndexes
     /// nothing left to pause, cannot prevent. Kept in the shadow, the indexes are filled chunk by chunk instead.
     /// </summary>
     /// <returns>The decision, and when indexes stay for the copy, a note saying why and how to change it.</returns>
+    /// <param name="keep">An index of osc's own that the replay needs during the copy (ShadowNames.ReplayKey): never deferred.</param>
     public static async Task<(bool Defer, string? Note)> DecideAsync(MySqlConnection connection, TableName shadow, bool? requested, int watchedReplicas,
-        CancellationToken cancellationToken)
+        string keep, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
         if (requested is { } given)
@@ -57,7 +58,7 @@ public static partial class MySqlDeferredIndexes
             }
         }
 
-        List<(string Name, string Definition)> plain = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken));
+        List<(string Name, string Definition)> plain = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken), keep);
         return (false, plain.Count == 0 ? null :
             $"The secondary indexes ({string.Join(", ", plain.Select(p => p.Name))}) were filled during the copy rather than built after it: built after it, as one ALTER, "
             + $"{(watchedReplicas == 1 ? "the replica" : $"the {watchedReplicas} replicas")} would run it as one statement once the primary had finished, and fall behind by as long as it takes. "
@@ -65,10 +66,11 @@ public static partial class MySqlDeferredIndexes
     }
 
     /// <summary>Saves, then drops, the shadow's plain secondary indexes; returns the names dropped.</summary>
-    public static async Task<IReadOnlyList<string>> DeferAsync(MySqlConnection connection, TableName shadow, TableName log, CancellationToken cancellationToken)
+    /// <param name="keep">An index of osc's own that the replay needs during the copy (ShadowNames.ReplayKey): never deferred.</param>
+    public static async Task<IReadOnlyList<string>> DeferAsync(MySqlConnection connection, TableName shadow, TableName log, string keep, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        List<(string Name, string Definition)> plain = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken));
+        List<(string Name, string Definition)> plain = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken), keep);
         if (plain.Count == 0)
         {
             return [];
@@ -135,11 +137,11 @@ public static partial class MySqlDeferredIndexes
     }
 
     /// <summary>The "KEY `name` (...)" lines of a CREATE TABLE statement: non-unique, neither full-text nor spatial.</summary>
-    internal static List<(string Name, string Definition)> PlainIndexes(string createTable) =>
+    internal static List<(string Name, string Definition)> PlainIndexes(string createTable, string? keep = null) =>
         createTable.Split('\n')
             .Select(line => line.Trim().TrimEnd(','))
             .Select(line => (Name: NameOf(line), Definition: line))
-            .Where(p => p.Name is not null)
+            .Where(p => p.Name is not null && !p.Name.Equals(keep, StringComparison.OrdinalIgnoreCase))
             .Select(p => (p.Name!, p.Definition))
             .ToList();
 

@@ -101,10 +101,13 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
             await ExecuteAsync(renamer, "SET SESSION lock_wait_timeout = 60", cancellationToken);
         }
 
-        // The index the replay needed and the ALTER did not ask for (ShadowTable.EnsureReplayKeyAsync), looked up before the lock.
-        bool replayKey = await ScalarAsync(locker,
-            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND INDEX_NAME = @i", cancellationToken,
-            ("@s", original.Schema!), ("@t", names.Shadow), ("@i", names.ReplayKey)) is not (0L or 0);
+        // The index the replay needed and the ALTER did not ask for (ShadowTable.EnsureReplayKeyAsync), looked up before
+        // the lock: its columns, to add it back if the attempt fails after dropping it.
+        string? replayKeyColumns = await ScalarAsync(locker,
+            "SELECT GROUP_CONCAT(CONCAT('`', REPLACE(COLUMN_NAME, '`', '``'), '`') ORDER BY SEQ_IN_INDEX) FROM information_schema.STATISTICS " +
+            "WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND INDEX_NAME = @i", cancellationToken,
+            ("@s", original.Schema!), ("@t", names.Shadow), ("@i", names.ReplayKey)) as string;
+        bool replayKeyDropped = false;
         // Unlocked, so that under the lock only what was committed since is left to drain: the application waits for
         // no backlog the replay built up meanwhile (during verification, say).
         await CatchUpBeforeLock.RunAsync(async ct => await MySqlBinlogPosition.CurrentAsync(locker, ct), drainTo, options.DrainTimeout, cancellationToken);
@@ -175,13 +178,15 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
                 held.Mark("foreign keys moved");
             }
 
-            if (replayKey)
+            if (replayKeyColumns is not null)
             {
-                // Drained and locked: nothing writes to the shadow until the RENAME. Dropping an index is a catalog change.
+                // Drained and locked: nothing writes to the shadow until the RENAME. Dropping a secondary index is a
+                // catalog change. The RENAME that follows waits with the 60 s the renamer was given above.
                 try
                 {
                     await ExecuteAsync(renamer, $"SET SESSION lock_wait_timeout = {lockSeconds}; ALTER TABLE {MySqlSql.Quote(Shadow)} DROP INDEX {MySqlSql.Quote(names.ReplayKey)}; " +
-                                                $"SET SESSION lock_wait_timeout = {(foreignKeys is null ? 60 : lockSeconds)}", cancellationToken);
+                                                "SET SESSION lock_wait_timeout = 60", cancellationToken);
+                    replayKeyDropped = true;
                 }
                 catch (MySqlException e) when (e.ErrorCode is MySqlErrorCode.LockWaitTimeout or MySqlErrorCode.LockDeadlock)
                 {
@@ -244,6 +249,19 @@ public sealed class MySqlCutover(string connectionString, TableName original, Sh
 
                 // Not retried: the attempts stop with this, and a resume or `osc cleanup` restores the keys.
                 _keysNotRestored ??= notRestored;
+                if (replayKeyDropped)
+                {
+                    // The replay goes on and needs it again; an online build, the lock being gone. If it fails, the replay
+                    // is slower, not wrong, and a resumed run adds it back.
+                    try
+                    {
+                        await ExecuteAsync(locker, $"ALTER TABLE {MySqlSql.Quote(Shadow)} ADD KEY {MySqlSql.Quote(names.ReplayKey)} ({replayKeyColumns}), ALGORITHM=INPLACE, LOCK=NONE",
+                            CancellationToken.None);
+                    }
+                    catch (MySqlException)
+                    {
+                    }
+                }
             }
 
             await ExecuteAsync(locker, "DO RELEASE_LOCK(@n)", CancellationToken.None, ("@n", lockName));

@@ -88,17 +88,15 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         ShadowTable shadow = resumed is null
             ? await ShadowTable.CreateAsync(connection, facts, statement, cancellationToken)
             : await ShadowTable.OpenAsync(connection, facts, statement, cancellationToken);
-        if (resumed is null)
+        try
         {
-            try
-            {
-                await shadow.RefuseUnverifiedUniqueKeyAsync(connection, original, options.Verify, cancellationToken);
-            }
-            catch (OscException)
-            {
-                await shadow.DropAsync(connection);
-                throw;
-            }
+            // A resumed run too: its first run may have verified, or failed verification.
+            await shadow.RefuseUnverifiedUniqueKeyAsync(connection, original, options.Verify, cancellationToken);
+        }
+        catch (Exception) when (resumed is null)
+        {
+            await shadow.DropAsync(connection);
+            throw;
         }
 
         bool swapped = false, keep = false;
@@ -130,10 +128,10 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                 // Built after the copy, which then costs the server far less (a resumed run finds them saved), unless
                 // that would hold the replicas back for the whole build.
                 (bool defer, string? indexNote) = await MySqlDeferredIndexes.DecideAsync(connection, shadow.Table, options.DeferIndexes,
-                    options.ReplicaConnectionStrings.Count, cancellationToken);
+                    options.ReplicaConnectionStrings.Count, names.ReplayKey, cancellationToken);
                 if (defer)
                 {
-                    await MySqlDeferredIndexes.DeferAsync(connection, shadow.Table, log, cancellationToken);
+                    await MySqlDeferredIndexes.DeferAsync(connection, shadow.Table, log, names.ReplayKey, cancellationToken);
                 }
                 else if (indexNote is not null)
                 {

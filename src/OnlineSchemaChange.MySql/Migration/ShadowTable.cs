@@ -91,7 +91,9 @@ public sealed record ShadowTable(
 
         // A cut-over killed after giving the shadow its foreign keys, and before the swap, left them there.
         await MySqlForeignKeys.DropAllAsync(connection, table, cancellationToken);
-        return await DescribeAsync(new MySqlCatalog(connection), table, facts, statement, cancellationToken);
+        ShadowTable shadow = await DescribeAsync(new MySqlCatalog(connection), table, facts, statement, cancellationToken);
+        await EnsureReplayKeyAsync(connection, shadow, facts.Names.ReplayKey, cancellationToken);
+        return shadow;
     }
 
     /// <summary>
@@ -163,10 +165,10 @@ public sealed record ShadowTable(
             return;
         }
 
-        string replayKey = new ShadowNames(original.Name, int.MaxValue).ReplayKey;
-        UniqueKey? added = UniqueKeys.FirstNew(await UniqueKeysAsync(connection, original, cancellationToken),
-            (await UniqueKeysAsync(connection, Table, cancellationToken)).Where(k => !k.Name.Equals(replayKey, StringComparison.OrdinalIgnoreCase)),
-            Mapping, StringComparer.OrdinalIgnoreCase);
+        IReadOnlyList<UniqueKey> shadowKeys = await UniqueKeysAsync(connection, Table, cancellationToken);
+        // A functional key part (MySQL 8) has no column to compare: such a key counts as new.
+        UniqueKey? added = shadowKeys.FirstOrDefault(k => k.Columns.Any(c => c is null))
+                           ?? UniqueKeys.FirstNew(await UniqueKeysAsync(connection, original, cancellationToken), shadowKeys, Mapping, StringComparer.OrdinalIgnoreCase);
         if (added is not null)
         {
             throw UniqueKeys.Unverified(added);
@@ -175,20 +177,35 @@ public sealed record ShadowTable(
 
     /// <summary>
     /// The replay deletes and verification reads the shadow by the original's key; an ALTER whose new primary key does
-    /// not start with those columns leaves no index to find them by, and each batch would scan the shadow. A unique
-    /// key over them is added to the empty shadow then (unique, so the copy's ON DUPLICATE KEY also meets a row the
-    /// replay already wrote under the old key); the swap drops it under its lock, before the RENAME.
+    /// not start with those columns leaves no index to find them by, and each batch would scan the shadow. A plain
+    /// index over them is added then (not a unique one: on a shadow left without a primary key, InnoDB would cluster
+    /// on it, and dropping it would rebuild the table). The deferred build leaves it alone; the swap drops it under
+    /// its lock, before the RENAME. Also called when a run resumes, for a shadow a failed swap left without it.
     /// </summary>
-    private static async Task EnsureReplayKeyAsync(MySqlConnection connection, ShadowTable shadow, string index, CancellationToken cancellationToken)
+    internal static async Task EnsureReplayKeyAsync(MySqlConnection connection, ShadowTable shadow, string index, CancellationToken cancellationToken)
     {
+        // Only the unique keys count: the plain indexes are dropped for the copy (MySqlDeferredIndexes), ours is kept.
         var key = shadow.KeyInShadow.ToHashSet(StringComparer.OrdinalIgnoreCase);
         IReadOnlyList<UniqueKey> unique = await UniqueKeysAsync(connection, shadow.Table, cancellationToken);
-        if (!unique.Any(k => k.Columns.Count >= key.Count && k.Columns.Take(key.Count).All(c => c is not null && key.Contains(c))))
+        if (unique.Any(k => k.Columns.Count >= key.Count && k.Columns.Take(key.Count).All(c => c is not null && key.Contains(c))))
         {
-            await new MySqlCatalog(connection).ExecuteAsync(
-                $"ALTER TABLE {MySqlSql.Quote(shadow.Table)} ADD UNIQUE KEY {MySqlSql.Quote(index)} ({string.Join(", ", shadow.KeyInShadow.Select(MySqlSql.Quote))})",
-                cancellationToken);
+            return;
         }
+
+        await using (var exists = new MySqlCommand("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = @s AND TABLE_NAME = @t AND INDEX_NAME = @i", connection))
+        {
+            exists.Parameters.AddWithValue("@s", shadow.Table.Schema);
+            exists.Parameters.AddWithValue("@t", shadow.Table.Name);
+            exists.Parameters.AddWithValue("@i", index);
+            if (Convert.ToInt64(await exists.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture) > 0)
+            {
+                return;
+            }
+        }
+
+        await new MySqlCatalog(connection).ExecuteAsync(
+            $"ALTER TABLE {MySqlSql.Quote(shadow.Table)} ADD KEY {MySqlSql.Quote(index)} ({string.Join(", ", shadow.KeyInShadow.Select(MySqlSql.Quote))})",
+            cancellationToken);
     }
 
     /// <summary>The table's unique keys, each with its columns' types, collations and prefix lengths.</summary>
@@ -196,10 +213,10 @@ public sealed record ShadowTable(
     {
         await using var command = new MySqlCommand(
             """
-            SELECT s.INDEX_NAME, GROUP_CONCAT(s.COLUMN_NAME ORDER BY s.SEQ_IN_INDEX SEPARATOR '\n'),
-                   GROUP_CONCAT(CONCAT_WS(' ', c.COLUMN_TYPE, c.COLLATION_NAME, s.SUB_PART) ORDER BY s.SEQ_IN_INDEX SEPARATOR '\n')
+            SELECT s.INDEX_NAME, GROUP_CONCAT(COALESCE(s.COLUMN_NAME, '') ORDER BY s.SEQ_IN_INDEX SEPARATOR '\n'),
+                   GROUP_CONCAT(COALESCE(CONCAT_WS(' ', c.COLUMN_TYPE, c.COLLATION_NAME, s.SUB_PART), 'expression') ORDER BY s.SEQ_IN_INDEX SEPARATOR '\n')
             FROM information_schema.STATISTICS s
-            JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
+            LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
             WHERE s.TABLE_SCHEMA = @s AND s.TABLE_NAME = @t AND s.NON_UNIQUE = 0
             GROUP BY s.INDEX_NAME
             """, connection);
@@ -209,7 +226,7 @@ public sealed record ShadowTable(
         await using MySqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            keys.Add(new UniqueKey(reader.GetString(0), reader.GetString(1).Split('\n'), reader.GetString(2).Split('\n'), ""));
+            keys.Add(new UniqueKey(reader.GetString(0), reader.GetString(1).Split('\n').Select(c => c.Length == 0 ? null : c).ToList(), reader.GetString(2).Split('\n'), ""));
         }
 
         return keys;

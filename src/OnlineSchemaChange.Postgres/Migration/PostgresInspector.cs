@@ -196,11 +196,6 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         return columns;
     }
 
-    /// <summary>
-    /// The primary key, or the replica identity index when there is none. The key must also be what logical
-    /// replication sends for updates and deletes: with REPLICA IDENTITY NOTHING (or DEFAULT and no primary key), a table
-    /// in a publication refuses the application's UPDATEs and DELETEs outright.
-    /// </summary>
     /// <summary>The first table a run creates next to <paramref name="qualified"/> that is there now: an unfinished run's.</summary>
     internal static async Task<string?> LeftoverTableAsync(PostgresCatalog catalog, TableName qualified, ShadowNames names, CancellationToken cancellationToken)
     {
@@ -217,6 +212,11 @@ public sealed class PostgresInspector(NpgsqlConnection connection)
         return null;
     }
 
+    /// <summary>
+    /// The primary key, or the replica identity index when there is none. The key must also be what logical
+    /// replication sends for updates and deletes: with REPLICA IDENTITY NOTHING (or DEFAULT and no primary key), a table
+    /// in a publication refuses the application's UPDATEs and DELETEs outright.
+    /// </summary>
     private async Task<(string Name, IReadOnlyList<string> Columns)> ChooseKeyAsync(TableName table, uint oid, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(

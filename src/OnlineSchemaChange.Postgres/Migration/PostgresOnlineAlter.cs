@@ -87,15 +87,6 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         if (resumed is null)
         {
             shadow = await PostgresShadowTable.CreateAsync(connection, facts, statement, cancellationToken);
-            try
-            {
-                await shadow.RefuseUnverifiedUniqueKeyAsync(connection, facts, options.Verify, cancellationToken);
-            }
-            catch (OscException)
-            {
-                await shadow.DropAsync(connection);
-                throw;
-            }
         }
         else
         {
@@ -104,6 +95,17 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             shadow = await PostgresShadowTable.OpenAsync(connection, facts, statement, layout, cancellationToken);
             // A killed run's walsender may still hold the slot.
             await PostgresReplicationSlot.ReleaseAsync(connection, names.Slot, "resume again", cancellationToken);
+        }
+
+        try
+        {
+            // A resumed run too: its first run may have verified, or failed verification.
+            await shadow.RefuseUnverifiedUniqueKeyAsync(connection, facts, options.Verify, cancellationToken);
+        }
+        catch (Exception) when (resumed is null)
+        {
+            await shadow.DropAsync(connection);
+            throw;
         }
 
         bool swapped = false, keep = false, keepLog = false;

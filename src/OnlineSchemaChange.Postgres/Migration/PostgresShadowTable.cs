@@ -250,16 +250,24 @@ public sealed class PostgresShadowTable
             """, cancellationToken, oid);
         if (!uniqueIndexes.Any(columns => columns.Split('\n').ToHashSet(StringComparer.Ordinal).SetEquals(key)))
         {
-            await catalog.ExecuteAsync(
-                $"CREATE UNIQUE INDEX {PostgresSql.Quote(index)} ON {PostgresSql.Quote(shadow)} ({string.Join(", ", key.Select(PostgresSql.Quote))})",
-                cancellationToken);
+            try
+            {
+                await catalog.ExecuteAsync(
+                    $"CREATE UNIQUE INDEX {PostgresSql.Quote(index)} ON {PostgresSql.Quote(shadow)} ({string.Join(", ", key.Select(PostgresSql.Quote))})",
+                    cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateTable)
+            {
+                throw new OscException($"{shadow.Schema}.{index} exists, and osc needs the name for the replay's index on the shadow (the ALTER changes the primary key).",
+                    $"Rename that relation (ALTER INDEX ... RENAME TO ...), then run again; the table is untouched.", e);
+            }
         }
     }
 
     /// <summary>
     /// Without verification, refuses a shadow with a unique index the original does not enforce on the same values:
     /// the copy would skip a row colliding on it without a word (<see cref="UniqueKeys"/>). The replay's own index
-    /// (<see cref="EnsureReplayKeyAsync"/>) goes with the swap and does not count.
+    /// (<see cref="EnsureReplayKeyAsync"/>) counts too: over a retyped key column it can make original keys collide.
     /// </summary>
     public async Task RefuseUnverifiedUniqueKeyAsync(NpgsqlConnection connection, PostgresTableFacts facts, bool verify, CancellationToken cancellationToken)
     {
@@ -270,9 +278,20 @@ public sealed class PostgresShadowTable
         }
 
         uint oid = await new PostgresCatalog(connection).ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(Table));
-        IReadOnlyList<UniqueKey> shadowKeys = await UniqueKeysAsync(connection, oid, cancellationToken);
-        UniqueKey? added = UniqueKeys.FirstNew(await UniqueKeysAsync(connection, facts.Oid, cancellationToken),
-            shadowKeys.Where(k => k.Name != facts.Names.ReplayKey), Mapping, StringComparer.Ordinal);
+        // A column the ALTER fills through USING may keep its type and still change its values (lower(email),
+        // round(x)): it counts as retyped.
+        var converted = SourceExpressions.Where(e => e.Value != PostgresSql.Quote(Mapping.Pairs.First(p => p.Target == e.Key).Source))
+            .ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
+        // An expression or predicate is not read for the columns it names: with any column converted, such a key counts
+        // as changed.
+        IReadOnlyList<UniqueKey> shadowKeys = (await UniqueKeysAsync(connection, oid, cancellationToken))
+            .Select(k => k with
+            {
+                ColumnTypes = k.Columns.Select((c, i) => c is not null && converted.TryGetValue(c, out string? expression) ? $"{k.ColumnTypes[i]} using {expression}" : k.ColumnTypes[i]).ToList(),
+                Extra = k.Extra.Length > 0 && converted.Count > 0 ? k.Extra + " | after USING " + string.Join(", ", converted.Keys) : k.Extra,
+            })
+            .ToList();
+        UniqueKey? added = UniqueKeys.FirstNew(await UniqueKeysAsync(connection, facts.Oid, cancellationToken), shadowKeys, Mapping, StringComparer.Ordinal);
         if (added is not null)
         {
             throw UniqueKeys.Unverified(added);
@@ -280,8 +299,9 @@ public sealed class PostgresShadowTable
     }
 
     /// <summary>
-    /// The relation's unique indexes: key columns (null for an expression), each one's type and collation, the
-    /// expressions and the predicate, and NULLS NOT DISTINCT.
+    /// The relation's valid unique and exclusion indexes (an INVALID one, left by a failed concurrent build, enforces
+    /// nothing): key columns (null for an expression), each one's type and collation, the expressions, the predicate
+    /// and the exclusion constraint, and NULLS NOT DISTINCT.
     /// </summary>
     private static async Task<IReadOnlyList<UniqueKey>> UniqueKeysAsync(NpgsqlConnection connection, uint relation, CancellationToken cancellationToken)
     {
@@ -294,10 +314,12 @@ public sealed class PostgresShadowTable
                          LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                          LEFT JOIN pg_collation l ON l.oid = (i.indcollation::oid[])[k.n - 1]
                          WHERE k.n <= i.indnkeyatts ORDER BY k.n),
-                   concat_ws(' | ', pg_get_expr(i.indexprs, i.indrelid), 'where ' || pg_get_expr(i.indpred, i.indrelid)),
-                   i.indnullsnotdistinct
+                   concat_ws(' | ', pg_get_expr(i.indexprs, i.indrelid), 'where ' || pg_get_expr(i.indpred, i.indrelid),
+                             CASE WHEN i.indisexclusion THEN 'exclude ' || (SELECT pg_get_constraintdef(x.oid) FROM pg_constraint x WHERE x.conindid = i.indexrelid) END),
+                   -- NULLS NOT DISTINCT came with PostgreSQL 15; read so that older servers answer false.
+                   coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false)
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-            WHERE i.indrelid = $1 AND i.indisunique
+            WHERE i.indrelid = $1 AND (i.indisunique OR i.indisexclusion) AND i.indisvalid
             """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = relation, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
         var keys = new List<UniqueKey>();

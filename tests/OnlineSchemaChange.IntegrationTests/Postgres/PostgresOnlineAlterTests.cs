@@ -165,9 +165,17 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("", await ScalarAsync(connectionString, "SELECT coalesce(string_agg(relname, ','), '') FROM pg_class WHERE relname LIKE 't\\_osc\\_%'"));
         Assert.Equal("", await LeftoversAsync(connectionString));
 
-        // A primary key widened over the old one cannot make two rows collide; the replay's own index does not count.
+        // A primary key widened over the old one cannot make two rows collide, nor can the replay's own index on id.
         var widened = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "DROP CONSTRAINT t_pkey, ADD PRIMARY KEY (k, id)", "--skip-verify", "--native", "off");
         Assert.True(widened.ExitCode == 0, widened.Stderr);
+
+        // A USING expression keeps the key column's type and can still make its values collide.
+        await ExecuteAsync(connectionString, "CREATE UNIQUE INDEX t_note_key ON t (md5(note))");
+        var lowered = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN note TYPE text USING lower(note)", "--skip-verify", "--native", "off");
+        Assert.Equal(1, lowered.ExitCode);
+        Assert.Contains("--skip-verify with an ALTER that adds the unique key", lowered.Stderr, StringComparison.Ordinal);
+        var untouched = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--skip-verify", "--native", "off");
+        Assert.True(untouched.ExitCode == 0, untouched.Stderr);
     }
 
     [Fact]
