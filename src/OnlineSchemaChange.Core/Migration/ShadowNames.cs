@@ -47,9 +47,9 @@ public sealed class ShadowNames
     public string ForeignKeyProbe { get; }
 
     /// <summary>
-    /// A unique index over the original's key on the shadow, made when the ALTER changes the primary key and leaves
-    /// none the replay can find rows by (PostgreSQL's ON CONFLICT needs one over exactly those columns; MySQL's deletes
-    /// one that starts with them). Dropped by the swap, under its lock.
+    /// An index over the original's key on the shadow, made when the ALTER changes the primary key and leaves none the
+    /// replay can find rows by: on PostgreSQL a unique one (ON CONFLICT needs one over exactly those columns), on MySQL
+    /// a plain one (its deletes need one that starts with them). Dropped by the swap, under its lock.
     /// </summary>
     public string ReplayKey { get; }
 
