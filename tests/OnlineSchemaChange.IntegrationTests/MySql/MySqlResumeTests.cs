@@ -93,6 +93,39 @@ public sealed class MySqlResumeTests(ServersFixture servers, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task A_resume_that_skips_verification_is_refused_when_the_alter_adds_a_unique_key()
+    {
+        var (connectionString, uri) = await DatabaseAsync("""
+            CREATE TABLE t (id INT PRIMARY KEY, u INT);
+            INSERT INTO t SELECT seq, seq FROM seq_1_to_3000;
+            """);
+        const string AddKey = "ADD UNIQUE KEY uq (u)";
+        // The first run, with verification, stops at its postponed swap and keeps its work (`osc control abort`).
+        using var postpone = new FlagFile("mysql-resume-verify");
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", AddKey, "--execute", "--json", "--native", "off",
+            "--postpone-cut-over-flag-file", postpone.Path);
+        await run.WaitForEventAsync(e => e.TryGetProperty("state", out JsonElement s) && s.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(60), "the copy to finish");
+        OscRunner.Result aborted = await OscRunner.RunAsync("control", "abort", uri, "--table", "t");
+        Assert.True(aborted.ExitCode == 0, aborted.Stdout + aborted.Stderr);
+        Assert.Equal(130, (await run.Completion.WaitAsync(TimeSpan.FromSeconds(60))).ExitCode);
+        postpone.Lift();
+
+        var skipping = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", AddKey, "--execute", "--native", "off", "--resume", "--skip-verify");
+        Assert.Equal(1, skipping.ExitCode);
+        Assert.Contains("--skip-verify with an ALTER that adds the unique key uq", skipping.Stderr, StringComparison.Ordinal);
+        // Refused, the kept work is still there for a resume that verifies.
+        Assert.Equal("t_osc_log,t_osc_new", await ScalarAsync(connectionString,
+            "SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 't\\_osc\\_%'"));
+
+        var resumed = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", AddKey, "--execute", "--native", "off", "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal("1", await ScalarAsync(connectionString,
+            "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND INDEX_NAME = 'uq'"));
+        Assert.Equal("3000", await ScalarAsync(connectionString, "SELECT COUNT(*) FROM t"));
+    }
+
+    [Fact]
     public async Task Kill_9_during_the_cut_over_leaves_the_original_serving_and_resume_finishes()
     {
         var (connectionString, uri) = await DatabaseAsync("""
