@@ -71,8 +71,11 @@ public static class NativeSteps
                 current = step;
                 report($"{step.Phase}: {step.Sql}");
 
-                // Pushed first: a concurrent index build that fails leaves an INVALID index of its own.
-                if (step.Undo is not null)
+                // A concurrent index build that fails leaves an INVALID index of its own: its undo goes first. A brief
+                // step that fails is rolled back whole, so its undo only counts once it succeeded (it could otherwise
+                // drop an object of the same name that was there before).
+                bool concurrent = step.Lock == NativeStepLock.Concurrent;
+                if (step.Undo is not null && concurrent)
                 {
                     undo.Push(step.Undo);
                 }
@@ -80,6 +83,10 @@ public static class NativeSteps
                 long stepStarted = Stopwatch.GetTimestamp();
                 attempts += await RunStepAsync(step, runner, options, report, cancellationToken);
                 timed.Add(new CutoverStep(step.Phase, Stopwatch.GetElapsedTime(stepStarted)));
+                if (step.Undo is not null && !concurrent)
+                {
+                    undo.Push(step.Undo);
+                }
             }
         }
         catch (Exception e) when (e is OscException or LockAttemptException or OperationCanceledException)

@@ -42,6 +42,18 @@ public sealed class NativeStepsTests
     }
 
     [Fact]
+    public async Task A_brief_step_that_fails_is_rolled_back_whole_so_its_own_undo_is_not_run()
+    {
+        // Its undo (DROP ... IF EXISTS of the name) would otherwise remove an object of that name that was there before.
+        var runner = new ScriptedRunner { Failing = { ["B"] = new OscException("already exists") } };
+
+        await Assert.ThrowsAsync<OscException>(() =>
+            NativeSteps.RunAsync([Step("a", undoable: true), Step("b", undoable: true)], runner, Options, _ => { }, CancellationToken.None));
+
+        Assert.Equal(["A", "B", "UNDO A"], runner.Ran);
+    }
+
+    [Fact]
     public async Task An_undo_that_fails_is_named_with_its_statement()
     {
         var runner = new ScriptedRunner { Failing = { ["B"] = new OscException("no"), ["UNDO A"] = new OscException("cannot") } };
