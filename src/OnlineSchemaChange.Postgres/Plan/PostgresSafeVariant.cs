@@ -37,6 +37,9 @@ public static class PostgresSafeVariant
         }
 
         var steps = new List<NativeStep>();
+        // SET NOT NULL has no undo: it runs after every step that can still fail on the rows (a validation, a unique
+        // build), just before the attach that may need it.
+        var setNotNull = new List<NativeStep>();
         var finalBriefClauses = new List<string>();
         int n = 0;
         foreach (AlterClause clause in statement.ChangeClauses)
@@ -58,7 +61,7 @@ public static class PostgresSafeVariant
                 string column = PostgresSql.Quote(clause.Column);
                 steps.Add(NotValid($"Add CHECK ({clause.Column} IS NOT NULL) without scanning.", t, check, $"CHECK ({column} IS NOT NULL)"));
                 steps.Add(new NativeStep("validate", "Check existing rows while reads and writes continue.", $"ALTER TABLE {t} VALIDATE CONSTRAINT {PostgresSql.Quote(check)}", NativeStepLock.Concurrent));
-                steps.Add(new NativeStep("set not null", "SET NOT NULL now trusts the validated CHECK instead of scanning (PostgreSQL 12+), so the lock is brief; then the CHECK is redundant.",
+                setNotNull.Add(new NativeStep("set not null", "SET NOT NULL now trusts the validated CHECK instead of scanning (PostgreSQL 12+), so the lock is brief; then the CHECK is redundant.",
                     $"ALTER TABLE {t} ALTER COLUMN {column} SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {PostgresSql.Quote(check)}", NativeStepLock.Brief));
             }
             else if (clause.Kind == AlterClauseKind.AddConstraint && (upper.Contains("UNIQUE", StringComparison.Ordinal) || upper.Contains("PRIMARY KEY", StringComparison.Ordinal))
@@ -81,6 +84,7 @@ public static class PostgresSafeVariant
             }
         }
 
+        steps.AddRange(setNotNull);
         if (finalBriefClauses.Count > 0)
         {
             steps.Add(new NativeStep("attach", "Swap in the prebuilt index as the constraint: a catalog change under a brief ACCESS EXCLUSIVE lock (primary key columns must already be NOT NULL, or this scans).",

@@ -162,6 +162,24 @@ public sealed class PostgresNativeAlterTests(ServersFixture servers, ITestOutput
         }
     }
 
+    [Fact]
+    public async Task Set_not_null_waits_for_every_step_that_can_fail_on_the_rows_so_a_failed_unique_build_leaves_the_column_as_it_was()
+    {
+        (string connectionString, string uri) = await DatabaseAsync();
+        await ExecuteAsync(connectionString, "UPDATE t SET note = coalesce(note, 'filled')");
+
+        // k holds duplicates: the unique build fails, after the NOT NULL check was validated but before SET NOT NULL ran.
+        OscRunner.Result result = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN note SET NOT NULL, ADD CONSTRAINT t_k_unique UNIQUE (k)",
+            "--execute", "--json");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("is duplicated", result.Stdout, StringComparison.Ordinal);
+        Assert.Equal("False", await ScalarAsync(connectionString, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'note'"),
+            StringComparer.OrdinalIgnoreCase);
+        Assert.Equal("t_pkey:p", await ScalarAsync(connectionString, "SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 't'::regclass"));
+        Assert.Equal("0", await ScalarAsync(connectionString, "SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass AND NOT indisvalid"));
+    }
+
     [Theory]
     [InlineData("ADD CONSTRAINT t_k_parent FOREIGN KEY (k) REFERENCES parent (id)", "add NOT VALID,validate", "t_k_parent:f:t,t_pkey:p:t")]
     [InlineData("DROP CONSTRAINT t_pkey, ADD CONSTRAINT t_pkey2 PRIMARY KEY (id, k)", "build concurrently,attach", "t_pkey2:p:t")]
