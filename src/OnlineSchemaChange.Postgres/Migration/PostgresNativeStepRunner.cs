@@ -71,8 +71,9 @@ public sealed class PostgresNativeStepRunner(ConnectionTarget target, TableName 
         await ExecuteAsync(connection, $"SET LOCAL lock_timeout = {lockMs}; SET LOCAL statement_timeout = {lockMs + WorkMillis}", cancellationToken);
 
         // regclass resolves the name without locking the table.
-        uint oid = await ScalarAsync<uint>(connection, "SELECT $1::regclass::oid", PostgresSql.Quote(table), cancellationToken);
-        uint fileBefore = await ScalarAsync<uint>(connection, FileNode, oid, cancellationToken);
+        var catalog = new PostgresCatalog(connection);
+        uint oid = await catalog.ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(table));
+        uint fileBefore = await catalog.ScalarAsync<uint>(FileNode, cancellationToken, oid);
         var watch = new PostgresLockWatch(PostgresConnections.BuildConnectionString(target), oid);
         using (var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
@@ -105,7 +106,7 @@ public sealed class PostgresNativeStepRunner(ConnectionTarget target, TableName 
             }
         }
 
-        if (await ScalarAsync<uint>(connection, FileNode, oid, cancellationToken) != fileBefore)
+        if (await catalog.ScalarAsync<uint>(FileNode, cancellationToken, oid) != fileBefore)
         {
             await transaction.RollbackAsync(CancellationToken.None);
             throw new NativeStepRefusedException($"The ALTER rewrote {table}, which it did not do on the planner's empty copy; it was rolled back.");
@@ -121,12 +122,5 @@ public sealed class PostgresNativeStepRunner(ConnectionTarget target, TableName 
     {
         await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
         await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, object arg, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        command.Parameters.Add(arg is uint oid ? new NpgsqlParameter { Value = oid, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid } : new NpgsqlParameter { Value = arg });
-        return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 }

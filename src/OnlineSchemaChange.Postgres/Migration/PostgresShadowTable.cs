@@ -221,7 +221,7 @@ public sealed class PostgresShadowTable
             }
 
             PostgresShadowTable shadow = Describe(facts, table, statement, before, after, indexNames, deferred, pauseAutovacuum);
-            await EnsureReplayKeyAsync(catalog, oid, table, facts.Names.ReplayKey, shadow.KeyInShadow, cancellationToken);
+            await EnsureReplayKeyAsync(connection, oid, table, facts.Names.ReplayKey, shadow.KeyInShadow, cancellationToken);
             return shadow;
         }
         catch
@@ -237,18 +237,13 @@ public sealed class PostgresShadowTable
     /// empty shadow then, and the swap drops it: the new table has only the keys the ALTER asked for. The original's
     /// key is unique in every row the shadow receives, so the index refuses nothing the original holds.
     /// </summary>
-    private static async Task EnsureReplayKeyAsync(PostgresCatalog catalog, uint oid, TableName shadow, string index, IReadOnlyList<string> key,
+    private static async Task EnsureReplayKeyAsync(NpgsqlConnection connection, uint oid, TableName shadow, string index, IReadOnlyList<string> key,
         CancellationToken cancellationToken)
     {
         // What ON CONFLICT can infer as its arbiter: a valid, immediate, non-partial unique index on plain columns.
-        string[] uniqueIndexes = await catalog.ScalarAsync<string[]>(
-            """
-            SELECT coalesce(array_agg((SELECT string_agg(a.attname, E'\n')
-                                       FROM unnest(i.indkey::int2[]) WITH ORDINALITY k (attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                                       WHERE k.n <= i.indnkeyatts)), '{}')
-            FROM pg_index i WHERE i.indrelid = $1 AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
-            """, cancellationToken, oid);
-        if (!uniqueIndexes.Any(columns => columns.Split('\n').ToHashSet(StringComparer.Ordinal).SetEquals(key)))
+        var catalog = new PostgresCatalog(connection);
+        if (!(await UniqueKeysAsync(connection, oid, cancellationToken))
+                .Any(k => k.Extra.Length == 0 && k.Columns.All(c => c is not null) && k.Columns.ToHashSet(StringComparer.Ordinal).SetEquals(key)))
         {
             try
             {
@@ -300,8 +295,8 @@ public sealed class PostgresShadowTable
 
     /// <summary>
     /// The relation's valid unique and exclusion indexes (an INVALID one, left by a failed concurrent build, enforces
-    /// nothing): key columns (null for an expression), each one's type and collation, the expressions, the predicate
-    /// and the exclusion constraint, and NULLS NOT DISTINCT.
+    /// nothing): key columns (null for an expression), each one's type and collation, the expressions, the predicate,
+    /// the exclusion constraint and deferrability, and NULLS NOT DISTINCT.
     /// </summary>
     private static async Task<IReadOnlyList<UniqueKey>> UniqueKeysAsync(NpgsqlConnection connection, uint relation, CancellationToken cancellationToken)
     {
@@ -315,7 +310,8 @@ public sealed class PostgresShadowTable
                          LEFT JOIN pg_collation l ON l.oid = (i.indcollation::oid[])[k.n - 1]
                          WHERE k.n <= i.indnkeyatts ORDER BY k.n),
                    concat_ws(' | ', pg_get_expr(i.indexprs, i.indrelid), 'where ' || pg_get_expr(i.indpred, i.indrelid),
-                             CASE WHEN i.indisexclusion THEN 'exclude ' || (SELECT pg_get_constraintdef(x.oid) FROM pg_constraint x WHERE x.conindid = i.indexrelid) END),
+                             CASE WHEN i.indisexclusion THEN 'exclude ' || (SELECT pg_get_constraintdef(x.oid) FROM pg_constraint x WHERE x.conindid = i.indexrelid) END,
+                             CASE WHEN NOT i.indimmediate THEN 'deferrable' END),
                    -- NULLS NOT DISTINCT came with PostgreSQL 15; read so that older servers answer false.
                    coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false)
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
