@@ -45,11 +45,15 @@ internal static class NativeAlterFlow
             return null;
         }
 
-        await (target.Engine == DatabaseEngine.MySql
-            ? MySqlNativeStepRunner.RefuseUnfinishedRunAsync(target, table, cancellationToken)
-            : PostgresNativeStepRunner.RefuseUnfinishedRunAsync(target, table, cancellationToken));
+        await using IAsyncDisposable run = await HoldRunAsync(target, table, "Its shadow would be in the way of this ALTER.", cancellationToken);
         return plan;
     }
+
+    /// <summary>The table's run lock, held until disposed; refuses while another run of ours holds it or left tables behind.</summary>
+    private static Task<IAsyncDisposable> HoldRunAsync(ConnectionTarget target, TableName table, string consequence, CancellationToken cancellationToken) =>
+        target.Engine == DatabaseEngine.MySql
+            ? MySqlNativeStepRunner.HoldRunAsync(target, table, consequence, cancellationToken)
+            : PostgresNativeStepRunner.HoldRunAsync(target, table, consequence, cancellationToken);
 
     private static string Mode(AlterPlan plan) => plan.InstantStatement is not null ? "instant" : "safe-variant";
 
@@ -130,6 +134,9 @@ internal static class NativeAlterFlow
         }
 
         (TimeSpan held, int attempts, IReadOnlyList<CutoverStep> stepTimes) done;
+        // Held until the steps are done: a rebuild started meanwhile would copy a table that changes under it. It is
+        // let go before a fallback to the rebuild, which takes it again.
+        IAsyncDisposable run = await HoldRunAsync(target, table, "The two ALTERs would change the table under each other.", cancellationToken);
         try
         {
             if (hooks is not null)
@@ -168,6 +175,10 @@ internal static class NativeAlterFlow
             }
 
             throw;
+        }
+        finally
+        {
+            await run.DisposeAsync();
         }
 
         TimeSpan total = Stopwatch.GetElapsedTime(started);

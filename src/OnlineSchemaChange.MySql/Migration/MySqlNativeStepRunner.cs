@@ -44,19 +44,32 @@ public sealed class MySqlNativeStepRunner(ConnectionTarget target, TableName tab
     }
 
     /// <summary>
-    /// Refuses while a table of an unfinished run of ours is there: the ALTER would change the original under a live
-    /// migration (which then stops) or under one kept for --resume (which then cannot resume).
+    /// Takes the table's run lock, which every run of ours holds for its whole life, and refuses while a table of an
+    /// unfinished run of ours is there: the ALTER would change the original under a live migration (which then stops)
+    /// or under one kept for --resume (which then cannot resume). The returned session holds the lock until disposed,
+    /// so no rebuild starts on the table while the native steps run.
     /// </summary>
-    public static async Task RefuseUnfinishedRunAsync(ConnectionTarget target, TableName table, CancellationToken cancellationToken)
+    /// <param name="consequence">Why the caller must not go on while another run holds the lock, a sentence, or null.</param>
+    public static async Task<IAsyncDisposable> HoldRunAsync(ConnectionTarget target, TableName table, string? consequence, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(table);
-        string schema = table.Schema ?? target.Database ?? "";
-        await using MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
-        if (await MySqlInspector.LeftoverTableAsync(connection, new TableName(schema, table.Name), new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength),
-                cancellationToken) is { } ours)
+        var qualified = new TableName(table.Schema ?? target.Database ?? "", table.Name);
+        MySqlConnection connection = await MySqlConnections.OpenAsync(target, cancellationToken);
+        try
         {
-            throw new OscException($"{schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
-                $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+            await MySqlLeftoverSessions.HoldRunLockAsync(connection, qualified, consequence, cancellationToken);
+            if (await MySqlInspector.LeftoverTableAsync(connection, qualified, new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength), cancellationToken) is { } ours)
+            {
+                throw new OscException($"{qualified.Schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
+                    $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
         }
     }
 

@@ -8,6 +8,7 @@ using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Postgres.Connection;
 using OnlineSchemaChange.Postgres.Cutover;
 using OnlineSchemaChange.Postgres.Plan;
+using OnlineSchemaChange.Postgres.Replication;
 
 namespace OnlineSchemaChange.Postgres.Migration;
 
@@ -48,20 +49,33 @@ public sealed class PostgresNativeStepRunner(ConnectionTarget target, TableName 
     }
 
     /// <summary>
-    /// Refuses while a table of an unfinished run of ours is there: the ALTER would change the original under a live
-    /// migration (which then stops) or under one kept for --resume (which then cannot resume).
+    /// Takes the table's run lock, which every run of ours holds for its whole life, and refuses while a table of an
+    /// unfinished run of ours is there: the ALTER would change the original under a live migration (which then stops)
+    /// or under one kept for --resume (which then cannot resume). The returned session holds the lock until disposed,
+    /// so no rebuild starts on the table while the native steps run.
     /// </summary>
-    public static async Task RefuseUnfinishedRunAsync(ConnectionTarget target, TableName table, CancellationToken cancellationToken)
+    /// <param name="consequence">Why the caller must not go on while another run holds the lock, a sentence, or null.</param>
+    public static async Task<IAsyncDisposable> HoldRunAsync(ConnectionTarget target, TableName table, string? consequence, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(table);
-        await using NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
-        var catalog = new PostgresCatalog(connection);
-        string schema = table.Schema ?? await catalog.ScalarAsync<string>("SELECT current_schema()", cancellationToken);
-        if (await PostgresInspector.LeftoverTableAsync(catalog, new TableName(schema, table.Name), new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength),
-                cancellationToken) is { } ours)
+        NpgsqlConnection connection = await PostgresConnections.OpenAsync(target, cancellationToken);
+        try
         {
-            throw new OscException($"{schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
-                $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+            var catalog = new PostgresCatalog(connection);
+            var qualified = new TableName(table.Schema ?? await catalog.ScalarAsync<string>("SELECT current_schema()", cancellationToken), table.Name);
+            await PostgresLeftoverSessions.HoldRunLockAsync(connection, new PostgresReplicationNames(connection.Database, qualified), consequence, cancellationToken);
+            if (await PostgresInspector.LeftoverTableAsync(catalog, qualified, new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength), cancellationToken) is { } ours)
+            {
+                throw new OscException($"{qualified.Schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
+                    $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+            }
+
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
         }
     }
 

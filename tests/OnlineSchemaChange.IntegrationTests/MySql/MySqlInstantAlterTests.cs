@@ -111,6 +111,46 @@ public sealed class MySqlInstantAlterTests(ServersFixture servers)
         Assert.Equal("0", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'added'"));
     }
 
+    [Fact]
+    public async Task While_an_instant_change_waits_for_its_lock_the_table_run_lock_refuses_a_rebuild_and_another_change()
+    {
+        OscTestDatabase db = await TableAsync("instant_run_lock");
+        await ExecuteAsync(db.ConnectionString, "DROP TRIGGER t_note");
+        // An open transaction that read the table holds its metadata lock: each attempt of the ALTER times out.
+        await using var reader = new MySqlConnector.MySqlConnection(db.ConnectionString);
+        await reader.OpenAsync();
+        await using MySqlConnector.MySqlTransaction transaction = await reader.BeginTransactionAsync();
+        await new MySqlConnector.MySqlCommand("SELECT COUNT(*) FROM t", reader, transaction).ExecuteScalarAsync();
+
+        LiveOscRun waiting = LiveOscRun.Start("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN added INT NOT NULL DEFAULT 7", "--json", "--no-replica-discovery",
+            "--execute", "--cut-over-lock-timeout-seconds", "1", "--cut-over-attempts", "30");
+        await waiting.WaitForEventAsync(e => e.GetProperty("event").GetString() == "native" && e.GetProperty("state").GetString()!.StartsWith("attempt 1 of 30", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "the first timed-out attempt");
+
+        OscRunner.Result rebuild = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "MODIFY k BIGINT NOT NULL", "--no-replica-discovery", "--native", "off", "--execute");
+        OscRunner.Result other = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN other INT", "--no-replica-discovery", "--execute");
+
+        // Both name the waiting run and leave nothing behind; the waiting one goes on once the transaction ends.
+        Assert.Equal(1, rebuild.ExitCode);
+        Assert.Contains("is in progress", rebuild.Stderr, StringComparison.Ordinal);
+        Assert.Contains("osc-run.", rebuild.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, other.ExitCode);
+        Assert.Contains("is in progress", other.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", await db.OscTablesAsync());
+        Assert.False(waiting.Completion.IsCompleted);
+
+        await transaction.CommitAsync();
+        OscRunner.Result done = await waiting.Completion.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(done.ExitCode == 0, done.Stderr);
+        Assert.Equal("instant", LiveOscRun.ParseAll(done.Stdout)[^1].GetProperty("mode").GetString());
+        Assert.Equal("3000:7", await ScalarAsync(db.ConnectionString, "SELECT CONCAT(COUNT(*), ':', MIN(added)) FROM t WHERE added = 7"));
+        Assert.Equal("int", await ScalarAsync(db.ConnectionString, "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'k'"));
+        Assert.Equal("0", await ScalarAsync(db.ConnectionString, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'other'"));
+        // The lock went with the run: the next one gets it.
+        OscRunner.Result after = await OscRunner.RunAsync("alter", db.Uri, "--table", "t", "--alter", "ADD COLUMN other INT", "--no-replica-discovery", "--execute");
+        Assert.True(after.ExitCode == 0, after.Stderr);
+    }
+
     private async Task<OscTestDatabase> TableAsync(string prefix) => await OscTestDatabase.CreateAsync(servers, prefix, """
         CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(40));
         INSERT INTO t SELECT seq, seq % 97, CONCAT('row-', seq) FROM seq_1_to_3000;

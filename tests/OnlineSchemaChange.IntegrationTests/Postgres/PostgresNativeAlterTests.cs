@@ -199,6 +199,53 @@ public sealed class PostgresNativeAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("0", await ScalarAsync(connectionString, "SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass AND NOT indisvalid"));
     }
 
+    [Fact]
+    public async Task While_a_concurrent_index_build_waits_the_table_run_lock_refuses_a_rebuild_and_another_change()
+    {
+        (string connectionString, string uri) = await DatabaseAsync();
+        // A transaction that wrote the table: CREATE INDEX CONCURRENTLY waits for it to end.
+        await using var writer = new NpgsqlConnection(connectionString);
+        await writer.OpenAsync();
+        await using NpgsqlTransaction transaction = await writer.BeginTransactionAsync();
+        await new NpgsqlCommand("UPDATE t SET k = k WHERE id = 1", writer, transaction).ExecuteNonQueryAsync();
+
+        LiveOscRun building = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "CREATE INDEX t_by_k ON t (k)", "--json", "--execute");
+        await building.WaitForEventAsync(e => e.GetProperty("event").GetString() == "native" && e.GetProperty("state").GetString()!.Contains("CONCURRENTLY", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "the concurrent build");
+        await WaitUntilAsync(connectionString, "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%CONCURRENTLY%' AND pid <> pg_backend_pid()");
+
+        OscRunner.Result rebuild = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--native", "off", "--execute");
+        OscRunner.Result other = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ADD COLUMN other int", "--execute");
+
+        // Both name the building run and leave nothing behind; the build goes on once the transaction ends.
+        Assert.Equal(1, rebuild.ExitCode);
+        Assert.Contains("is in progress", rebuild.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, other.ExitCode);
+        Assert.Contains("is in progress", other.Stderr, StringComparison.Ordinal);
+        Assert.Equal("", await LeftoversAsync(connectionString));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 't\\_osc%'"));
+        Assert.False(building.Completion.IsCompleted);
+
+        await transaction.CommitAsync();
+        OscRunner.Result done = await building.Completion.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(done.ExitCode == 0, done.Stderr);
+        Assert.Equal("safe-variant", LiveOscRun.ParseAll(done.Stdout)[^1].GetProperty("mode").GetString());
+        Assert.Equal("t_by_k,t_pkey", await ScalarAsync(connectionString,
+            "SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid = 't'::regclass AND indisvalid"));
+        Assert.Equal("integer", await ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'k'"));
+        Assert.Equal("", await ScalarAsync(connectionString, "SELECT attname FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'other'"));
+    }
+
+    private static async Task WaitUntilAsync(string connectionString, string condition)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (await ScalarAsync(connectionString, condition) != "True")
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"timed out waiting for {condition}");
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>Single-row updates in a loop until <paramref name="stop"/>: how many, and the slowest.</summary>
     private static async Task<(int, TimeSpan)> WritesAsync(string connectionString, CancellationToken stop)
     {
