@@ -355,7 +355,7 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
 
     private Throttler BuildThrottler(string connectionString, TableName log, TimedWriteLoop heartbeat) =>
         MigrationSteps.BuildThrottler(options, heartbeat,
-            options.ReplicaConnectionStrings.Select(r => MySqlThrottleSignals.ReplicaLag(
+            options.ReplicaConnectionStrings.Select(r => MySqlThrottleSignals.ReplicaLag(connectionString,
                 new MySqlConnectionStringBuilder(r) { Database = log.Schema }.ConnectionString, log, options.MaxLag)),
             (spec, option) => MySqlThrottleSignals.Load(connectionString, spec, option));
 }

@@ -11,21 +11,45 @@ namespace OnlineSchemaChange.MySql.Throttle;
 public static class MySqlThrottleSignals
 {
     /// <summary>
-    /// Replica lag in milliseconds, read from our heartbeat on the replica. A heartbeat the replica has not seen yet
-    /// counts as lag: the copy waits until every replica is known to keep up.
+    /// Replica lag in milliseconds: the primary's clock now, less the last heartbeat (<see cref="MySqlHeartbeat"/>,
+    /// written with the primary's clock) the replica has applied. Both times are the primary's, so a replica whose
+    /// clock is ahead does not hide its lag, nor one behind invent some. A heartbeat, or a bookkeeping table, the
+    /// replica has not seen yet counts as lag: the copy waits until every replica is known to keep up.
     /// </summary>
-    public static ThresholdSignal ReplicaLag(string replicaConnectionString, TableName logTable, TimeSpan maxLag)
+    public static ThresholdSignal ReplicaLag(string primaryConnectionString, string replicaConnectionString, TableName logTable, TimeSpan maxLag)
     {
         ArgumentNullException.ThrowIfNull(logTable);
         var builder = new MySqlConnectionStringBuilder(replicaConnectionString);
+        // TIMESTAMP as seconds since the epoch: the sessions' time zones, which may differ between the servers, drop out.
+        string heartbeat = $"SELECT UNIX_TIMESTAMP(ts) FROM {MySqlSql.Quote(logTable)} WHERE id = {MySqlHeartbeat.HeartbeatId}";
         return new ThresholdSignal($"replica lag on {builder.Server}:{builder.Port}", maxLag.TotalMilliseconds, async cancellationToken =>
         {
-            await using var connection = new MySqlConnection(replicaConnectionString);
-            await connection.OpenAsync(cancellationToken);
-            await using var command = new MySqlCommand(
-                $"SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) / 1000 FROM {MySqlSql.Quote(logTable)} WHERE id = {MySqlHeartbeat.HeartbeatId}", connection);
-            object? lag = await command.ExecuteScalarAsync(cancellationToken);
-            return lag is null or DBNull ? double.PositiveInfinity : Convert.ToDouble(lag, CultureInfo.InvariantCulture);
+            decimal applied;
+            await using (var replica = new MySqlConnection(replicaConnectionString))
+            {
+                await replica.OpenAsync(cancellationToken);
+                await using var read = new MySqlCommand(heartbeat, replica);
+                try
+                {
+                    if (await read.ExecuteScalarAsync(cancellationToken) is not { } value || value is DBNull)
+                    {
+                        return double.PositiveInfinity;
+                    }
+
+                    applied = Convert.ToDecimal(value, CultureInfo.InvariantCulture);
+                }
+                catch (MySqlException e) when (e.ErrorCode == MySqlErrorCode.NoSuchTable)
+                {
+                    return double.PositiveInfinity;
+                }
+            }
+
+            // Read after the replica's heartbeat, so the difference errs towards more lag, never less.
+            await using var primary = new MySqlConnection(primaryConnectionString);
+            await primary.OpenAsync(cancellationToken);
+            await using var now = new MySqlCommand("SELECT UNIX_TIMESTAMP(NOW(6))", primary);
+            decimal primaryNow = Convert.ToDecimal(await now.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
+            return Math.Max(0, (double)(primaryNow - applied) * 1000);
         }, " ms");
     }
 

@@ -75,12 +75,12 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
             throw PostgresReplicationSlot.Leftover(leftover, names);
         }
 
-        // Started once the bookkeeping table exists; only --max-write-latency-millis needs it.
-        await using TimedWriteLoop? heartbeat = options.MaxWriteLatency is null
+        // Started once the bookkeeping table exists; --max-write-latency-millis times it, and listed standbys' lag is read from it.
+        await using TimedWriteLoop? heartbeat = options.MaxWriteLatency is null && options.ReplicaConnectionStrings.Count == 0
             ? null
             : PostgresHeartbeat.Create(connectionString, original with { Name = shadowNames.Log }, TimeSpan.FromMilliseconds(100));
         // Built before anything is created, so a bad --max-load is refused with nothing to clean up.
-        await using Throttler throttler = BuildThrottler(connectionString, heartbeat);
+        await using Throttler throttler = BuildThrottler(connectionString, original with { Name = shadowNames.Log }, heartbeat);
         // The definition the shadow is built from, which the swap checks the table still has (PostgresTableDefinition).
         string definitionAtStart = await PostgresTableDefinition.ReadAsync(connection, facts.Oid, cancellationToken);
         PostgresShadowTable shadow;
@@ -374,11 +374,11 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
         + "; key " + string.Join(", ", facts.Key);
 
     /// <summary>Named replicas are asked themselves; without them the primary's view of its streaming replicas decides.</summary>
-    private Throttler BuildThrottler(string connectionString, TimedWriteLoop? heartbeat) =>
+    private Throttler BuildThrottler(string connectionString, TableName log, TimedWriteLoop? heartbeat) =>
         MigrationSteps.BuildThrottler(options, heartbeat,
             options.ReplicaConnectionStrings.Count == 0
                 ? [PostgresThrottleSignals.ReplicaLagOnPrimary(connectionString, options.MaxLag)]
-                : options.ReplicaConnectionStrings.Select(r => PostgresThrottleSignals.ReplicaLag(r, options.MaxLag)),
+                : options.ReplicaConnectionStrings.Select(r => PostgresThrottleSignals.ReplicaLag(connectionString, r, log, options.MaxLag)),
             (spec, option) => PostgresThrottleSignals.Load(connectionString, spec, option));
 
     /// <summary>

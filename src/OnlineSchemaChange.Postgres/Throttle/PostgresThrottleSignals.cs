@@ -2,8 +2,10 @@ using System.Globalization;
 using Npgsql;
 using OnlineSchemaChange.Core;
 using OnlineSchemaChange.Core.Connection;
+using OnlineSchemaChange.Core.Sql;
 using OnlineSchemaChange.Core.Throttle;
 using OnlineSchemaChange.Postgres.Connection;
+using OnlineSchemaChange.Postgres.Plan;
 
 namespace OnlineSchemaChange.Postgres.Throttle;
 
@@ -32,19 +34,52 @@ public static class PostgresThrottleSignals
                 """, cancellationToken) ?? 0, " ms");
 
     /// <summary>
-    /// Replay lag in milliseconds read on a replica itself: none when it has replayed all the WAL it received,
-    /// otherwise the age of the last transaction it replayed.
+    /// Replay lag in milliseconds of a listed standby: the primary's clock now, less the last heartbeat
+    /// (<see cref="PostgresHeartbeat"/>, written with the primary's clock) the standby has replayed. Both times are the
+    /// primary's, so a skewed clock on the standby neither hides lag nor invents it; and a standby that receives no
+    /// WAL at all (its walreceiver cut off) lags by the heartbeat's age, where comparing its received and replayed
+    /// positions would show none. A standby that has not replayed the heartbeat yet, or the bookkeeping table's
+    /// creation, counts as lagging: the copy waits until every standby is known to keep up.
     /// </summary>
-    public static ThresholdSignal ReplicaLag(string replicaConnectionString, TimeSpan maxLag)
+    public static ThresholdSignal ReplicaLag(string primaryConnectionString, string replicaConnectionString, TableName logTable, TimeSpan maxLag)
     {
+        ArgumentNullException.ThrowIfNull(logTable);
         var builder = new NpgsqlConnectionStringBuilder(replicaConnectionString);
+        string heartbeat = $"SELECT extract(epoch FROM updated_at)::float8 FROM {PostgresSql.Quote(logTable)} WHERE id = {PostgresHeartbeat.HeartbeatId}";
         return new ThresholdSignal($"replica lag on {builder.Host}:{builder.Port}", maxLag.TotalMilliseconds, async cancellationToken =>
-            await MeasureAsync(replicaConnectionString, """
-                SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
-                            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-                            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 * 1000, 'Infinity'::float8) END
-                """, cancellationToken) ?? throw new OscException($"{builder.Host}:{builder.Port} is not a replica (not in recovery).",
-                    "Give --replica the URI of a streaming replica of this server."), " ms");
+        {
+            double? replayed;
+            await using (var replica = new NpgsqlConnection(replicaConnectionString))
+            {
+                await replica.OpenAsync(cancellationToken);
+                await using (var recovery = new NpgsqlCommand("SELECT pg_is_in_recovery()", replica))
+                {
+                    if (await recovery.ExecuteScalarAsync(cancellationToken) is not true)
+                    {
+                        throw new OscException($"{builder.Host}:{builder.Port} is not a replica (not in recovery).", "Give --replica the URI of a streaming replica of this server.");
+                    }
+                }
+
+                try
+                {
+                    await using var read = new NpgsqlCommand(heartbeat, replica);
+                    replayed = await read.ExecuteScalarAsync(cancellationToken) is double at ? at : null;
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+                {
+                    replayed = null;
+                }
+            }
+
+            if (replayed is null)
+            {
+                return double.PositiveInfinity;
+            }
+
+            // Read after the standby's heartbeat, so the difference errs towards more lag, never less.
+            double now = (await MeasureAsync(primaryConnectionString, "SELECT extract(epoch FROM clock_timestamp())::float8", cancellationToken))!.Value;
+            return Math.Max(0, (now - replayed.Value) * 1000);
+        }, " ms");
     }
 
     /// <summary>Signals for "active_sessions=50,lock_waits=10": one per variable of <see cref="LoadVariables"/>.</summary>

@@ -18,15 +18,13 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
     {
         string primary = await servers.PostgresAsync();
         string replica = await servers.PostgresReplicaAsync();
-        ThresholdSignal signal = PostgresThrottleSignals.ReplicaLag(replica, TimeSpan.FromMilliseconds(500));
+        await using HeartbeatTable heartbeat = await HeartbeatTable.StartAsync(primary, "lag_paused_osc_log");
+        ThresholdSignal signal = PostgresThrottleSignals.ReplicaLag(primary, replica, heartbeat.Log, TimeSpan.FromMilliseconds(500));
         Assert.Null(await EventuallyAsync(signal, reason => reason is null));
 
         await ExecuteAsync(replica, "SELECT pg_wal_replay_pause()");
         try
         {
-            await ExecuteAsync(primary, "CREATE TABLE IF NOT EXISTS throttle_probe (id int); INSERT INTO throttle_probe VALUES (1)");
-            await Task.Delay(1000);
-            await ExecuteAsync(primary, "INSERT INTO throttle_probe VALUES (2)");
             string? paused = await EventuallyAsync(signal, reason => reason is not null);
             Assert.True(paused!.StartsWith("replica lag on", StringComparison.Ordinal) && paused.Contains("above 500", StringComparison.Ordinal), paused);
             Assert.True(signal.LastValue > 500, $"the lag shown in progress: {signal.LastValue}");
@@ -38,7 +36,42 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
 
         Assert.Null(await EventuallyAsync(signal, reason => reason is null));
         Assert.True(signal.LastValue <= 500, $"the lag shown in progress: {signal.LastValue}");
-        await ExecuteAsync(primary, "DROP TABLE throttle_probe");
+    }
+
+    [Fact]
+    public async Task A_replica_cut_off_from_the_primary_lags_by_the_heartbeats_age_though_it_replayed_all_it_received()
+    {
+        string primary = await servers.PostgresAsync();
+        string replica = await servers.PostgresReplicaAsync();
+        await using HeartbeatTable heartbeat = await HeartbeatTable.StartAsync(primary, "lag_cut_off_osc_log");
+        ThresholdSignal signal = PostgresThrottleSignals.ReplicaLag(primary, replica, heartbeat.Log, TimeSpan.FromMilliseconds(500));
+        Assert.Null(await EventuallyAsync(signal, reason => reason is null));
+
+        // Ending the standby's walsender again and again keeps its walreceiver from streaming: whatever it received
+        // it has replayed, so its own positions say it is caught up.
+        using var stop = new CancellationTokenSource();
+        Task cutting = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await ExecuteAsync(primary, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication " +
+                                            "WHERE pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)");
+                await Task.Delay(50);
+            }
+        });
+        try
+        {
+            string? paused = await EventuallyAsync(signal, reason => reason is not null);
+            Assert.True(paused?.Contains("above 500", StringComparison.Ordinal) == true, paused);
+            Assert.Equal("True", await ScalarAsync(replica, "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()"));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await cutting;
+        }
+
+        Assert.Null(await EventuallyAsync(signal, reason => reason is null, attempts: 300));
     }
 
     [Fact]
@@ -48,7 +81,7 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
         await servers.PostgresReplicaAsync();
 
         Assert.Null(await EventuallyAsync(PostgresThrottleSignals.ReplicaLagOnPrimary(primary, TimeSpan.FromMilliseconds(1500)), reason => reason is null));
-        string? notReplica = await PostgresThrottleSignals.ReplicaLag(primary, TimeSpan.FromSeconds(1)).CheckAsync(CancellationToken.None);
+        string? notReplica = await PostgresThrottleSignals.ReplicaLag(primary, primary, new TableName("public", "t_osc_log"), TimeSpan.FromSeconds(1)).CheckAsync(CancellationToken.None);
         Assert.Contains("is not a replica", notReplica, StringComparison.Ordinal);
     }
 
@@ -103,10 +136,10 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
         }
     }
 
-    private static async Task<string?> EventuallyAsync(ThresholdSignal signal, Func<string?, bool> done)
+    private static async Task<string?> EventuallyAsync(ThresholdSignal signal, Func<string?, bool> done, int attempts = 100)
     {
         string? reason = null;
-        for (int i = 0; i < 100; i++)
+        for (int i = 0; i < attempts; i++)
         {
             reason = await signal.CheckAsync(CancellationToken.None);
             if (done(reason))
@@ -118,5 +151,37 @@ public sealed class PostgresThrottleTests(ServersFixture servers)
         }
 
         return reason;
+    }
+
+    /// <summary>A bookkeeping table on the primary with the heartbeat writing to it; dropped on disposal.</summary>
+    private sealed class HeartbeatTable : IAsyncDisposable
+    {
+        private readonly string _primary;
+        private readonly TimedWriteLoop _heartbeat;
+
+        private HeartbeatTable(string primary, TableName log, TimedWriteLoop heartbeat)
+        {
+            _primary = primary;
+            Log = log;
+            _heartbeat = heartbeat;
+        }
+
+        public TableName Log { get; }
+
+        public static async Task<HeartbeatTable> StartAsync(string primary, string name)
+        {
+            var log = new TableName("public", name);
+            await ExecuteAsync(primary, $"DROP TABLE IF EXISTS {name}");
+            await new PostgresCheckpointStore(primary, log).CreateAsync(CancellationToken.None);
+            TimedWriteLoop heartbeat = PostgresHeartbeat.Create(primary, log, TimeSpan.FromMilliseconds(100));
+            heartbeat.Start();
+            return new HeartbeatTable(primary, log, heartbeat);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _heartbeat.DisposeAsync();
+            await ExecuteAsync(_primary, $"DROP TABLE IF EXISTS {Log.Name}");
+        }
     }
 }
