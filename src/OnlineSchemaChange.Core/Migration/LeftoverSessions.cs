@@ -69,4 +69,9 @@ public static class LeftoverSessions
         new($"An osc run on {table} is in progress{(holder is null ? $" (it holds {theLock})" : ": " + holder)}." + (consequence is null ? "" : " " + consequence),
             "Let it finish, or stop it (Ctrl-C keeps its work for --resume)."
             + (endHolder is null ? "" : $" If its osc process is gone, the server is still finishing its last statement: wait for it, or end it ({endHolder}), then run again."));
+
+    /// <summary>The refusal of a native ALTER while a table of an unfinished run of ours (<paramref name="leftover"/>) is there.</summary>
+    public static OscException UnfinishedRun(string schema, string leftover, string table) =>
+        new($"{schema}.{leftover} exists: a migration of {table} is running or did not finish.",
+            $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
 }

@@ -60,8 +60,7 @@ public sealed class MySqlNativeStepRunner(ConnectionTarget target, TableName tab
             await MySqlLeftoverSessions.HoldRunLockAsync(connection, qualified, consequence, cancellationToken);
             if (await MySqlInspector.LeftoverTableAsync(connection, qualified, new ShadowNames(table.Name, MySqlInspector.MaxIdentifierLength), cancellationToken) is { } ours)
             {
-                throw new OscException($"{qualified.Schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
-                    $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+                throw LeftoverSessions.UnfinishedRun(qualified.Schema!, ours, table.ToString());
             }
 
             return connection;

@@ -66,8 +66,7 @@ public sealed class PostgresNativeStepRunner(ConnectionTarget target, TableName 
             await PostgresLeftoverSessions.HoldRunLockAsync(connection, new PostgresReplicationNames(connection.Database, qualified), consequence, cancellationToken);
             if (await PostgresInspector.LeftoverTableAsync(catalog, qualified, new ShadowNames(table.Name, PostgresInspector.MaxIdentifierLength), cancellationToken) is { } ours)
             {
-                throw new OscException($"{qualified.Schema}.{ours} exists: a migration of {table.Name} is running or did not finish.",
-                    $"Let it finish, resume it with --resume, or remove it with `osc cleanup <connection> --table {table}`; then run this ALTER.");
+                throw LeftoverSessions.UnfinishedRun(qualified.Schema!, ours, table.ToString());
             }
 
             return connection;
