@@ -6,8 +6,9 @@ namespace OnlineSchemaChange.Core.Verify;
 /// A unique key (or unique index) as the catalog describes it: its key columns in order (null for an expression), each
 /// column's type and collation (what decides which values compare equal), and the rest as text (expressions,
 /// predicate). <paramref name="NullsEqual"/>: NULLs collide with each other (PostgreSQL's NULLS NOT DISTINCT).
+/// <paramref name="Exclusion"/>: an exclusion constraint (PostgreSQL), whose rows collide by its operators, not by equality.
 /// </summary>
-public sealed record UniqueKey(string Name, IReadOnlyList<string?> Columns, IReadOnlyList<string> ColumnTypes, string Extra, bool NullsEqual = false);
+public sealed record UniqueKey(string Name, IReadOnlyList<string?> Columns, IReadOnlyList<string> ColumnTypes, string Extra, bool NullsEqual = false, bool Exclusion = false);
 
 /// <summary>
 /// Which of the shadow's unique keys the original does not already enforce on the same values. The copy skips a row
@@ -45,6 +46,32 @@ public static class UniqueKeys
         plain.Extra.Length == 0 && !plain.NullsEqual && !key.NullsEqual && plain.Columns.All(c => c is not null)
         && plain.Columns.Select((c, i) => (c, plain.ColumnTypes[i]))
             .All(p => key.Columns.Select((c, i) => (c, key.ColumnTypes[i])).Any(q => q.c is not null && names.Equals(p.c, q.c) && p.Item2 == q.Item2));
+
+    /// <summary>
+    /// The first key of <paramref name="shadow"/> on which two rows with different keys <paramref name="keyInShadow"/>
+    /// (the columns the copy and the replay find rows by) can collide: one that does not include all those columns, or
+    /// an exclusion constraint. Null when there is none. While the copy runs, a value can move from one row to another
+    /// (freed by an update, taken by an insert): a chunk that copies the row taking it before the replay has written
+    /// the update of the row freeing it meets the old value in the shadow and skips the row, and the replay, which
+    /// leaves rows the copy has not reached to the copy, never writes it. Verification finds that chunk and copies it
+    /// again; without verification the row would be lost.
+    /// </summary>
+    public static UniqueKey? FirstBesideKey(IEnumerable<UniqueKey> shadow, IReadOnlyCollection<string> keyInShadow, StringComparer names)
+    {
+        ArgumentNullException.ThrowIfNull(shadow);
+        ArgumentNullException.ThrowIfNull(keyInShadow);
+        return shadow.FirstOrDefault(k => k.Exclusion || !keyInShadow.All(c => k.Columns.Any(column => column is not null && names.Equals(column, c))));
+    }
+
+    /// <summary>The refusal of a run without verification on a table whose new definition has <paramref name="key"/> beside the key rows are found by.</summary>
+    public static OscException UnverifiedBesideKey(UniqueKey key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return new OscException(
+            $"--skip-verify on a table with the unique key {key.Name} beside the key rows are copied by: a value that moves from one row to another while " +
+            "the copy runs can make a chunk skip the row that takes it, which only verification finds and copies again.",
+            "Run without --skip-verify: verification compares every chunk and copies again any that differs. Nothing was changed.");
+    }
 
     /// <summary>The refusal of a run without verification whose ALTER adds <paramref name="key"/>.</summary>
     public static OscException Unverified(UniqueKey key)

@@ -155,8 +155,9 @@ public sealed record ShadowTable(
     }
 
     /// <summary>
-    /// Without verification, refuses a shadow with a unique key the original does not enforce on the same values: the
-    /// copy would skip a row colliding on it without a word (<see cref="UniqueKeys"/>).
+    /// Without verification, refuses a shadow with a unique key the original does not enforce on the same values, or
+    /// with any unique key that two rows of different keys can collide on: the copy would skip a row colliding on it
+    /// without a word (<see cref="UniqueKeys"/>).
     /// </summary>
     public async Task RefuseUnverifiedUniqueKeyAsync(MySqlConnection connection, TableName original, bool verify, CancellationToken cancellationToken)
     {
@@ -172,6 +173,11 @@ public sealed record ShadowTable(
         if (added is not null)
         {
             throw UniqueKeys.Unverified(added);
+        }
+
+        if (UniqueKeys.FirstBesideKey(shadowKeys, KeyInShadow, StringComparer.OrdinalIgnoreCase) is { } beside)
+        {
+            throw UniqueKeys.UnverifiedBesideKey(beside);
         }
     }
 

@@ -260,8 +260,9 @@ public sealed class PostgresShadowTable
     }
 
     /// <summary>
-    /// Without verification, refuses a shadow with a unique index the original does not enforce on the same values:
-    /// the copy would skip a row colliding on it without a word (<see cref="UniqueKeys"/>). The replay's own index
+    /// Without verification, refuses a shadow with a unique index the original does not enforce on the same values, or
+    /// with any unique index or exclusion constraint that two rows of different keys can collide on: the copy would
+    /// skip a row colliding on it without a word (<see cref="UniqueKeys"/>). The replay's own index
     /// (<see cref="EnsureReplayKeyAsync"/>) counts too: over a retyped key column it can make original keys collide.
     /// </summary>
     public async Task RefuseUnverifiedUniqueKeyAsync(NpgsqlConnection connection, PostgresTableFacts facts, bool verify, CancellationToken cancellationToken)
@@ -291,6 +292,12 @@ public sealed class PostgresShadowTable
         {
             throw UniqueKeys.Unverified(added);
         }
+
+        if (UniqueKeys.FirstBesideKey(shadowKeys, KeyInShadow, StringComparer.Ordinal) is { } beside)
+        {
+            // Named as the operator knows it: the shadow's copy of an index has a generated name until the swap.
+            throw UniqueKeys.UnverifiedBesideKey(IndexNames.TryGetValue(beside.Name, out string? known) ? beside with { Name = known } : beside);
+        }
     }
 
     /// <summary>
@@ -313,7 +320,8 @@ public sealed class PostgresShadowTable
                              CASE WHEN i.indisexclusion THEN 'exclude ' || (SELECT pg_get_constraintdef(x.oid) FROM pg_constraint x WHERE x.conindid = i.indexrelid) END,
                              CASE WHEN NOT i.indimmediate THEN 'deferrable' END),
                    -- NULLS NOT DISTINCT came with PostgreSQL 15; read so that older servers answer false.
-                   coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false)
+                   coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false),
+                   i.indisexclusion
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
             WHERE i.indrelid = $1 AND (i.indisunique OR i.indisexclusion) AND i.indisvalid
             """, connection);
@@ -322,7 +330,7 @@ public sealed class PostgresShadowTable
         await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            keys.Add(new UniqueKey(reader.GetString(0), reader.GetFieldValue<string?[]>(1), reader.GetFieldValue<string[]>(2), reader.GetString(3), reader.GetBoolean(4)));
+            keys.Add(new UniqueKey(reader.GetString(0), reader.GetFieldValue<string?[]>(1), reader.GetFieldValue<string[]>(2), reader.GetString(3), reader.GetBoolean(4), reader.GetBoolean(5)));
         }
 
         return keys;

@@ -103,6 +103,24 @@ public sealed class MySqlAlterDryRunTests(ServersFixture servers) : IAsyncLifeti
         Assert.Equal(0L, await CountOursAsync());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Skipping_verification_is_refused_on_a_table_with_a_unique_key_beside_the_primary_key(bool execute)
+    {
+        await ExecuteAsync("ALTER TABLE orders ADD UNIQUE KEY by_c (c)");
+        string before = await DefinitionAsync("orders");
+
+        var result = await OscRunner.RunAsync(["alter", _uri, "--table", "orders", "--alter", "ADD COLUMN x INT", "--skip-verify", "--native", "off",
+            .. execute ? ["--execute"] : Array.Empty<string>()]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("--skip-verify on a table with the unique key by_c beside the key", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Run without --skip-verify", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, await DefinitionAsync("orders"));
+        Assert.Equal(0L, await CountOursAsync());
+    }
+
     [Fact]
     public async Task Skipping_verification_is_accepted_when_every_unique_key_was_there_before()
     {

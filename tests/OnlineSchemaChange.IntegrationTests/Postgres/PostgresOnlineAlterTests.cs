@@ -174,6 +174,11 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         var lowered = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN note TYPE text USING lower(note)", "--skip-verify", "--native", "off");
         Assert.Equal(1, lowered.ExitCode);
         Assert.Contains("--skip-verify with an ALTER that adds the unique key", lowered.Stderr, StringComparison.Ordinal);
+        // Any unique key beside the row key: two rows can collide on it while a value moves between them.
+        var beside = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--skip-verify", "--native", "off");
+        Assert.Equal(1, beside.ExitCode);
+        Assert.True(beside.Stderr.Contains("--skip-verify on a table with the unique key t_note_key beside the key", StringComparison.Ordinal), beside.Stderr);
+        await ExecuteAsync(connectionString, "DROP INDEX t_note_key");
         var untouched = await OscRunner.RunAsync("alter", uri, "--table", "t", "--alter", "ALTER COLUMN k TYPE bigint", "--skip-verify", "--native", "off");
         Assert.True(untouched.ExitCode == 0, untouched.Stderr);
     }

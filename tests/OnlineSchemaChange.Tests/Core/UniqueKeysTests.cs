@@ -99,4 +99,27 @@ public sealed class UniqueKeysTests
         Assert.Null(UniqueKeys.FirstNew([Key("PRIMARY", "int", "id"), Key("g", "int", "gone")], [Key("PRIMARY", "int", "id")], mapping,
             StringComparer.OrdinalIgnoreCase));
     }
+
+    [Fact]
+    public void Keys_that_include_the_row_key_cannot_collide_across_rows_and_others_can()
+    {
+        UniqueKey[] safe = [Key("PRIMARY", "int", "id"), Key("by_k_id", "int, int", "k", "id"), Key("by_expr", "int, int", null, "ID")];
+        Assert.Null(UniqueKeys.FirstBesideKey(safe, ["id"], StringComparer.OrdinalIgnoreCase));
+        Assert.Equal("by_expr", UniqueKeys.FirstBesideKey(safe, ["id"], StringComparer.Ordinal)?.Name);
+
+        Assert.Equal("by_email", UniqueKeys.FirstBesideKey([Key("PRIMARY", "int", "id"), Key("by_email", "text", "email")], ["id"], StringComparer.Ordinal)?.Name);
+        // A composite row key: a key over only part of it can collide.
+        Assert.Equal("by_a", UniqueKeys.FirstBesideKey([Key("PRIMARY", "int, int", "a", "b"), Key("by_a", "int", "a")], ["a", "b"], StringComparer.Ordinal)?.Name);
+        // An exclusion constraint collides by its operators, whatever its columns.
+        Assert.Equal("no_overlap", UniqueKeys.FirstBesideKey([Key("t_pkey", "int", "id"), Key("no_overlap", "int, int4range", "id", "r") with { Exclusion = true }],
+            ["id"], StringComparer.Ordinal)?.Name);
+    }
+
+    [Fact]
+    public void The_refusal_beside_the_key_names_the_key_and_the_way_out()
+    {
+        var error = UniqueKeys.UnverifiedBesideKey(Key("by_email", "text", "email"));
+        Assert.Contains("unique key by_email", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Run without --skip-verify", error.Hint, StringComparison.Ordinal);
+    }
 }
