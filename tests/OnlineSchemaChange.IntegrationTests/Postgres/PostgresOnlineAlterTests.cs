@@ -148,6 +148,68 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("", await LeftoversAsync(connectionString));
     }
 
+    [Fact]
+    public async Task Values_of_a_unique_key_moving_between_rows_during_the_copy_all_reach_the_new_table()
+    {
+        // Each transaction frees a row's value and gives it to a new row elsewhere in the key space. A chunk can meet
+        // the freed value still in the shadow (the replay of the update waits for that chunk) and skip the new row;
+        // verification finds such chunks and copies them again.
+        string connectionString = await servers.NewPostgresDatabaseAsync("moves");
+        string uri = PgSql.OscUri(connectionString);
+        await ExecuteAsync(connectionString, """
+            CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL UNIQUE, pad text NOT NULL DEFAULT '');
+            INSERT INTO t (id, v) SELECT g * 2, g FROM generate_series(1, 200000) g;
+            ANALYZE t;
+            """);
+        using var stop = new CancellationTokenSource();
+        Task<int> moves = Task.Run(() => MoveValuesAsync(connectionString, stop.Token));
+        using var postpone = new FlagFile("pg-unique-moves");
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN pad TYPE varchar(200)", "--native", "off",
+            "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone.Path);
+        await run.WaitForEventAsync(e => e.TryGetProperty("phase", out var phase) && phase.GetString()!.StartsWith("postponed", StringComparison.Ordinal),
+            TimeSpan.FromMinutes(3), "the postponed swap");
+
+        // The load stops before the swap: the old and the new table must then hold the same rows.
+        await stop.CancelAsync();
+        int moved = await moves;
+        postpone.Lift();
+        OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromMinutes(3));
+
+        output.WriteLine($"{moved} values moved; {result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]}");
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.True(moved > 100, $"only {moved} values moved during the run");
+        const string Digest = "SELECT count(*) || ':' || sum(hashtext(id || '|' || v)) FROM ";
+        Assert.Equal(await ScalarAsync(connectionString, Digest + "t_osc_old"), await ScalarAsync(connectionString, Digest + "t"));
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
+    /// <summary>Until <paramref name="stop"/>: a random row's value of v moves to a new row with an odd id. Returns how many moved.</summary>
+    private static async Task<int> MoveValuesAsync(string connectionString, CancellationToken stop)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(CancellationToken.None);
+        var random = new Random(7);
+        int moved = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            int from = 2 * random.Next(1, 200001), to = 2 * random.Next(0, 200000) + 1;
+            await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(CancellationToken.None);
+            object? old = await new NpgsqlCommand($"SELECT v FROM t WHERE id = {from} FOR UPDATE", connection, transaction).ExecuteScalarAsync(CancellationToken.None);
+            if (old is null || await new NpgsqlCommand($"SELECT id FROM t WHERE id = {to}", connection, transaction).ExecuteScalarAsync(CancellationToken.None) is not null)
+            {
+                await transaction.RollbackAsync(CancellationToken.None);
+                continue;
+            }
+
+            await new NpgsqlCommand($"UPDATE t SET v = v + 100000000 WHERE id = {from}; INSERT INTO t (id, v) VALUES ({to}, {old})", connection, transaction)
+                .ExecuteNonQueryAsync(CancellationToken.None);
+            await transaction.CommitAsync(CancellationToken.None);
+            moved++;
+        }
+
+        return moved;
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
