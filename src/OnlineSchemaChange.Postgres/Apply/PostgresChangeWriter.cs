@@ -78,7 +78,8 @@ public sealed class PostgresChangeWriter : IChangeWriter
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(10, 50) * attempt), cancellationToken);
             }
-            catch (PostgresException e) when (!deleteFirst && e.SqlState == PostgresErrorCodes.UniqueViolation)
+            // An exclusion constraint collides as a unique index does, under another SQLSTATE.
+            catch (PostgresException e) when (!deleteFirst && e.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.ExclusionViolation)
             {
                 deleteFirst = true;
             }

@@ -138,11 +138,13 @@ public sealed class PostgresCopySource : ICopySource, IKeySpanSource
             {
                 rows = await CopyAsync(connection, transaction, range, skipExisting, cancellationToken);
             }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && !skipExisting)
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.ExclusionViolation && !skipExisting)
             {
                 // A key of the range is there after all: the replay wrote it between the range being handed out and
-                // this chunk entering the fence, or an ALTER's new unique key meets duplicates (which verification
-                // reports). Copy the range again, keeping what is there.
+                // this chunk entering the fence, an ALTER's new unique key meets duplicates, or a value of a unique key
+                // or exclusion constraint moved between rows meets its old row (which verification reports and
+                // repairs). Copy the range again, keeping what is there: ON CONFLICT DO NOTHING covers exclusion
+                // constraints too.
                 await transaction.RollbackAsync(cancellationToken);
                 skipExisting = true;
                 continue;
