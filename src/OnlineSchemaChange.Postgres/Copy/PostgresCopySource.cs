@@ -149,11 +149,33 @@ public sealed class PostgresCopySource : ICopySource, IKeySpanSource
                 skipExisting = true;
                 continue;
             }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                throw DeferrableCollision(e);
+            }
 
-            await transaction.CommitAsync(cancellationToken);
+            try
+            {
+                await transaction.CommitAsync(cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                throw DeferrableCollision(e);
+            }
+
             return rows;
         }
     }
+
+    /// <summary>
+    /// A unique violation that ON CONFLICT DO NOTHING let through, or that came at the commit: a deferrable constraint,
+    /// which ON CONFLICT does not arbitrate, met a value still held by another row's older version in the shadow.
+    /// </summary>
+    private OscException DeferrableCollision(PostgresException e) =>
+        new($"A copy chunk of {original} collided on the deferrable unique constraint {e.ConstraintName} of the shadow: a value moved from one row to "
+            + "another while the copy ran, and osc cannot yet copy around a deferred check.",
+            "The original is untouched and the work is kept for --resume. Resume when the application moves fewer values of that key, or make the "
+            + "constraint NOT DEFERRABLE first (docs/operations.md, \"Unique keys whose values move between rows\").", e);
 
     private async Task<long> CopyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, KeyRange range, bool skipExisting, CancellationToken cancellationToken)
     {

@@ -187,6 +187,50 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("", await LeftoversAsync(connectionString));
     }
 
+    [Fact]
+    public async Task A_deferrable_unique_constraint_meeting_a_moved_value_stops_the_run_with_the_reason_and_the_original_untouched()
+    {
+        string connectionString = await servers.NewPostgresDatabaseAsync("deferrable");
+        string uri = PgSql.OscUri(connectionString);
+        await ExecuteAsync(connectionString, """
+            CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, pad text NOT NULL DEFAULT '', UNIQUE (v) DEFERRABLE INITIALLY DEFERRED);
+            INSERT INTO t (id, v) SELECT g * 2, g FROM generate_series(1, 100000) g;
+            ANALYZE t;
+            """);
+        using var stop = new CancellationTokenSource();
+        Task<int> moves = Task.Run(() => MoveValuesAsync(connectionString, 100_000, stop.Token));
+        using var postpone = new FlagFile("pg-deferrable-moves");
+        LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "ALTER COLUMN pad TYPE varchar(200)", "--native", "off",
+            "--execute", "--json", "--chunk-time-millis", "100", "--postpone-cut-over-flag-file", postpone.Path);
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (!run.Completion.IsCompleted && !run.JsonEvents.Any(e => e.TryGetProperty("phase", out var phase) && phase.GetString()!.StartsWith("postponed", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the run neither stopped nor reached the postponed swap");
+            await Task.Delay(50);
+        }
+
+        await stop.CancelAsync();
+        int moved = await moves;
+        postpone.Lift();
+        OscRunner.Result result = await run.Completion.WaitAsync(TimeSpan.FromMinutes(3));
+        output.WriteLine($"{moved} values moved; exit {result.ExitCode}: {result.Stderr}");
+
+        const string Digest = "SELECT count(*) || ':' || sum(hashtext(id || '|' || v)) FROM ";
+        if (result.ExitCode == 0)
+        {
+            // No chunk met a moved value: then the tables must match.
+            Assert.Equal(await ScalarAsync(connectionString, Digest + "t_osc_old"), await ScalarAsync(connectionString, Digest + "t"));
+            return;
+        }
+
+        Assert.Contains("collided on the deferrable unique constraint", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("NOT DEFERRABLE", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal("text", await ScalarAsync(connectionString, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'pad'"));
+        OscRunner.Result cleanup = await OscRunner.RunAsync("cleanup", uri, "--table", "t");
+        Assert.True(cleanup.ExitCode == 0, cleanup.Stderr);
+        Assert.Equal("", await LeftoversAsync(connectionString));
+    }
+
     /// <summary>Until <paramref name="stop"/>: a random row's value of v moves to a new row with an odd id. Returns how many moved.</summary>
     private static async Task<int> MoveValuesAsync(string connectionString, int rows, CancellationToken stop)
     {
