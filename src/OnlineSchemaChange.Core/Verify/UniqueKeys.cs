@@ -27,17 +27,42 @@ public static class UniqueKeys
     /// <param name="names">How the engine compares column names: MySQL ignores case, PostgreSQL does not.</param>
     public static UniqueKey? FirstNew(IEnumerable<UniqueKey> original, IEnumerable<UniqueKey> shadow, ColumnMapping mapping, StringComparer names)
     {
-        ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(shadow);
+        List<UniqueKey> enforced = InShadowNames(original, mapping, names);
+        return shadow.FirstOrDefault(key => !IsEnforced(key, enforced, names));
+    }
+
+    /// <summary>
+    /// The keys of <paramref name="shadow"/> that the copy may leave out until it is done, to be built afterwards: those
+    /// two rows of different keys can collide on (<see cref="FirstBesideKey"/>) and that the original already enforces
+    /// (<see cref="FirstNew"/>), so the build cannot meet duplicates once the shadow has caught up with the original.
+    /// Without them in the shadow, a value that moves between rows during the copy meets no older version of itself.
+    /// </summary>
+    public static IReadOnlyList<UniqueKey> BuildableAfterCopy(IEnumerable<UniqueKey> original, IEnumerable<UniqueKey> shadow, ColumnMapping mapping,
+        IReadOnlyCollection<string> keyInShadow, StringComparer names)
+    {
+        ArgumentNullException.ThrowIfNull(shadow);
+        ArgumentNullException.ThrowIfNull(keyInShadow);
+        List<UniqueKey> enforced = InShadowNames(original, mapping, names);
+        return shadow.Where(key => CollidesAcrossRows(key, keyInShadow, names) && IsEnforced(key, enforced, names)).ToList();
+    }
+
+    /// <summary>The original's keys under the shadow's column names; a key over a column the ALTER drops has no counterpart.</summary>
+    private static List<UniqueKey> InShadowNames(IEnumerable<UniqueKey> original, ColumnMapping mapping, StringComparer names)
+    {
+        ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(mapping);
         var renamed = mapping.Pairs.ToDictionary(p => p.Source, p => p.Target, names);
-        // A key over a column the ALTER drops has no counterpart in the shadow.
-        var enforced = original
+        return original
             .Where(k => k.Columns.All(c => c is null || renamed.ContainsKey(c)))
             .Select(k => k with { Columns = k.Columns.Select(c => c is null ? null : renamed[c]).ToList() })
             .ToList();
-        return shadow.FirstOrDefault(key => !enforced.Any(e => Twin(e, key, names) || Covers(e, key, names)));
     }
+
+    private static bool IsEnforced(UniqueKey key, List<UniqueKey> enforced, StringComparer names) => enforced.Any(e => Twin(e, key, names) || Covers(e, key, names));
+
+    private static bool CollidesAcrossRows(UniqueKey key, IReadOnlyCollection<string> keyInShadow, StringComparer names) =>
+        key.Exclusion || !keyInShadow.All(c => key.Columns.Any(column => column is not null && names.Equals(column, c)));
 
     private static bool Twin(UniqueKey a, UniqueKey b, StringComparer names) =>
         a.Extra == b.Extra && a.NullsEqual == b.NullsEqual && a.Columns.SequenceEqual(b.Columns, names) && a.ColumnTypes.SequenceEqual(b.ColumnTypes);
@@ -60,7 +85,7 @@ public static class UniqueKeys
     {
         ArgumentNullException.ThrowIfNull(shadow);
         ArgumentNullException.ThrowIfNull(keyInShadow);
-        return shadow.FirstOrDefault(k => k.Exclusion || !keyInShadow.All(c => k.Columns.Any(column => column is not null && names.Equals(column, c))));
+        return shadow.FirstOrDefault(k => CollidesAcrossRows(k, keyInShadow, names));
     }
 
     /// <summary>The refusal of a run without verification on a table whose new definition has <paramref name="key"/> beside the key rows are found by.</summary>

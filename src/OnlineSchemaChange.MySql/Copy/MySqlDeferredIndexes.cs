@@ -11,9 +11,10 @@ namespace OnlineSchemaChange.MySql.Copy;
 /// The shadow's plain secondary indexes are dropped before the copy and built after it. Inserting a million rows in key
 /// order into a table that also keeps an index on a column of random values (sysbench's k) costs the server more than
 /// twice as much CPU as inserting them without it and sorting the index afterwards (measured on MariaDB 10.11: 6.7 s
-/// against 2.8 s plus 1.1 s). Only non-unique B-tree indexes are deferred: the primary key and unique keys decide what
-/// the copy's and the replay's writes do, and full-text and spatial indexes are left as they are. An index a foreign
-/// key needs cannot be dropped and stays.
+/// against 2.8 s plus 1.1 s). Non-unique B-tree indexes are deferred, and the unique keys the original already enforces
+/// that two rows of different keys can collide on; the primary key and the unique key the copy and the replay find rows
+/// by stay, and full-text and spatial indexes are left as they are. An index a foreign key needs cannot be dropped and
+/// stays.
 /// </summary>
 /// <remarks>
 /// The definitions are saved in the bookkeeping table before any index is dropped, and the build adds only those still
@@ -65,12 +66,21 @@ public static partial class MySqlDeferredIndexes
             + "Building after the copy costs the server less; --defer-indexes on does it anyway, or set binlog_alter_two_phase = ON (MariaDB 10.8+) so replicas build alongside.");
     }
 
-    /// <summary>Saves, then drops, the shadow's plain secondary indexes; returns the names dropped.</summary>
+    /// <summary>Saves, then drops, the shadow's plain secondary indexes and the unique keys named; returns the names dropped.</summary>
     /// <param name="keep">An index of osc's own that the replay needs during the copy (ShadowNames.ReplayKey): never deferred.</param>
-    public static async Task<IReadOnlyList<string>> DeferAsync(MySqlConnection connection, TableName shadow, TableName log, string keep, CancellationToken cancellationToken)
+    /// <param name="unique">
+    /// Unique keys to build after the copy too: those the original already enforces and two rows of different keys can
+    /// collide on (UniqueKeys.BuildableAfterCopy). In the shadow during the copy, a value that moves between rows could
+    /// meet its older version there and make a chunk skip the row that takes it.
+    /// </param>
+    public static async Task<IReadOnlyList<string>> DeferAsync(MySqlConnection connection, TableName shadow, TableName log, string keep, IReadOnlyCollection<string> unique,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        List<(string Name, string Definition)> plain = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken), keep);
+        ArgumentNullException.ThrowIfNull(unique);
+        string createTable = await ShowCreateAsync(connection, shadow, cancellationToken);
+        List<(string Name, string Definition)> plain = [.. PlainIndexes(createTable, keep),
+            .. UniqueIndexes(createTable).Where(u => unique.Contains(u.Name, StringComparer.OrdinalIgnoreCase))];
         if (plain.Count == 0)
         {
             return [];
@@ -103,11 +113,14 @@ public static partial class MySqlDeferredIndexes
 
     /// <summary>
     /// Adds every saved index the shadow lacks, in one online ALTER (the replay goes on writing meanwhile); calls
-    /// <paramref name="starting"/> first when there is any.
+    /// <paramref name="starting"/> first when there is any. With a unique key among them, waits for
+    /// <paramref name="catchUp"/> first: until the replay has passed every chunk's read, a row the copy brought can share a
+    /// unique value with another row's older version, which the build would take for a duplicate.
     /// </summary>
     public static async Task<IReadOnlyList<string>> BuildAsync(MySqlConnection connection, TableName shadow, TableName log, TimeSpan lockWait, Action starting,
-        CancellationToken cancellationToken)
+        Func<CancellationToken, Task> catchUp, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(catchUp);
         ArgumentNullException.ThrowIfNull(connection);
         string? saved;
         await using (var read = new MySqlCommand($"SELECT value FROM {MySqlSql.Quote(log)} WHERE id = {RowId}", connection))
@@ -120,15 +133,21 @@ public static partial class MySqlDeferredIndexes
             return [];
         }
 
-        var present = PlainIndexes(await ShowCreateAsync(connection, shadow, cancellationToken)).Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        string createTable = await ShowCreateAsync(connection, shadow, cancellationToken);
+        var present = PlainIndexes(createTable).Concat(UniqueIndexes(createTable)).Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         var missing = (JsonSerializer.Deserialize<string[]>(saved) ?? [])
-            .Select(d => (Name: NameOf(d), Definition: d)).Where(d => d.Name is not null && !present.Contains(d.Name)).ToList();
+            .Select(d => (Name: NameOf(d) ?? UniqueNameOf(d), Definition: d)).Where(d => d.Name is not null && !present.Contains(d.Name)).ToList();
         if (missing.Count == 0)
         {
             return [];
         }
 
         starting?.Invoke();
+        if (missing.Any(m => UniqueNameOf(m.Definition) is not null))
+        {
+            await catchUp(cancellationToken);
+        }
+
         await ExecuteAsync(connection, $"SET SESSION lock_wait_timeout = {Math.Max(1, (int)Math.Ceiling(lockWait.TotalSeconds)).ToString(CultureInfo.InvariantCulture)}", cancellationToken);
         await ExecuteAsync(connection,
             $"ALTER TABLE {MySqlSql.Quote(shadow)} {string.Join(", ", missing.Select(m => "ADD " + m.Definition))}, ALGORITHM=INPLACE, LOCK=NONE",
@@ -145,9 +164,24 @@ public static partial class MySqlDeferredIndexes
             .Select(p => (p.Name!, p.Definition))
             .ToList();
 
+    /// <summary>The "UNIQUE KEY `name` (...)" lines of a CREATE TABLE statement.</summary>
+    internal static List<(string Name, string Definition)> UniqueIndexes(string createTable) =>
+        createTable.Split('\n')
+            .Select(line => line.Trim().TrimEnd(','))
+            .Select(line => (Name: UniqueNameOf(line), Definition: line))
+            .Where(p => p.Name is not null)
+            .Select(p => (p.Name!, p.Definition))
+            .ToList();
+
     private static string? NameOf(string definition)
     {
         Match match = PlainKey().Match(definition);
+        return match.Success ? match.Groups[1].Value.Replace("``", "`", StringComparison.Ordinal) : null;
+    }
+
+    private static string? UniqueNameOf(string definition)
+    {
+        Match match = UniqueKey().Match(definition);
         return match.Success ? match.Groups[1].Value.Replace("``", "`", StringComparison.Ordinal) : null;
     }
 
@@ -167,4 +201,7 @@ public static partial class MySqlDeferredIndexes
 
     [GeneratedRegex("^KEY `((?:[^`]|``)+)` \\(")]
     private static partial Regex PlainKey();
+
+    [GeneratedRegex("^UNIQUE KEY `((?:[^`]|``)+)` \\(")]
+    private static partial Regex UniqueKey();
 }

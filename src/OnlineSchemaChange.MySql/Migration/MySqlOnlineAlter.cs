@@ -131,7 +131,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
                     options.ReplicaConnectionStrings.Count, names.ReplayKey, cancellationToken);
                 if (defer)
                 {
-                    await MySqlDeferredIndexes.DeferAsync(connection, shadow.Table, log, names.ReplayKey, cancellationToken);
+                    await MySqlDeferredIndexes.DeferAsync(connection, shadow.Table, log, names.ReplayKey,
+                        await shadow.UniqueKeysBuildableAfterCopyAsync(connection, original, cancellationToken), cancellationToken);
                 }
                 else if (indexNote is not null)
                 {
@@ -227,7 +228,8 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             var phases = new EnginePhases
             {
                 BuildDeferredIndexesAsync = (reportBuilding, token) =>
-                    MySqlDeferredIndexes.BuildAsync(connection, shadow.Table, log, TimeSpan.FromSeconds(60), reportBuilding, token),
+                    MySqlDeferredIndexes.BuildAsync(connection, shadow.Table, log, TimeSpan.FromSeconds(60), reportBuilding,
+                        async catchUpToken => await DrainAsync(await MySqlBinlogPosition.CurrentAsync(connection, catchUpToken), catchUpToken), token),
                 CatchUpAsync = async token => await DrainAsync(await MySqlBinlogPosition.CurrentAsync(connection, token), token),
                 VerifyAsync = token => new MySqlVerifier(connectionString, original, shadow.Table, originalKey, shadowKey, shadow.Mapping,
                     shadow.ColumnTypes, DrainAsync)

@@ -182,6 +182,18 @@ public sealed record ShadowTable(
     }
 
     /// <summary>
+    /// The shadow's unique keys that can be built after the copy (UniqueKeys.BuildableAfterCopy): the original already
+    /// enforces them, and two rows of different keys can collide on them. Never the primary key.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> UniqueKeysBuildableAfterCopyAsync(MySqlConnection connection, TableName original, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<UniqueKey> shadowKeys = (await UniqueKeysAsync(connection, Table, cancellationToken))
+            .Where(k => k.Columns.All(c => c is not null) && !k.Name.Equals("PRIMARY", StringComparison.OrdinalIgnoreCase)).ToList();
+        return UniqueKeys.BuildableAfterCopy(await UniqueKeysAsync(connection, original, cancellationToken), shadowKeys, Mapping, KeyInShadow, StringComparer.OrdinalIgnoreCase)
+            .Select(k => k.Name).ToList();
+    }
+
+    /// <summary>
     /// The replay deletes and verification reads the shadow by the original's key; an ALTER whose new primary key does
     /// not start with those columns leaves no index to find them by, and each batch would scan the shadow. A plain
     /// index over them is added then (not a unique one: on a shadow left without a primary key, InnoDB would cluster

@@ -174,8 +174,8 @@ public sealed class PostgresCopySource : ICopySource, IKeySpanSource
     private OscException DeferrableCollision(PostgresException e) =>
         new($"A copy chunk of {original} collided on the deferrable unique constraint {e.ConstraintName} of the shadow: a value moved from one row to "
             + "another while the copy ran, and osc cannot yet copy around a deferred check.",
-            "The original is untouched and the work is kept for --resume. Resume when the application moves fewer values of that key, or make the "
-            + "constraint NOT DEFERRABLE first (docs/operations.md, \"Unique keys whose values move between rows\").", e);
+            "The original is untouched and the work is kept for --resume. Resume when the application moves fewer values of that key, or add the "
+            + "constraint NOT DEFERRABLE (docs/operations.md, \"Unique keys whose values move between rows\").", e);
 
     private async Task<long> CopyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, KeyRange range, bool skipExisting, CancellationToken cancellationToken)
     {

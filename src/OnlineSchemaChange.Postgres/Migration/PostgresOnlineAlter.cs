@@ -174,6 +174,13 @@ public sealed class PostgresOnlineAlter(ConnectionTarget target, OnlineAlterOpti
                     {
                         // Built once rather than maintained row by row through the copy; only the replay's writes wait on it.
                         reportBuilding();
+                        if (shadow.DefersUniqueKeys)
+                        {
+                            // Until the replay has passed every chunk's read, a row the copy brought can share a unique
+                            // value with another row's older version: caught up, the shadow is the original as of a commit.
+                            await CatchUpAsync(token);
+                        }
+
                         await shadow.BuildDeferredIndexesAsync(connection, token);
                     }
                 },

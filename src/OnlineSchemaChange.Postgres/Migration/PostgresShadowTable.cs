@@ -61,9 +61,12 @@ public sealed class PostgresShadowTable
 
     /// <summary>
     /// The shadow's plain (non-unique, constraint-free) indexes, removed before the copy and built once it is done: on
-    /// 1,000,000 rows that is about 40% faster than maintaining them row by row (docs/architecture.md). Unique indexes
-    /// stay, since ON CONFLICT and the replay rely on them. <see cref="BuildDeferredIndexesAsync"/> builds them; the
-    /// cut-over does so too if they are still missing, so the new table never goes live without them.
+    /// 1,000,000 rows that is about 40% faster than maintaining them row by row (docs/architecture.md). So are the
+    /// unique keys (and exclusion constraints) the original already enforces and two rows of different keys can
+    /// collide on (<see cref="UniqueKeys.BuildableAfterCopy"/>): in the shadow during the copy, a value moving between
+    /// rows could meet its older version there and make a chunk skip a row. The key the replay finds rows by stays.
+    /// <see cref="BuildDeferredIndexesAsync"/> builds them; the cut-over does so too if they are still missing, so the
+    /// new table never goes live without them.
     /// </summary>
     public IReadOnlyList<(string Name, string Definition)> DeferredIndexes { get; }
 
@@ -154,6 +157,10 @@ public sealed class PostgresShadowTable
         return Describe(facts, table, statement, before, after, indexNames, deferred, autovacuumPaused);
     }
 
+    /// <summary>True when a deferred index is a unique one: its build must wait until the shadow has caught up with the original.</summary>
+    public bool DefersUniqueKeys => DeferredIndexes.Any(d => d.Definition.StartsWith("ALTER TABLE", StringComparison.Ordinal)
+                                                              || d.Definition.StartsWith("CREATE UNIQUE", StringComparison.Ordinal));
+
     /// <summary>Builds the deferred indexes that do not exist yet. A plain build: it holds off the replay's writes to the shadow, never the application.</summary>
     public async Task BuildDeferredIndexesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
@@ -211,7 +218,16 @@ public sealed class PostgresShadowTable
             }
 
             IReadOnlyList<PostgresTableColumn> after = await PostgresInspector.ColumnsAsync(connection, oid, cancellationToken);
-            IReadOnlyList<(string, string)> deferred = deferSecondaryIndexes ? await DeferIndexesAsync(connection, oid, cancellationToken) : [];
+            IReadOnlyList<(string, string)> deferred = [];
+            if (deferSecondaryIndexes)
+            {
+                // The unique keys the original already enforces and two rows can collide on go too (UniqueKeys.BuildableAfterCopy).
+                PostgresShadowTable draft = Describe(facts, table, statement, before, after, indexNames, [], autovacuumPaused: false);
+                IReadOnlyList<UniqueKey> buildable = UniqueKeys.BuildableAfterCopy(await UniqueKeysAsync(connection, facts.Oid, cancellationToken),
+                    await draft.ShadowUniqueKeysAsync(connection, oid, cancellationToken), draft.Mapping, draft.KeyInShadow, StringComparer.Ordinal);
+                deferred = await DeferIndexesAsync(connection, oid, table, buildable.Select(k => k.Name).ToHashSet(StringComparer.Ordinal), cancellationToken);
+            }
+
             bool pauseAutovacuum = !await catalog.ScalarAsync<bool>(
                 "SELECT EXISTS (SELECT FROM pg_class c, unnest(coalesce(c.reloptions, '{}')) o WHERE c.oid = $1 AND o LIKE 'autovacuum\\_enabled=%')",
                 cancellationToken, oid);
@@ -274,19 +290,7 @@ public sealed class PostgresShadowTable
         }
 
         uint oid = await new PostgresCatalog(connection).ScalarAsync<uint>("SELECT $1::regclass::oid", cancellationToken, PostgresSql.Quote(Table));
-        // A column the ALTER fills through USING may keep its type and still change its values (lower(email),
-        // round(x)): it counts as retyped.
-        var converted = SourceExpressions.Where(e => e.Value != PostgresSql.Quote(Mapping.Pairs.First(p => p.Target == e.Key).Source))
-            .ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
-        // An expression or predicate is not read for the columns it names: with any column converted, such a key counts
-        // as changed.
-        IReadOnlyList<UniqueKey> shadowKeys = (await UniqueKeysAsync(connection, oid, cancellationToken))
-            .Select(k => k with
-            {
-                ColumnTypes = k.Columns.Select((c, i) => c is not null && converted.TryGetValue(c, out string? expression) ? $"{k.ColumnTypes[i]} using {expression}" : k.ColumnTypes[i]).ToList(),
-                Extra = k.Extra.Length > 0 && converted.Count > 0 ? k.Extra + " | after USING " + string.Join(", ", converted.Keys) : k.Extra,
-            })
-            .ToList();
+        IReadOnlyList<UniqueKey> shadowKeys = await ShadowUniqueKeysAsync(connection, oid, cancellationToken);
         UniqueKey? added = UniqueKeys.FirstNew(await UniqueKeysAsync(connection, facts.Oid, cancellationToken), shadowKeys, Mapping, StringComparer.Ordinal);
         if (added is not null)
         {
@@ -298,6 +302,27 @@ public sealed class PostgresShadowTable
             // Named as the operator knows it: the shadow's copy of an index has a generated name until the swap.
             throw UniqueKeys.UnverifiedBesideKey(IndexNames.TryGetValue(beside.Name, out string? known) ? beside with { Name = known } : beside);
         }
+    }
+
+    /// <summary>
+    /// The shadow's unique keys, each column the ALTER fills through USING counted as retyped: such a column may keep its
+    /// type and still change its values (lower(email), round(x)), so the key is not the original's any more.
+    /// </summary>
+    private async Task<IReadOnlyList<UniqueKey>> ShadowUniqueKeysAsync(NpgsqlConnection connection, uint oid, CancellationToken cancellationToken)
+    {
+        // A column the ALTER fills through USING may keep its type and still change its values (lower(email),
+        // round(x)): it counts as retyped.
+        var converted = SourceExpressions.Where(e => e.Value != PostgresSql.Quote(Mapping.Pairs.First(p => p.Target == e.Key).Source))
+            .ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
+        // An expression or predicate is not read for the columns it names: with any column converted, such a key counts
+        // as changed.
+        return (await UniqueKeysAsync(connection, oid, cancellationToken))
+            .Select(k => k with
+            {
+                ColumnTypes = k.Columns.Select((c, i) => c is not null && converted.TryGetValue(c, out string? expression) ? $"{k.ColumnTypes[i]} using {expression}" : k.ColumnTypes[i]).ToList(),
+                Extra = k.Extra.Length > 0 && converted.Count > 0 ? k.Extra + " | after USING " + string.Join(", ", converted.Keys) : k.Extra,
+            })
+            .ToList();
     }
 
     /// <summary>
@@ -394,31 +419,51 @@ public sealed class PostgresShadowTable
             autovacuumPaused);
     }
 
-    /// <summary>Drops the shadow's plain indexes and returns how to build them again (schema-qualified definitions).</summary>
-    private static async Task<IReadOnlyList<(string Name, string Definition)>> DeferIndexesAsync(NpgsqlConnection connection, uint shadow, CancellationToken cancellationToken)
+    /// <summary>
+    /// Drops the shadow's plain indexes, and the unique ones named in <paramref name="unique"/> (with their constraints),
+    /// and returns how to build them again: schema-qualified definitions, a constraint's as the ALTER TABLE that adds it
+    /// under its own name, so its index gets that name back. The primary key and the replica identity stay.
+    /// </summary>
+    private static async Task<IReadOnlyList<(string Name, string Definition)>> DeferIndexesAsync(NpgsqlConnection connection, uint shadow, TableName table,
+        IReadOnlySet<string> unique, CancellationToken cancellationToken)
     {
         var indexes = new List<(string, string)>();
         var drops = new List<string>();
         await using (var command = new NpgsqlCommand(
             """
-            SELECT c.relname, pg_get_indexdef(i.indexrelid), format('%I.%I', n.nspname, c.relname)
+            SELECT c.relname, pg_get_indexdef(i.indexrelid), format('%I.%I', n.nspname, c.relname), x.conname, pg_get_constraintdef(x.oid)
             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE i.indrelid = $1 AND NOT i.indisunique AND NOT i.indisreplident AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid)
+            LEFT JOIN pg_constraint x ON x.conindid = i.indexrelid AND x.conrelid = i.indrelid AND x.contype IN ('u', 'x')
+            WHERE i.indrelid = $1 AND NOT i.indisreplident AND NOT i.indisprimary
+              AND ((NOT i.indisunique AND NOT i.indisexclusion AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid))
+                   OR (c.relname = ANY($2) AND (x.oid IS NOT NULL OR NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid))))
             ORDER BY c.relname
             """, connection))
         {
             command.Parameters.Add(new NpgsqlParameter { Value = shadow, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Oid });
+            command.Parameters.Add(new NpgsqlParameter { Value = unique.ToArray() });
             await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                indexes.Add((reader.GetString(0), reader.GetString(1)));
-                drops.Add(reader.GetString(2));
+                if (reader.IsDBNull(3))
+                {
+                    indexes.Add((reader.GetString(0), reader.GetString(1)));
+                    drops.Add("DROP INDEX " + reader.GetString(2));
+                }
+                else
+                {
+                    string constraint = PostgresSql.Quote(reader.GetString(3));
+                    indexes.Add((reader.GetString(0), $"ALTER TABLE {PostgresSql.Quote(table)} ADD CONSTRAINT {constraint} {reader.GetString(4)}"));
+                    drops.Add($"ALTER TABLE {PostgresSql.Quote(table)} DROP CONSTRAINT {constraint}");
+                }
             }
         }
 
-        if (drops.Count > 0)
+        var catalog = new PostgresCatalog(connection);
+        foreach (string drop in drops)
         {
-            await new PostgresCatalog(connection).ExecuteAsync("DROP INDEX " + string.Join(", ", drops), cancellationToken);
+            // The shadow is still empty: dropping is instant.
+            await catalog.ExecuteAsync(drop, cancellationToken);
         }
 
         return indexes;

@@ -122,4 +122,23 @@ public sealed class UniqueKeysTests
         Assert.Contains("unique key by_email", error.Message, StringComparison.Ordinal);
         Assert.Contains("Run without --skip-verify", error.Hint, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Keys_buildable_after_the_copy_are_those_the_original_enforces_that_rows_of_different_keys_can_collide_on()
+    {
+        var mapping = Mapping(["id", "email", "k", "n"], ["id", "mail", "k", "n", "extra"], new Dictionary<string, string> { ["email"] = "mail" });
+        UniqueKey[] original = [Key("PRIMARY", "int", "id"), Key("by_email", "text", "email"), Key("by_k_id", "int, int", "k", "id"), Key("by_n", "int", "n")];
+        UniqueKey[] shadow =
+        [
+            Key("PRIMARY", "int", "id"), // the row key itself
+            Key("by_email", "text", "mail"), // renamed, still enforced
+            Key("by_k_id", "int, int", "k", "id"), // includes the row key: cannot collide across rows
+            Key("by_n", "bigint", "n"), // retyped: not the original's any more
+            Key("by_extra", "int", "extra"), // new
+        ];
+
+        IReadOnlyList<UniqueKey> buildable = UniqueKeys.BuildableAfterCopy(original, shadow, mapping, ["id"], StringComparer.Ordinal);
+
+        Assert.Equal(["by_email"], buildable.Select(k => k.Name));
+    }
 }
