@@ -94,7 +94,7 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
             INSERT INTO t (id, v) SELECT seq * 2, seq FROM seq_1_to_200000;
             """);
         using var stop = new CancellationTokenSource();
-        Task<int> moves = Task.Run(() => MoveValuesAsync(connectionString, stop.Token));
+        Task<int> moves = Task.Run(() => MoveValuesAsync(connectionString, 200_000, stop.Token));
         using var postpone = new FlagFile("unique-moves");
         // Deferred whatever replicas the server has (a watched replica keeps the indexes in the shadow by default).
         LiveOscRun run = LiveOscRun.Start("alter", uri, "--table", "t", "--alter", "MODIFY pad CHAR(120) NOT NULL DEFAULT ''", "--native", "off",
@@ -119,31 +119,12 @@ public sealed class MySqlOnlineAlterTests(ServersFixture servers, ITestOutputHel
             "SELECT GROUP_CONCAT(DISTINCT CONCAT(INDEX_NAME, ':', NON_UNIQUE)) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND INDEX_NAME <> 'PRIMARY'"));
     }
 
-    /// <summary>Until <paramref name="stop"/>: a random row's value of by_v moves to a new row with an odd id. Returns how many moved.</summary>
-    private static async Task<int> MoveValuesAsync(string connectionString, CancellationToken stop)
+    /// <summary>Moves values of t.v between rows until <paramref name="stop"/> (<see cref="UniqueValueMoves"/>); returns how many moved.</summary>
+    private static async Task<int> MoveValuesAsync(string connectionString, int rows, CancellationToken stop)
     {
         await using var connection = new MySqlConnection(connectionString);
         await connection.OpenAsync(CancellationToken.None);
-        var random = new Random(7);
-        int moved = 0;
-        while (!stop.IsCancellationRequested)
-        {
-            int from = 2 * random.Next(1, 200001), to = 2 * random.Next(0, 200000) + 1;
-            await using MySqlTransaction transaction = await connection.BeginTransactionAsync(CancellationToken.None);
-            object? old = await new MySqlCommand($"SELECT v FROM t WHERE id = {from} FOR UPDATE", connection, transaction).ExecuteScalarAsync(CancellationToken.None);
-            if (old is null || await new MySqlCommand($"SELECT id FROM t WHERE id = {to}", connection, transaction).ExecuteScalarAsync(CancellationToken.None) is not null)
-            {
-                await transaction.RollbackAsync(CancellationToken.None);
-                continue;
-            }
-
-            await new MySqlCommand($"UPDATE t SET v = v + 100000000 WHERE id = {from}; INSERT INTO t (id, v) VALUES ({to}, {old})", connection, transaction)
-                .ExecuteNonQueryAsync(CancellationToken.None);
-            await transaction.CommitAsync(CancellationToken.None);
-            moved++;
-        }
-
-        return moved;
+        return await UniqueValueMoves.RunAsync(connection, rows, stop);
     }
 
     [Fact]

@@ -241,31 +241,12 @@ public sealed class PostgresOnlineAlterTests(ServersFixture servers, ITestOutput
         Assert.Equal("", await LeftoversAsync(connectionString));
     }
 
-    /// <summary>Until <paramref name="stop"/>: a random row's value of v moves to a new row with an odd id. Returns how many moved.</summary>
+    /// <summary>Moves values of t.v between rows until <paramref name="stop"/> (<see cref="UniqueValueMoves"/>); returns how many moved.</summary>
     private static async Task<int> MoveValuesAsync(string connectionString, int rows, CancellationToken stop)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(CancellationToken.None);
-        var random = new Random(7);
-        int moved = 0;
-        while (!stop.IsCancellationRequested)
-        {
-            int from = 2 * random.Next(1, rows + 1), to = 2 * random.Next(0, rows) + 1;
-            await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(CancellationToken.None);
-            object? old = await new NpgsqlCommand($"SELECT v FROM t WHERE id = {from} FOR UPDATE", connection, transaction).ExecuteScalarAsync(CancellationToken.None);
-            if (old is null || await new NpgsqlCommand($"SELECT id FROM t WHERE id = {to}", connection, transaction).ExecuteScalarAsync(CancellationToken.None) is not null)
-            {
-                await transaction.RollbackAsync(CancellationToken.None);
-                continue;
-            }
-
-            await new NpgsqlCommand($"UPDATE t SET v = v + 100000000 WHERE id = {from}; INSERT INTO t (id, v) VALUES ({to}, {old})", connection, transaction)
-                .ExecuteNonQueryAsync(CancellationToken.None);
-            await transaction.CommitAsync(CancellationToken.None);
-            moved++;
-        }
-
-        return moved;
+        return await UniqueValueMoves.RunAsync(connection, rows, stop);
     }
 
     [Theory]
