@@ -145,21 +145,30 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
             ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
         var applier = new ChangeApplier(writer, new ApplierOptions(), TimeProvider.System);
         var channel = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(2_000) { SingleReader = true, SingleWriter = true });
-        var feed = new MySqlChangeFeed(KillingAt(client.ReadEventsAsync(cts.Token), db, [changes / 4, changes / 2], cts.Token), db, "t", [0]);
+        // Early in the transaction, so that the rest of it is still at the server, more than the socket and the
+        // client's buffers hold: a kill late in it can land after the last event was already received.
+        var feed = new MySqlChangeFeed(KillingAt(client.ReadEventsAsync(cts.Token), db, [changes / 8, changes / 4], cts.Token), db, "t", [0]);
         Task feeding = feed.RunAsync(channel.Writer, cts.Token);
         Task applying = applier.RunAsync(channel.Reader, cts.Token);
-        Task caughtUp = applier.WaitForAsync(new MySqlBinlogPosition(end.File, end.Position), cts.Token);
-        await Task.WhenAny(caughtUp, feeding, applying);
-        await caughtUp;
+        try
+        {
+            Task caughtUp = applier.WaitForAsync(new MySqlBinlogPosition(end.File, end.Position), cts.Token);
+            await Task.WhenAny(caughtUp, feeding, applying);
+            await caughtUp;
 
-        output.WriteLine($"{changes} changes in one transaction, {client.Reconnects} reconnects, {client.MidTransactionResumes} inside the transaction");
-        Assert.True(client.MidTransactionResumes >= 2, $"expected resumes inside the transaction, saw {client.MidTransactionResumes} (reconnects {client.Reconnects})");
-        Assert.Equal(changes, feed.RowsSeen);
-        Assert.Equal(changes, applier.ChangesReceived);
-        const string checksum = "SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, v, s))), 0)) FROM ";
-        Assert.Equal(await ScalarAsync(connectionString, checksum + "t"), await ScalarAsync(connectionString, checksum + "t_osc_new"));
-        await cts.CancelAsync();
-        await Task.WhenAll(feeding, applying).ContinueWith(_ => { }, TaskScheduler.Default);
+            output.WriteLine($"{changes} changes in one transaction, {client.Reconnects} reconnects, {client.MidTransactionResumes} inside the transaction");
+            Assert.True(client.MidTransactionResumes >= 2, $"expected resumes inside the transaction, saw {client.MidTransactionResumes} (reconnects {client.Reconnects})");
+            Assert.Equal(changes, feed.RowsSeen);
+            Assert.Equal(changes, applier.ChangesReceived);
+            const string checksum = "SELECT CONCAT(COUNT(*), ':', COALESCE(SUM(CRC32(CONCAT_WS('|', id, v, s))), 0)) FROM ";
+            Assert.Equal(await ScalarAsync(connectionString, checksum + "t"), await ScalarAsync(connectionString, checksum + "t_osc_new"));
+        }
+        finally
+        {
+            // Pass or fail, the stream ends here: a binlog reader left connected would disturb later tests that count them.
+            await cts.CancelAsync();
+            await Task.WhenAll(feeding, applying).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
     }
 
     /// <summary>Passes events on, and KILLs the dump connection once as many rows of the database as each threshold
