@@ -106,7 +106,7 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
         string db = new MySqlConnectionStringBuilder(connectionString).Database;
         await ExecuteAsync(connectionString, """
             CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, s VARCHAR(600) NOT NULL);
-            INSERT INTO t SELECT seq, seq, REPEAT('s', 500) FROM seq_1_to_30000;
+            INSERT INTO t SELECT seq, seq, REPEAT('s', 500) FROM seq_1_to_100000;
             CREATE TABLE t_osc_new LIKE t;
             INSERT INTO t_osc_new SELECT * FROM t;
             """);
@@ -120,7 +120,7 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
             {
                 "UPDATE t SET v = v + 1, s = REPEAT('u', 500)",
                 "DELETE FROM t WHERE id % 7 = 0",
-                "INSERT INTO t SELECT seq, seq, 'new' FROM seq_30001_to_35000",
+                "INSERT INTO t SELECT seq, seq, 'new' FROM seq_100001_to_105000",
                 "UPDATE t SET v = v * 2 WHERE id % 3 = 0",
             })
             {
@@ -145,9 +145,10 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
             ColumnMapping.Build(columns, columns, new Dictionary<string, string>()));
         var applier = new ChangeApplier(writer, new ApplierOptions(), TimeProvider.System);
         var channel = Channel.CreateBounded<ReplicationMessage>(new BoundedChannelOptions(2_000) { SingleReader = true, SingleWriter = true });
-        // Early in the transaction, so that the rest of it is still at the server, more than the socket and the
-        // client's buffers hold: a kill late in it can land after the last event was already received.
-        var feed = new MySqlChangeFeed(KillingAt(client.ReadEventsAsync(cts.Token), db, [changes / 8, changes / 4], cts.Token), db, "t", [0]);
+        // Some 80 MB of binlog, far more than the socket buffers hold: when a kill comes, most of the transaction is
+        // still at the server. Each kill waits for the client to have noticed the one before (it drains what was
+        // already received first), or it would find no dump connection of the client's to end.
+        var feed = new MySqlChangeFeed(KillingAt(client.ReadEventsAsync(cts.Token), db, [changes / 8, changes / 3], () => client.Reconnects, cts.Token), db, "t", [0]);
         Task feeding = feed.RunAsync(channel.Writer, cts.Token);
         Task applying = applier.RunAsync(channel.Reader, cts.Token);
         try
@@ -173,7 +174,8 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
 
     /// <summary>Passes events on, and KILLs the dump connection once as many rows of the database as each threshold
     /// have been passed on.</summary>
-    private async IAsyncEnumerable<BinlogEvent> KillingAt(IAsyncEnumerable<BinlogEvent> events, string database, long[] thresholds, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<BinlogEvent> KillingAt(IAsyncEnumerable<BinlogEvent> events, string database, long[] thresholds, Func<long> reconnects,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         long rows = 0;
         var next = 0;
@@ -183,7 +185,7 @@ public sealed class LargeTransactionTests(ServersFixture servers, ITestOutputHel
             if (e is RowsEvent r && r.Table.Database == database)
             {
                 rows += r.Rows.Length;
-                if (next < thresholds.Length && rows >= thresholds[next])
+                if (next < thresholds.Length && rows >= thresholds[next] && reconnects() >= next)
                 {
                     next++;
                     await KillDumpConnectionsAsync();
