@@ -189,7 +189,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
             await checkpointer.SaveAsync(cancellationToken);
             checkpointer.Start();
 
-            await using Throttler throttler = BuildThrottler(connectionString, log, heartbeat);
+            // Declared first, so that it closes after the throttler whose replica-lag signals read it.
+            await using var primaryClock = new MySqlPrimaryClock(connectionString);
+            await using Throttler throttler = BuildThrottler(connectionString, log, heartbeat, primaryClock);
             await throttler.CheckAsync(cancellationToken);
             throttler.Start();
             (int workers, string? workersNote) = await MySqlCopyWorkers.ChooseAsync(connection, shadow.Table, options.Workers, cancellationToken);
@@ -355,9 +357,9 @@ public sealed class MySqlOnlineAlter(ConnectionTarget target, OnlineAlterOptions
         throw new OscException("The binlog replay stopped unexpectedly.", "Check the server's binary logs are still available and the replication user's grants.");
     }
 
-    private Throttler BuildThrottler(string connectionString, TableName log, TimedWriteLoop heartbeat) =>
+    private Throttler BuildThrottler(string connectionString, TableName log, TimedWriteLoop heartbeat, MySqlPrimaryClock primaryClock) =>
         MigrationSteps.BuildThrottler(options, heartbeat,
-            options.ReplicaConnectionStrings.Select(r => MySqlThrottleSignals.ReplicaLag(connectionString,
+            options.ReplicaConnectionStrings.Select(r => MySqlThrottleSignals.ReplicaLag(primaryClock,
                 new MySqlConnectionStringBuilder(r) { Database = log.Schema }.ConnectionString, log, options.MaxLag)),
             (spec, option) => MySqlThrottleSignals.Load(connectionString, spec, option));
 }

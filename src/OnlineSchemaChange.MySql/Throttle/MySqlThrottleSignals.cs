@@ -16,8 +16,9 @@ public static class MySqlThrottleSignals
     /// clock is ahead does not hide its lag, nor one behind invent some. A heartbeat, or a bookkeeping table, the
     /// replica has not seen yet counts as lag: the copy waits until every replica is known to keep up.
     /// </summary>
-    public static ThresholdSignal ReplicaLag(string primaryConnectionString, string replicaConnectionString, TableName logTable, TimeSpan maxLag)
+    public static ThresholdSignal ReplicaLag(MySqlPrimaryClock primary, string replicaConnectionString, TableName logTable, TimeSpan maxLag)
     {
+        ArgumentNullException.ThrowIfNull(primary);
         ArgumentNullException.ThrowIfNull(logTable);
         var builder = new MySqlConnectionStringBuilder(replicaConnectionString);
         // TIMESTAMP as seconds since the epoch: the sessions' time zones, which may differ between the servers, drop out.
@@ -45,11 +46,7 @@ public static class MySqlThrottleSignals
             }
 
             // Read after the replica's heartbeat, so the difference errs towards more lag, never less.
-            await using var primary = new MySqlConnection(primaryConnectionString);
-            await primary.OpenAsync(cancellationToken);
-            await using var now = new MySqlCommand("SELECT UNIX_TIMESTAMP(NOW(6))", primary);
-            decimal primaryNow = Convert.ToDecimal(await now.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
-            return Math.Max(0, (double)(primaryNow - applied) * 1000);
+            return Math.Max(0, (double)(await primary.NowAsync(cancellationToken) - applied) * 1000);
         }, " ms");
     }
 

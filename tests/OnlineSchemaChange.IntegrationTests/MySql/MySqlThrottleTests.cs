@@ -41,7 +41,8 @@ public sealed class MySqlThrottleTests(ServersFixture servers) : IAsyncLifetime
             """);
         await using var heartbeat = MySqlHeartbeat.Create(_primary, _log, TimeSpan.FromMilliseconds(100));
         heartbeat.Start();
-        await using var throttler = new Throttler([MySqlThrottleSignals.ReplicaLag(_primary, _replica, _log, TimeSpan.FromMilliseconds(1500))],
+        await using var primaryClock = new MySqlPrimaryClock(_primary);
+        await using var throttler = new Throttler([MySqlThrottleSignals.ReplicaLag(primaryClock, _replica, _log, TimeSpan.FromMilliseconds(1500))],
             TimeSpan.FromMilliseconds(100), TimeProvider.System);
         // Checked here rather than by the background loop: before its first check a throttler reports no reason at all.
         await CheckUntilAsync(throttler, () => !throttler.IsThrottled, "the replica to show a fresh heartbeat");
